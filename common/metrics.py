@@ -1,0 +1,91 @@
+"""Character and word error rates, summed over a corpus (not averaged per utterance)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torchaudio.functional import edit_distance
+from torchmetrics import Metric
+
+
+@dataclass
+class ErrorCounts:
+    """Edit operations and reference length for one metric."""
+
+    errors: int = 0
+    ref_len: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.errors / max(self.ref_len, 1)
+
+
+@dataclass
+class ErrorRates:
+    """Running CER and WER, overall and per language."""
+
+    cer: dict[str, ErrorCounts] = field(default_factory=lambda: defaultdict(ErrorCounts))
+    wer: dict[str, ErrorCounts] = field(default_factory=lambda: defaultdict(ErrorCounts))
+    utterances: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def update(self, hyps: Sequence[str], refs: Sequence[str], langs: Sequence[str]) -> None:
+        for hyp, ref, lang in zip(hyps, refs, langs, strict=True):
+            ce, cn, we, wn = error_counts(hyp, ref)
+            for key in (lang, "all"):
+                self.cer[key].errors += ce
+                self.cer[key].ref_len += cn
+                self.wer[key].errors += we
+                self.wer[key].ref_len += wn
+                self.utterances[key] += 1
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """``{lang: {"cer": .., "wer": .., "n": ..}}`` with ``all`` last."""
+        langs = sorted(k for k in self.cer if k != "all") + (["all"] if "all" in self.cer else [])
+        return {
+            k: {"cer": self.cer[k].rate, "wer": self.wer[k].rate, "n": float(self.utterances[k])}
+            for k in langs
+        }
+
+
+def format_table(summary: dict[str, dict[str, float]]) -> str:
+    """A fixed-width table of per-language CER/WER in percent."""
+    lines = [f"{'lang':<10} {'n':>6} {'CER %':>7} {'WER %':>7}"]
+    for lang, m in summary.items():
+        lines.append(f"{lang:<10} {int(m['n']):>6} {100 * m['cer']:>7.2f} {100 * m['wer']:>7.2f}")
+    return "\n".join(lines)
+
+
+def error_counts(hyp: str, ref: str) -> tuple[int, int, int, int]:
+    """(char errors, ref chars, word errors, ref words) of one hypothesis."""
+    return (
+        edit_distance(list(ref), list(hyp)), len(ref),
+        edit_distance(ref.split(), hyp.split()), len(ref.split()),
+    )
+
+
+class LanguageErrorRates(Metric):
+    """CER/WER per language for a fixed language list, summed across DDP ranks."""
+
+    full_state_update = False
+
+    def __init__(self, langs: Sequence[str]):
+        super().__init__()
+        self.langs = list(langs)
+        self.add_state("counts", default=torch.zeros(len(self.langs) + 1, 5, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, hyps: Sequence[str], refs: Sequence[str], langs: Sequence[str]) -> None:  # type: ignore[override]
+        for hyp, ref, lang in zip(hyps, refs, langs, strict=True):
+            row = self.langs.index(lang) if lang in self.langs else len(self.langs)
+            self.counts[row] += torch.tensor([*error_counts(hyp, ref), 1], device=self.counts.device)
+
+    def compute(self) -> dict[str, dict[str, float]]:  # type: ignore[override]
+        c = self.counts.cpu()
+        rows = {lang: c[i] for i, lang in enumerate([*self.langs, "other"]) if c[i, 4] > 0}
+        rows["all"] = c.sum(0)
+        return {
+            k: {"cer": float(r[0] / r[1].clamp_min(1)), "wer": float(r[2] / r[3].clamp_min(1)), "n": float(r[4])}
+            for k, r in rows.items()
+        }

@@ -1,0 +1,68 @@
+"""Shared plumbing of the Hydra entry points: instantiate callbacks/loggers, threads, bad-input report."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from lightning import Callback
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+
+def instantiate_list(cfg: DictConfig | None, kind: type) -> list[Any]:
+    """Instantiate every ``_target_`` entry of a config group (``null`` entries are switched off)."""
+    out: list[Any] = []
+    for name, sub in (cfg or {}).items():
+        if sub is None:
+            continue
+        obj = hydra.utils.instantiate(sub)
+        if not isinstance(obj, kind):
+            raise TypeError(f"{name}: expected a {kind.__name__}, got {type(obj).__name__}")
+        out.append(obj)
+    return out
+
+
+def callbacks(cfg: DictConfig) -> list[Callback]:
+    return instantiate_list(cfg.get("callbacks"), Callback)
+
+
+def loggers(cfg: DictConfig) -> list[Logger]:
+    return instantiate_list(cfg.get("logger"), Logger)
+
+
+def setup_threads(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
+def resolve_ckpt(ckpt_path: str | None, output_dir: str) -> str | None:
+    """``last`` means this run folder's ``checkpoints/last.ckpt``."""
+    if ckpt_path in (None, ""):
+        return None
+    if ckpt_path == "last":
+        p = Path(output_dir) / "checkpoints" / "last.ckpt"
+        if not p.exists():
+            raise FileNotFoundError(f"ckpt_path=last: {p} does not exist (resume with the same run_name)")
+        return str(p)
+    if not Path(ckpt_path).exists():
+        raise FileNotFoundError(f"ckpt_path: {ckpt_path} does not exist")
+    return ckpt_path
+
+
+def report_bad_inputs(log_path: str | None) -> int:
+    """Print the distinct skipped inputs of a run; returns how many there were."""
+    from datamodules.speech import summarize_bad_inputs
+
+    if not log_path or not Path(log_path).exists():
+        return 0
+    bad = summarize_bad_inputs(log_path)
+    if bad:
+        lines = "\n".join(f"  {b['audio']}: {b['reason']}" for b in bad)
+        log.warning("%d input(s) skipped (details in %s):\n%s", len(bad), log_path, lines)
+    return len(bad)

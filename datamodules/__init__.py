@@ -1,0 +1,1 @@
+"""Datamodules, manifests, length bucketing and the generated default corpora."""

@@ -1,0 +1,1 @@
+"""Corpus builders that write the default generated corpora in user-facing formats."""

@@ -1,0 +1,188 @@
+"""Speech datamodule: manifests in, length-bucketed padded batches of 16 kHz audio out."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import soxr
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from common.io import append_jsonl
+from datamodules.bucketing import DurationBatchSampler
+from datamodules.manifest import read_manifest
+from speech.audio import SAMPLE_RATE, AudioError, audio_duration, load_audio
+from text.char_vocab import CharVocab
+from text.normalize import normalize_transcript
+
+log = logging.getLogger(__name__)
+
+
+def report_bad(log_path: str | os.PathLike[str] | None, path: str, reason: str, stage: str) -> None:
+    """Record a skipped input in the run's bad-input log (safe from several worker processes)."""
+    log.warning("skipping %s: %s", path, reason)
+    if log_path:
+        append_jsonl(log_path, {"audio": path, "reason": reason, "stage": stage})
+
+
+class SpeechDataset(Dataset):
+    """Manifest rows to ``{wave, target, text, lang}`` items; an unusable file yields ``None``."""
+
+    def __init__(
+        self,
+        rows: list[dict[str, Any]],
+        vocab: CharVocab | None,
+        speed_perturb: list[float] | None = None,
+        bad_log: str | None = None,
+        stage: str = "train",
+    ):
+        self.rows, self.vocab, self.bad_log, self.stage = rows, vocab, bad_log, stage
+        self.speeds = list(speed_perturb or [])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict[str, Any] | None:
+        row = self.rows[i]
+        try:
+            wave = load_audio(row["audio"])
+        except AudioError as e:
+            report_bad(self.bad_log, row["audio_raw"], e.reason, self.stage)
+            return None
+        if self.speeds:
+            # Playing at speed f: treat the signal as sampled at 16k*f and resample to 16k.
+            f = random.choice(self.speeds)
+            if f != 1.0:
+                wave = soxr.resample(wave, int(SAMPLE_RATE * f), SAMPLE_RATE).astype(np.float32)
+        text = normalize_transcript(row.get("text", ""))
+        target = self.vocab.encode(text) if self.vocab is not None else []
+        return {"wave": torch.from_numpy(wave), "target": torch.tensor(target, dtype=torch.long), "text": text,
+                "lang": row.get("lang", "und"), "audio": row["audio_raw"]}
+
+
+def collate_speech(items: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """Pad a batch; items that failed to load are dropped, and an all-bad batch becomes ``None``."""
+    good = [x for x in items if x is not None]
+    if not good:
+        return None
+    wave_lens = torch.tensor([len(x["wave"]) for x in good])
+    wave = torch.zeros(len(good), int(wave_lens.max()))
+    target_lens = torch.tensor([len(x["target"]) for x in good])
+    targets = torch.zeros(len(good), max(int(target_lens.max()), 1), dtype=torch.long)
+    for i, x in enumerate(good):
+        wave[i, : len(x["wave"])] = x["wave"]
+        targets[i, : len(x["target"])] = x["target"]
+    return {
+        "wave": wave, "wave_lens": wave_lens, "targets": targets, "target_lens": target_lens,
+        "texts": [x["text"] for x in good], "langs": [x["lang"] for x in good],
+        "audio": [x["audio"] for x in good], "seconds": float(wave_lens.sum()) / SAMPLE_RATE,
+    }
+
+
+class SpeechDataModule(L.LightningDataModule):
+    """Reads JSONL/TSV manifests (the generated corpus or a user's own) for CTC training."""
+
+    def __init__(
+        self,
+        train_manifest: str | None = None,
+        val_manifest: str | None = None,
+        test_manifest: str | None = None,
+        max_batch_seconds: float = 120.0,
+        max_batch_size: int | None = None,
+        num_buckets: int = 30,
+        shuffle: bool = True,
+        speed_perturb: list[float] | None = None,
+        min_seconds: float = 0.1,
+        max_seconds: float = 30.0,
+        num_workers: int = 2,
+        seed: int = 0,
+        bad_audio_log: str | None = None,
+        vocab_path: str | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        self._rows: dict[str, list[dict[str, Any]]] = {}
+        self._vocab: CharVocab | None = None
+
+    def rows(self, stage: str) -> list[dict[str, Any]]:
+        """Usable rows of a split: durations known and within bounds; bad files reported."""
+        if stage not in self._rows:
+            manifest = self.hparams[f"{stage}_manifest"]
+            if not manifest:
+                raise ValueError(f"data.{stage}_manifest is not set")
+            rows = []
+            for row in read_manifest(manifest):
+                if "duration" not in row:
+                    try:
+                        row["duration"] = audio_duration(row["audio"])
+                    except AudioError as e:
+                        report_bad(self.hparams.bad_audio_log, row["audio_raw"], e.reason, stage)
+                        continue
+                if not self.hparams.min_seconds <= row["duration"] <= self.hparams.max_seconds:
+                    reason = f"duration {row['duration']:.2f} s outside [{self.hparams.min_seconds}, " \
+                             f"{self.hparams.max_seconds}] s"
+                    report_bad(self.hparams.bad_audio_log, row["audio_raw"], reason, stage)
+                    continue
+                rows.append(row)
+            self._rows[stage] = rows
+        return self._rows[stage]
+
+    @property
+    def vocab(self) -> CharVocab:
+        """Characters of the training transcripts (or a saved vocabulary when given)."""
+        if self._vocab is None:
+            if self.hparams.vocab_path:
+                self._vocab = CharVocab.load(self.hparams.vocab_path)
+            else:
+                self._vocab = CharVocab.build(normalize_transcript(r.get("text", "")) for r in self.rows("train"))
+        return self._vocab
+
+    def langs(self) -> list[str]:
+        return sorted({r.get("lang", "und") for r in self.rows("train")})
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """What the model needs from the data before it can be built."""
+        return {"vocab": self.vocab, "langs": self.langs()}
+
+    def set_vocab(self, vocab: CharVocab) -> None:
+        """Use the vocabulary of an existing model (evaluation, fine-tuning)."""
+        self._vocab = vocab
+
+    def _loader(self, stage: str, train: bool) -> DataLoader:
+        rows = self.rows(stage)
+        trainer = self.trainer
+        sampler = DurationBatchSampler(
+            [r["duration"] for r in rows], self.hparams.max_batch_seconds, self.hparams.max_batch_size,
+            num_buckets=self.hparams.num_buckets, shuffle=train and self.hparams.shuffle, seed=self.hparams.seed,
+            rank=trainer.global_rank if trainer else 0, world_size=trainer.world_size if trainer else 1,
+        )
+        ds = SpeechDataset(rows, self.vocab, self.hparams.speed_perturb if train else None,
+                           self.hparams.bad_audio_log, stage)
+        workers = self.hparams.num_workers
+        return DataLoader(ds, batch_sampler=sampler, collate_fn=collate_speech, num_workers=workers,
+                          persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", train=False)
+
+
+def summarize_bad_inputs(log_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Distinct (file, reason) pairs from a bad-input log, in first-seen order."""
+    from common.io import read_jsonl_lenient
+
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in read_jsonl_lenient(Path(log_path)):
+        seen.setdefault((row.get("audio", "?"), row.get("reason", "?")), row)
+    return list(seen.values())

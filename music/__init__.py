@@ -1,0 +1,1 @@
+"""Music families (planned; see the open issues)."""

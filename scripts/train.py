@@ -1,0 +1,62 @@
+"""Train any family from the Hydra config: python scripts/train.py experiment=asr_lowres [key=value ...]"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import hydra
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from common import runner
+from common.io import atomic_open
+
+log = logging.getLogger("train")
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+def main(cfg: DictConfig) -> dict[str, float]:
+    out_dir = Path(cfg.paths.output_dir)
+    ckpt = runner.resolve_ckpt(cfg.get("ckpt_path"), str(out_dir))
+    if ckpt is None and any((out_dir / "checkpoints").glob("*.ckpt")):
+        raise SystemExit(f"{out_dir} already holds checkpoints: resume with ckpt_path=last or pick a new run_name")
+    runner.setup_threads(cfg.get("threads"))
+    L.seed_everything(cfg.seed, workers=True)
+
+    log.info("instantiating datamodule <%s>", cfg.data._target_)
+    datamodule = hydra.utils.instantiate(cfg.data)
+    log.info("instantiating model <%s>", cfg.model._target_)
+    model = hydra.utils.instantiate(cfg.model, **datamodule.model_kwargs())
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("model parameters: %.2fM", n_params / 1e6)
+
+    trainer: L.Trainer = hydra.utils.instantiate(
+        cfg.trainer, callbacks=runner.callbacks(cfg), logger=runner.loggers(cfg)
+    )
+    if trainer.is_global_zero:
+        with atomic_open(out_dir / "config.yaml", "w", encoding="utf-8") as f:
+            f.write(OmegaConf.to_yaml(cfg, resolve=True))
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=False)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if cfg.get("test") and datamodule.hparams.get("test_manifest") and not cfg.trainer.get("fast_dev_run"):
+        results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+        metrics.update({k: float(v) for k, v in (results[0] if results else {}).items()})
+        if best:
+            model = type(model).load_from_checkpoint(best, weights_only=False)
+    if cfg.get("export") and trainer.is_global_zero:
+        export_dir = model.export(out_dir / "model")
+        log.info("exported model to %s", export_dir)
+        metrics_path = out_dir / "metrics.json"
+        with atomic_open(metrics_path, "w", encoding="utf-8") as f:
+            json.dump({"best_checkpoint": best, "metrics": metrics, "export_dir": str(export_dir)}, f, indent=2)
+    runner.report_bad_inputs(cfg.data.get("bad_audio_log"))
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Multilingual CTC speech recognition."""

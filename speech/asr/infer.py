@@ -1,0 +1,74 @@
+"""Greedy CTC decoding and batch transcription of files, arrays or bytes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from speech.asr.hub import load_model
+from speech.asr.model import CTCModel
+from speech.audio import SAMPLE_RATE, decode_audio
+from text.char_vocab import CharVocab
+
+
+def greedy_decode(logp: Tensor, lens: Tensor, vocab: CharVocab) -> list[str]:
+    """Best path: argmax per frame, merge repeats, drop blanks."""
+    best = logp.argmax(-1).cpu()  # [B, T]
+    out = []
+    for ids, n in zip(best, lens.cpu().tolist()):
+        seq = ids[:n]
+        keep = torch.ones_like(seq, dtype=torch.bool)
+        keep[1:] = seq[1:] != seq[:-1]
+        out.append(vocab.decode(seq[keep & (seq != vocab.blank_id)].tolist()))
+    return [" ".join(t.split()) for t in out]
+
+
+def pad_waves(waves: Sequence[np.ndarray | Tensor]) -> tuple[Tensor, Tensor]:
+    """Right-pad mono waveforms into [B, S] and their lengths."""
+    lens = torch.tensor([len(w) for w in waves], dtype=torch.long)
+    batch = torch.zeros(len(waves), int(lens.max()) if len(waves) else 0)
+    for i, w in enumerate(waves):
+        batch[i, : len(w)] = torch.as_tensor(w)
+    return batch, lens
+
+
+class Transcriber:
+    """Batch transcription with a trained CTC model.
+
+    ``Transcriber.from_pretrained(dir).transcribe(paths | arrays | bytes, batch_size=...)``.
+    """
+
+    def __init__(self, model: CTCModel, vocab: CharVocab, device: str | torch.device = "cpu"):
+        self.model, self.vocab, self.device = model.eval().to(device), vocab, torch.device(device)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Transcriber:
+        model, vocab = load_model(path, device)
+        return cls(model, vocab, device)
+
+    @torch.inference_mode()
+    def transcribe_waves(self, waves: Sequence[np.ndarray]) -> list[str]:
+        """Transcribe one batch of 16 kHz mono float32 waveforms."""
+        wave, lens = pad_waves(waves)
+        logp, out_lens = self.model(wave.to(self.device), lens.to(self.device))
+        return greedy_decode(logp, out_lens, self.vocab)
+
+    def transcribe(
+        self, inputs: Sequence[str | os.PathLike[str] | bytes | np.ndarray], batch_size: int = 16
+    ) -> list[str]:
+        """Transcribe paths, encoded bytes or 16 kHz arrays; batches are formed by length."""
+        waves = [
+            np.asarray(x, dtype=np.float32) if isinstance(x, np.ndarray) else decode_audio(x, SAMPLE_RATE)
+            for x in inputs
+        ]
+        order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
+        texts = [""] * len(waves)
+        for s in range(0, len(order), batch_size):
+            idx = order[s : s + batch_size]
+            for i, t in zip(idx, self.transcribe_waves([waves[i] for i in idx])):
+                texts[i] = t
+        return texts

@@ -1,0 +1,1 @@
+"""Speech encoders shared by the ASR, TTS and source-tracing families."""

@@ -1,0 +1,61 @@
+"""Log-mel front-end and SpecAugment, computed on the device inside the model."""
+
+from __future__ import annotations
+
+import torch
+import torchaudio
+from torch import Tensor, nn
+
+
+class LogMel(nn.Module):
+    """Waveforms [B, S] to log-mel features [B, T, n_mels] with 25 ms windows and a 10 ms hop."""
+
+    def __init__(self, sample_rate: int = 16_000, n_mels: int = 80, hop_ms: float = 10.0, win_ms: float = 25.0):
+        super().__init__()
+        self.hop = int(sample_rate * hop_ms / 1000)
+        win = int(sample_rate * win_ms / 1000)
+        self.mel = torchaudio.transforms.MelSpectrogram(
+            sample_rate=sample_rate, n_fft=512, win_length=win, hop_length=self.hop, n_mels=n_mels,
+            center=True, power=2.0,
+        )
+
+    def forward(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.autocast(device_type=wave.device.type, enabled=False):
+            feats = self.mel(wave.float()).clamp_min(1e-10).log().transpose(1, 2)  # [B, T, F]
+        lens = wave_lens // self.hop + 1
+        mask = torch.arange(feats.shape[1], device=feats.device)[None] < lens[:, None]
+        # Per-utterance mean/variance normalisation over the real frames only.
+        n = lens.clamp_min(1)[:, None, None].to(feats.dtype)
+        m = mask[..., None].to(feats.dtype)
+        mean = (feats * m).sum(1, keepdim=True) / n
+        var = ((feats - mean).pow(2) * m).sum(1, keepdim=True) / n
+        feats = (feats - mean) / (var + 1e-5).sqrt() * m
+        return feats, lens
+
+
+class SpecAugment(nn.Module):
+    """Frequency and time masking (Park et al., 2019), active only in training mode."""
+
+    def __init__(self, freq_masks: int = 2, freq_width: int = 15, time_masks: int = 4, time_width: float = 0.05):
+        super().__init__()
+        self.freq_masks, self.freq_width = freq_masks, freq_width
+        self.time_masks, self.time_width = time_masks, time_width
+
+    def forward(self, feats: Tensor, lens: Tensor) -> Tensor:
+        if not self.training:
+            return feats
+        b, t, f = feats.shape
+        dev = feats.device
+        keep = torch.ones(b, t, f, dtype=torch.bool, device=dev)
+        fr = torch.arange(f, device=dev)[None]
+        for _ in range(self.freq_masks):
+            w = torch.randint(0, self.freq_width + 1, (b, 1), device=dev)
+            s = (torch.rand(b, 1, device=dev) * (f - w)).long()
+            keep &= ~((fr >= s) & (fr < s + w))[:, None, :]
+        tr = torch.arange(t, device=dev)[None]
+        max_w = (lens.float() * self.time_width).long().clamp_min(1)[:, None]
+        for _ in range(self.time_masks):
+            w = (torch.rand(b, 1, device=dev) * max_w).long()
+            s = (torch.rand(b, 1, device=dev) * (lens[:, None] - w).clamp_min(1)).long()
+            keep &= ~((tr >= s) & (tr < s + w))[:, :, None]
+        return feats * keep

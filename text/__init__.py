@@ -1,0 +1,1 @@
+"""Shared multilingual text pieces: normalisation, tokenizers and (later) text towers."""

@@ -1,0 +1,1 @@
+"""Vision families (planned; see the open issues)."""
