@@ -70,18 +70,19 @@ class LanguageErrorRates(Metric):
     """CER/WER per language for a fixed language list, summed across DDP ranks."""
 
     full_state_update = False
+    counts: torch.Tensor
 
     def __init__(self, langs: Sequence[str]):
         super().__init__()
         self.langs = list(langs)
         self.add_state("counts", default=torch.zeros(len(self.langs) + 1, 5, dtype=torch.long), dist_reduce_fx="sum")
 
-    def update(self, hyps: Sequence[str], refs: Sequence[str], langs: Sequence[str]) -> None:  # type: ignore[override]
+    def update(self, hyps: Sequence[str], refs: Sequence[str], langs: Sequence[str]) -> None:
         for hyp, ref, lang in zip(hyps, refs, langs, strict=True):
             row = self.langs.index(lang) if lang in self.langs else len(self.langs)
             self.counts[row] += torch.tensor([*error_counts(hyp, ref), 1], device=self.counts.device)
 
-    def compute(self) -> dict[str, dict[str, float]]:  # type: ignore[override]
+    def compute(self) -> dict[str, dict[str, float]]:
         c = self.counts.cpu()
         rows = {lang: c[i] for i, lang in enumerate([*self.langs, "other"]) if c[i, 4] > 0}
         rows["all"] = c.sum(0)

@@ -19,11 +19,12 @@ def instantiate_list(cfg: DictConfig | None, kind: type) -> list[Any]:
     """Instantiate every ``_target_`` entry of a config group (``null`` entries are switched off)."""
     out: list[Any] = []
     for name, sub in (cfg or {}).items():
+        name = str(name)
         if sub is None:
             continue
         obj = hydra.utils.instantiate(sub)
         if not isinstance(obj, kind):
-            raise TypeError(f"{name}: expected a {kind.__name__}, got {type(obj).__name__}")
+            raise TypeError(f"{name!s}: expected a {kind.__name__}, got {type(obj).__name__}")
         out.append(obj)
     return out
 

@@ -67,8 +67,10 @@ class DurationBatchSampler(Sampler[list[int]]):
         batches = self._global_batches()
         if self.world_size > 1:
             per_rank = -(-len(batches) // self.world_size)
-            # Pad by repeating early batches so every rank steps the same number of times.
-            batches = batches + batches[: per_rank * self.world_size - len(batches)]
+            # Pad by repeating early batches so every rank steps the same number of times
+            # (cycling, in case there are fewer batches than ranks).
+            pad = per_rank * self.world_size - len(batches)
+            batches = batches + [batches[i % len(batches)] for i in range(pad)]
             batches = batches[self.rank :: self.world_size]
         return batches
 

@@ -110,6 +110,11 @@ class SpeechDataModule(L.LightningDataModule):
         self._rows: dict[str, list[dict[str, Any]]] = {}
         self._vocab: CharVocab | None = None
 
+    @property
+    def hp(self) -> Any:
+        """The constructor arguments (``self.hparams`` typed loosely for attribute access)."""
+        return self.hparams
+
     def rows(self, stage: str) -> list[dict[str, Any]]:
         """Usable rows of a split: durations known and within bounds; bad files reported."""
         if stage not in self._rows:
@@ -122,12 +127,12 @@ class SpeechDataModule(L.LightningDataModule):
                     try:
                         row["duration"] = audio_duration(row["audio"])
                     except AudioError as e:
-                        report_bad(self.hparams.bad_audio_log, row["audio_raw"], e.reason, stage)
+                        report_bad(self.hp.bad_audio_log, row["audio_raw"], e.reason, stage)
                         continue
-                if not self.hparams.min_seconds <= row["duration"] <= self.hparams.max_seconds:
-                    reason = f"duration {row['duration']:.2f} s outside [{self.hparams.min_seconds}, " \
-                             f"{self.hparams.max_seconds}] s"
-                    report_bad(self.hparams.bad_audio_log, row["audio_raw"], reason, stage)
+                if not self.hp.min_seconds <= row["duration"] <= self.hp.max_seconds:
+                    reason = f"duration {row['duration']:.2f} s outside [{self.hp.min_seconds}, " \
+                             f"{self.hp.max_seconds}] s"
+                    report_bad(self.hp.bad_audio_log, row["audio_raw"], reason, stage)
                     continue
                 rows.append(row)
             self._rows[stage] = rows
@@ -137,8 +142,8 @@ class SpeechDataModule(L.LightningDataModule):
     def vocab(self) -> CharVocab:
         """Characters of the training transcripts (or a saved vocabulary when given)."""
         if self._vocab is None:
-            if self.hparams.vocab_path:
-                self._vocab = CharVocab.load(self.hparams.vocab_path)
+            if self.hp.vocab_path:
+                self._vocab = CharVocab.load(self.hp.vocab_path)
             else:
                 self._vocab = CharVocab.build(normalize_transcript(r.get("text", "")) for r in self.rows("train"))
         return self._vocab
@@ -158,13 +163,13 @@ class SpeechDataModule(L.LightningDataModule):
         rows = self.rows(stage)
         trainer = self.trainer
         sampler = DurationBatchSampler(
-            [r["duration"] for r in rows], self.hparams.max_batch_seconds, self.hparams.max_batch_size,
-            num_buckets=self.hparams.num_buckets, shuffle=train and self.hparams.shuffle, seed=self.hparams.seed,
+            [r["duration"] for r in rows], self.hp.max_batch_seconds, self.hp.max_batch_size,
+            num_buckets=self.hp.num_buckets, shuffle=train and self.hp.shuffle, seed=self.hp.seed,
             rank=trainer.global_rank if trainer else 0, world_size=trainer.world_size if trainer else 1,
         )
-        ds = SpeechDataset(rows, self.vocab, self.hparams.speed_perturb if train else None,
-                           self.hparams.bad_audio_log, stage)
-        workers = self.hparams.num_workers
+        ds = SpeechDataset(rows, self.vocab, self.hp.speed_perturb if train else None,
+                           self.hp.bad_audio_log, stage)
+        workers = self.hp.num_workers
         return DataLoader(ds, batch_sampler=sampler, collate_fn=collate_speech, num_workers=workers,
                           persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
 

@@ -16,8 +16,8 @@ from common.io import atomic_open
 log = logging.getLogger("train")
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
-def main(cfg: DictConfig) -> dict[str, float]:
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit, test the best checkpoint, export; returns the final metrics."""
     out_dir = Path(cfg.paths.output_dir)
     ckpt = runner.resolve_ckpt(cfg.get("ckpt_path"), str(out_dir))
     if ckpt is None and any((out_dir / "checkpoints").glob("*.ckpt")):
@@ -56,6 +56,11 @@ def main(cfg: DictConfig) -> dict[str, float]:
             json.dump({"best_checkpoint": best, "metrics": metrics, "export_dir": str(export_dir)}, f, indent=2)
     runner.report_bad_inputs(cfg.data.get("bad_audio_log"))
     return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+def main(cfg: DictConfig) -> None:
+    train(cfg)
 
 
 if __name__ == "__main__":

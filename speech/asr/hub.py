@@ -43,7 +43,9 @@ def save_pretrained(model: CTCModel, vocab: CharVocab, out_dir: str | os.PathLik
     return out
 
 
-def from_pretrained(model_dir: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[CTCModel, CharVocab]:
+def from_pretrained(
+    model_dir: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[CTCModel, CharVocab]:
     """Load a directory written by ``save_pretrained``."""
     d = Path(model_dir)
     for name in ("config.json", "model.safetensors", "vocab.json"):
@@ -57,7 +59,9 @@ def from_pretrained(model_dir: str | os.PathLike[str], device: str | torch.devic
     return model.to(device).eval(), CharVocab.load(d / "vocab.json")
 
 
-def from_checkpoint(ckpt_path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[CTCModel, CharVocab]:
+def from_checkpoint(
+    ckpt_path: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> tuple[CTCModel, CharVocab]:
     """Load the network of a Lightning checkpoint written by ``ASRModule`` (weights only)."""
     ckpt = torch.load(str(ckpt_path), map_location=device, weights_only=True)
     hp = ckpt["hyper_parameters"]

@@ -118,7 +118,8 @@ class ASRModule(L.LightningModule):
         decay = [p for n, p in self.named_parameters() if p.ndim >= 2]
         no_decay = [p for n, p in self.named_parameters() if p.ndim < 2]
         opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.hparams["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
+            [{"params": decay, "weight_decay": self.hparams["weight_decay"]},
+             {"params": no_decay, "weight_decay": 0.0}],
             lr=self.hparams["lr"], betas=tuple(self.hparams["betas"]),
         )
         total = int(self.trainer.estimated_stepping_batches)

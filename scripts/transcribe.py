@@ -1,0 +1,37 @@
+"""Batch transcription: python scripts/transcribe.py model=<dir|ckpt> input=<folder|manifest|file> output=out.jsonl
+
+Exit code 0 when every file was transcribed, 3 when some were skipped (listed in <output>.failed.jsonl).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from common import runner
+from speech.asr.batch import collect_inputs, transcribe_to_file
+from speech.asr.infer import Transcriber
+
+log = logging.getLogger("transcribe")
+
+
+@hydra.main(version_base="1.3", config_path="../configs/inference", config_name="transcribe")
+def main(cfg: DictConfig) -> int:
+    runner.setup_threads(cfg.get("threads"))
+    items = collect_inputs(cfg.input, cfg.get("lang"))
+    transcriber = Transcriber.from_pretrained(cfg.model, device=cfg.device)
+    report = transcribe_to_file(transcriber, items, cfg.output, cfg.max_batch_seconds, cfg.num_workers, cfg.progress)
+    log.info("%d transcribed, %d already done, %d failed -> %s", report.done, report.skipped_existing,
+             len(report.failed), cfg.output)
+    if report.failed:
+        lines = "\n".join(f"  {f['audio']}: {f['reason']}" for f in report.failed)
+        log.warning("%d file(s) skipped (listed in %s.failed.jsonl):\n%s", len(report.failed), cfg.output, lines)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

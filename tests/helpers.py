@@ -1,0 +1,64 @@
+"""Shared test helpers: compose the real configs, load the entry scripts, crash on cue."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import lightning as L
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+
+def load_script(name: str) -> ModuleType:
+    """Import ``scripts/<name>.py`` as a module."""
+    spec = importlib.util.spec_from_file_location(f"scripts_{name}", ROOT / "scripts" / f"{name}.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def compose_cfg(config_name: str, overrides: list[str], output_dir: Path, root: Path = CONFIGS) -> DictConfig:
+    """Compose a real config and pin its run folder (no Hydra runtime needed)."""
+    with initialize_config_dir(str(root), version_base="1.3"):
+        cfg = compose(config_name, overrides=overrides)
+    if "paths" in cfg:
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(output_dir)
+    return cfg
+
+
+def tiny_overrides(corpus: Path) -> list[str]:
+    """A tiny model on a tiny corpus, single process, no workers."""
+    return [
+        f"data.train_manifest={corpus}/train.jsonl",
+        f"data.val_manifest={corpus}/dev.jsonl",
+        f"data.test_manifest={corpus}/test.jsonl",
+        "data.num_workers=0",
+        "trainer.accelerator=cpu",
+        "+model.encoder.d_model=32",
+        "+model.encoder.num_layers=1",
+        "+model.encoder.num_heads=2",
+        "+model.encoder.conv_kernel=5",
+        "logger=csv",
+        "callbacks.progress_bar=null",
+        "trainer.enable_progress_bar=false",
+    ]
+
+
+class CrashAt(L.Callback):
+    """Raise after a given optimiser step, as a killed job would stop."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step >= self.step:
+            raise RuntimeError(f"simulated interruption at step {trainer.global_step}")
