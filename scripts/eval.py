@@ -27,7 +27,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     module_cls = hydra.utils.get_class(cfg.model._target_)
     model = module_cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
-    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     datamodule.set_vocab(model.vocab)
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, logger=runner.loggers(cfg), callbacks=[])
     results = trainer.test(model, datamodule=datamodule)

@@ -26,9 +26,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
 
     log.info("instantiating datamodule <%s>", cfg.data._target_)
-    datamodule = hydra.utils.instantiate(cfg.data)
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     log.info("instantiating model <%s>", cfg.model._target_)
-    model = hydra.utils.instantiate(cfg.model, **datamodule.model_kwargs())
+    model = hydra.utils.instantiate(cfg.model, _convert_="all", **datamodule.model_kwargs())
     n_params = sum(p.numel() for p in model.parameters())
     log.info("model parameters: %.2fM", n_params / 1e6)
 
@@ -39,15 +39,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
         with atomic_open(out_dir / "config.yaml", "w", encoding="utf-8") as f:
             f.write(OmegaConf.to_yaml(cfg, resolve=True))
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=False)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
 
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if cfg.get("test") and datamodule.hparams.get("test_manifest") and not cfg.trainer.get("fast_dev_run"):
-        results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+        results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update({k: float(v) for k, v in (results[0] if results else {}).items()})
         if best:
-            model = type(model).load_from_checkpoint(best, weights_only=False)
+            model = type(model).load_from_checkpoint(best, weights_only=True)
     if cfg.get("export") and trainer.is_global_zero:
         export_dir = model.export(out_dir / "model")
         log.info("exported model to %s", export_dir)
