@@ -16,7 +16,7 @@ class LogMel(nn.Module):
         win = int(sample_rate * win_ms / 1000)
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=sample_rate, n_fft=512, win_length=win, hop_length=self.hop, n_mels=n_mels,
-            center=True, power=2.0,
+            center=True, pad_mode="constant", power=2.0,  # zero padding, as inside a padded batch
         )
 
     def forward(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:

@@ -46,12 +46,11 @@ def _assert_error(excinfo: pytest.ExceptionInfo[AudioError], path: Path | str, *
 
 def test_stereo_44k_wav_becomes_16k_mono(tmp_path: Path) -> None:
     path = tmp_path / "stereo.wav"
-    mixed = _stereo_wav(path, seconds=1.5)
+    _stereo_wav(path, seconds=1.5)
     wav = load_audio(path)
     _assert_16k_mono(wav, round(1.5 * SAMPLE_RATE))
     # Channels are averaged (not just the left one taken): amplitude ~ (0.6 + 0.2) / 2.
     assert 0.35 < float(np.abs(wav).max()) < 0.45
-    assert float(np.abs(mixed).max()) == pytest.approx(0.4, abs=0.01)
     # The 440 Hz tone survives resampling: dominant FFT bin is at 440 Hz.
     spectrum = np.abs(np.fft.rfft(wav))
     freqs = np.fft.rfftfreq(wav.size, 1 / SAMPLE_RATE)
@@ -81,7 +80,9 @@ def test_mp3_made_by_ffmpeg(tmp_path: Path) -> None:
     mp3 = tmp_path / "clip.mp3"
     subprocess.run(
         ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(src), "-b:a", "128k", str(mp3)],
-        check=True, capture_output=True, timeout=60,
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     wav = load_audio(mp3)
     assert wav.dtype == np.float32 and wav.ndim == 1

@@ -118,9 +118,7 @@ def test_batches_group_similar_lengths() -> None:
 @pytest.mark.parametrize("n", [2000, 2001, 37])
 def test_two_ranks_same_length_and_full_coverage(n: int) -> None:
     durs = _durations(n)
-    ranks = [
-        DurationBatchSampler(durs, max_batch_seconds=50.0, seed=11, rank=r, world_size=2) for r in range(2)
-    ]
+    ranks = [DurationBatchSampler(durs, max_batch_seconds=50.0, seed=11, rank=r, world_size=2) for r in range(2)]
     for epoch in (0, 3):
         for s in ranks:
             s.set_epoch(epoch)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 
@@ -18,9 +20,8 @@ from speech.encoders.conformer import ConformerConfig, ConformerEncoder, ConvSub
 HOP = 160  # 10 ms at 16 kHz
 
 
-
 @pytest.fixture(autouse=True, scope="module")
-def _single_thread() -> object:
+def _single_thread() -> Iterator[None]:
     # These models are tiny: intra-op threads only add synchronisation cost (and stall badly on a busy box).
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -143,14 +144,6 @@ def test_attention_mask_is_needed() -> None:
     assert float((alone[0] - leaky[0, :8]).abs().max()) > 1e-2
 
 
-MASK_BUG = (
-    "conformer.py leaks padding into real frames: ConvModule zeroes padding *before* pw1, whose bias "
-    "(through GLU) makes padded frames non-zero again ahead of the depthwise conv; ConvSubsampling does not "
-    "re-zero padding between its stride-2 convs. Remove this marker once fixed."
-)
-
-
-@pytest.mark.xfail(strict=True, reason=MASK_BUG)
 @pytest.mark.parametrize("subsampling", [4, 8])
 def test_encoder_padded_equals_alone(subsampling: int) -> None:
     # LogMel zeroes the padding frames, so zeros are what the encoder receives there.
@@ -159,15 +152,11 @@ def test_encoder_padded_equals_alone(subsampling: int) -> None:
         assert _padded_vs_alone_encoder(enc, n, "zeros") < 1e-4, n
 
 
-@pytest.mark.xfail(strict=True, reason=MASK_BUG)
 @pytest.mark.parametrize("subsampling", [4, 8])
 def test_ctc_model_padded_equals_alone(subsampling: int) -> None:
     model = _tiny_model(subsampling)
     n, total = 8_123, 20_000
-    wave = torch.randn(1, n) * 0.1
-    # A silent tail of > n_fft / 2 samples makes the STFT's reflect padding at the end equal to the
-    # batch's zero padding, so the front-end is batch-invariant and only the encoder masks are tested.
-    wave[0, -600:] = 0
+    wave = torch.randn(1, n) * 0.1  # no silent tail: the front-end must zero-pad like a batch does
     batch = torch.zeros(2, total)
     batch[0, :n] = wave[0]
     batch[1] = torch.randn(total) * 0.1

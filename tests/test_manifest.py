@@ -65,7 +65,7 @@ def test_jsonl_skips_comments_and_blank_lines(tmp_path: Path) -> None:
         "\n"
         '{"audio": "a.wav", "text": "one"}\n'
         "   \n"
-        '   # indented comment\n'
+        "   # indented comment\n"
         '{"audio": "b.wav", "text": "two"}\n'
         "\n"
     )

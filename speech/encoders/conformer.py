@@ -80,9 +80,9 @@ class ConvModule(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
-        y = self.norm(x).masked_fill(~mask[..., None], 0.0).transpose(1, 2)  # [B, D, T]
-        y = F.glu(self.pw1(y), dim=1)
-        y = self.dw(y).transpose(1, 2)
+        y = F.glu(self.pw1(self.norm(x).transpose(1, 2)), dim=1)  # [B, D, T]
+        # Padding must be zero where the depthwise conv reads it, i.e. after pw1's bias.
+        y = self.dw(y.masked_fill(~mask[:, None, :], 0.0)).transpose(1, 2)
         y = F.silu(self.dw_norm(y)).transpose(1, 2)
         return self.drop(self.pw2(y).transpose(1, 2))
 
@@ -121,8 +121,10 @@ class ConvSubsampling(nn.Module):
     def forward(self, x: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
         x = x.transpose(1, 2)  # [B, F, T]
         for conv in self.convs:
-            x = F.silu(conv(x))
             lens = (lens - 1) // 2 + 1
+            x = F.silu(conv(x))
+            # Zero the padding so the next stride-2 conv sees the same input as an unpadded utterance.
+            x = x * (torch.arange(x.shape[-1], device=x.device)[None] < lens[:, None])[:, None, :].to(x.dtype)
         return x.transpose(1, 2), lens
 
 
