@@ -19,7 +19,7 @@ log = logging.getLogger("transcribe")
 
 
 @hydra.main(version_base="1.3", config_path="../configs/inference", config_name="transcribe")
-def main(cfg: DictConfig) -> int:
+def main(cfg: DictConfig) -> None:
     runner.setup_threads(cfg.get("threads"))
     items = collect_inputs(cfg.input, cfg.get("lang"))
     transcriber = Transcriber.from_pretrained(cfg.model, device=cfg.device)
@@ -29,9 +29,8 @@ def main(cfg: DictConfig) -> int:
     if report.failed:
         lines = "\n".join(f"  {f['audio']}: {f['reason']}" for f in report.failed)
         log.warning("%d file(s) skipped (listed in %s.failed.jsonl):\n%s", len(report.failed), cfg.output, lines)
-        return 3
-    return 0
+        sys.exit(3)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -10,6 +10,7 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import Timer
 from lightning.pytorch.utilities import rank_zero_info
 
 from common.metrics import LanguageErrorRates, format_table
@@ -25,11 +26,15 @@ def _as_dict(x: Any) -> dict[str, Any]:
     return asdict(x) if is_dataclass(x) and not isinstance(x, type) else dict(x or {})
 
 
-def warmup_cosine(step: int, warmup: int, total: int, floor: float) -> float:
-    """LR multiplier: linear warm-up, then cosine decay to ``floor``."""
+def warmup_cosine(step: int, warmup: int, total: int, floor: float, time_progress: float = 0.0) -> float:
+    """LR multiplier: linear warm-up, then cosine decay to ``floor``.
+
+    The decay follows whichever budget runs out first: steps, or wall time (``time_progress``,
+    the used share of ``trainer.max_time``), so a time-capped run still ends at a low LR.
+    """
     if step < warmup:
         return (step + 1) / max(warmup, 1)
-    progress = min(1.0, (step - warmup) / max(total - warmup, 1))
+    progress = min(1.0, max((step - warmup) / max(total - warmup, 1), time_progress))
     return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
@@ -124,8 +129,23 @@ class ASRModule(L.LightningModule):
         )
         total = int(self.trainer.estimated_stepping_batches)
         warmup, floor = self.hparams["warmup_steps"], self.hparams["min_lr_ratio"]
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, warmup, total, floor))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: warmup_cosine(s, warmup, total, floor, self._time_progress())
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def _time_progress(self) -> float:
+        """Share of ``trainer.max_time`` used so far (0 when there is no time budget)."""
+        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None) if self._trainer else None
+        if timer is None:
+            return 0.0
+        elapsed = timer.time_elapsed("train")
+        remaining = timer.time_remaining("train")
+        if remaining is None:
+            return 0.0
+        progress = elapsed / max(elapsed + remaining, 1e-9)
+        # Every rank must apply the same LR, so rank 0's clock decides.
+        return float(self.trainer.strategy.broadcast(progress)) if self.trainer.world_size > 1 else progress
 
     def export(self, out_dir: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` + ``vocab.json`` for ``from_pretrained``."""

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The main job on a fresh machine: set up, build the default multilingual corpus, train
+# experiment=asr_lowres, transcribe the held-out test split and print per-language CER/WER.
+# Re-running resumes: finished audio is kept and training continues from its last checkpoint.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+t0=$(date +%s)
+bash scripts/setup.sh
+py=.venv/bin/python
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
+
+echo "[main] building the generated speech corpus (data/speech)"
+$py scripts/make_corpus.py corpus=speech
+t1=$(date +%s)
+
+run=runs/train/asr_lowres_default
+resume=()
+[ -f "$run/checkpoints/last.ckpt" ] && resume=(ckpt_path=last) && echo "[main] resuming $run"
+echo "[main] training experiment=asr_lowres"
+$py scripts/train.py experiment=asr_lowres run_name=asr_lowres_default "${resume[@]}" "$@"
+t2=$(date +%s)
+
+echo "[main] transcribing the held-out test split"
+$py scripts/transcribe.py model="$run/model" input=data/speech/test.jsonl output="$run/test_transcripts.jsonl" \
+  progress=false
+$py scripts/score.py hyp="$run/test_transcripts.jsonl"
+t3=$(date +%s)
+echo "[main] model: $run/model   transcripts: $run/test_transcripts.jsonl   logs: $run"
+echo "[main] wall time: setup+corpus $((t1 - t0)) s, training $((t2 - t1)) s, transcription $((t3 - t2)) s," \
+     "total $(((t3 - t0) / 60)) min $(((t3 - t0) % 60)) s"

@@ -1,0 +1,48 @@
+"""Score transcripts against references: python scripts/score.py hyp=<out.jsonl> [ref=<manifest.jsonl>]
+
+Without ``ref``, the ``ref`` field that transcribe.py copies from a manifest is used. Both sides
+are normalised the same way as training targets (case and punctuation removed).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from common.io import atomic_open, read_jsonl_lenient
+from common.metrics import ErrorRates, format_table
+from datamodules.manifest import read_manifest
+from text.normalize import normalize_transcript
+
+
+def score(hyp_path: str, ref_path: str | None = None) -> dict[str, dict[str, float]]:
+    hyps = read_jsonl_lenient(hyp_path)
+    refs = {r["audio_raw"]: r for r in read_manifest(ref_path)} if ref_path else {}
+    rates = ErrorRates()
+    missing = 0
+    for h in hyps:
+        ref = refs[h["audio"]]["text"] if h["audio"] in refs else h.get("ref")
+        if ref is None:
+            missing += 1
+            continue
+        lang = h.get("lang") or refs.get(h["audio"], {}).get("lang") or "und"
+        rates.update([normalize_transcript(h["text"])], [normalize_transcript(ref)], [lang])
+    if missing:
+        print(f"{missing} transcript(s) had no reference and were not scored", file=sys.stderr)
+    return rates.summary()
+
+
+def main() -> None:
+    args = dict(a.split("=", 1) for a in sys.argv[1:])
+    if "hyp" not in args:
+        raise SystemExit(__doc__)
+    summary = score(args["hyp"], args.get("ref"))
+    print(format_table(summary))
+    out = Path(args.get("out", str(Path(args["hyp"]).with_suffix(".scores.json"))))
+    with atomic_open(out, "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
