@@ -37,6 +37,25 @@ def loggers(cfg: DictConfig) -> list[Logger]:
     return instantiate_list(cfg.get("logger"), Logger)
 
 
+def auto_precision() -> str:
+    """``bf16-mixed`` where the hardware runs bfloat16 natively (recent GPUs, AVX512-BF16/AMX CPUs), else 32-bit."""
+    if torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "32-true"
+    return "bf16-mixed" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "32-true"
+
+
+def register_resolvers() -> None:
+    """``${auto_precision:}`` in configs."""
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("auto_precision"):
+        OmegaConf.register_new_resolver("auto_precision", auto_precision)
+
+
 def setup_threads(threads: int | None) -> None:
     if threads:
         torch.set_num_threads(int(threads))

@@ -14,7 +14,8 @@ class DurationBatchSampler(Sampler[list[int]]):
     Items are sorted by duration into ``num_buckets`` quantile buckets; each bucket is shuffled
     and cut greedily so that ``len(batch) * longest <= max_batch_seconds``. Under DDP each rank
     takes every ``world_size``-th batch of the same global order, so ranks never overlap and
-    all see the same number of batches.
+    all see the same number of batches. For the first ``sorted_epochs`` epochs, batches come
+    shortest first.
     """
 
     def __init__(
@@ -27,6 +28,7 @@ class DurationBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        sorted_epochs: int = 0,
     ):
         self.durations = np.asarray(durations, dtype=np.float64)
         self.max_batch_seconds = float(max_batch_seconds)
@@ -35,6 +37,7 @@ class DurationBatchSampler(Sampler[list[int]]):
         self.shuffle = shuffle
         self.seed = seed
         self.rank, self.world_size = rank, world_size
+        self.sorted_epochs = sorted_epochs
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -59,7 +62,10 @@ class DurationBatchSampler(Sampler[list[int]]):
                 longest = new_longest
             if batch:
                 batches.append(batch)
-        if self.shuffle:
+        if self.epoch < self.sorted_epochs:
+            # SortaGrad (Amodei et al., 2016): short batches first while CTC finds its alignments.
+            batches.sort(key=lambda b: float(self.durations[b].max()))
+        elif self.shuffle:
             batches = [batches[i] for i in rng.permutation(len(batches))]
         return batches
 

@@ -97,6 +97,7 @@ class SpeechDataModule(L.LightningDataModule):
         max_batch_size: int | None = None,
         num_buckets: int = 30,
         shuffle: bool = True,
+        sorted_epochs: int = 0,
         speed_perturb: list[float] | None = None,
         min_seconds: float = 0.1,
         max_seconds: float = 30.0,
@@ -145,7 +146,9 @@ class SpeechDataModule(L.LightningDataModule):
             if self.hp.vocab_path:
                 self._vocab = CharVocab.load(self.hp.vocab_path)
             else:
-                self._vocab = CharVocab.build(normalize_transcript(r.get("text", "")) for r in self.rows("train"))
+                rows = self.rows("train")
+                self._vocab = CharVocab.build((normalize_transcript(r.get("text", "")) for r in rows),
+                                              langs=[r.get("lang", "und") for r in rows])
         return self._vocab
 
     def langs(self) -> list[str]:
@@ -166,6 +169,7 @@ class SpeechDataModule(L.LightningDataModule):
             [r["duration"] for r in rows], self.hp.max_batch_seconds, self.hp.max_batch_size,
             num_buckets=self.hp.num_buckets, shuffle=train and self.hp.shuffle, seed=self.hp.seed,
             rank=trainer.global_rank if trainer else 0, world_size=trainer.world_size if trainer else 1,
+            sorted_epochs=self.hp.sorted_epochs if train else 0,
         )
         ds = SpeechDataset(rows, self.vocab, self.hp.speed_perturb if train else None,
                            self.hp.bad_audio_log, stage)

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from common import runner
 from common.io import atomic_open
 
+runner.register_resolvers()
 log = logging.getLogger("eval")
 
 

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from common import runner
 from common.io import atomic_open
 
+runner.register_resolvers()
 log = logging.getLogger("train")
 
 

@@ -27,6 +27,9 @@ def load_script(name: str) -> ModuleType:
 
 def compose_cfg(config_name: str, overrides: list[str], output_dir: Path, root: Path = CONFIGS) -> DictConfig:
     """Compose a real config and pin its run folder (no Hydra runtime needed)."""
+    from common.runner import register_resolvers
+
+    register_resolvers()
     with initialize_config_dir(str(root), version_base="1.3"):
         cfg = compose(config_name, overrides=overrides)
     if "paths" in cfg:
@@ -43,6 +46,7 @@ def tiny_overrides(corpus: Path) -> list[str]:
         f"data.test_manifest={corpus}/test.jsonl",
         "data.num_workers=0",
         "trainer.accelerator=cpu",
+        "trainer.precision=32-true",
         "+model.encoder.d_model=32",
         "+model.encoder.num_layers=1",
         "+model.encoder.num_heads=2",

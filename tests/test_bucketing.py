@@ -199,3 +199,14 @@ def test_bucketing_pads_far_less_than_fixed_batches() -> None:
     assert pad_fixed > 0.25, pad_fixed
     assert pad_bucketed < 0.05, pad_bucketed
     assert pad_bucketed < pad_fixed / 5
+
+
+def test_sorted_epochs_come_shortest_first_then_shuffle() -> None:
+    rng = np.random.default_rng(3)
+    durations = rng.uniform(0.5, 12.0, size=400).tolist()
+    sampler = DurationBatchSampler(durations, 40.0, num_buckets=20, shuffle=True, seed=0, sorted_epochs=1)
+    longest = [max(durations[i] for i in b) for b in sampler]
+    assert longest == sorted(longest)
+    sampler.set_epoch(1)
+    longest = [max(durations[i] for i in b) for b in sampler]
+    assert longest != sorted(longest)

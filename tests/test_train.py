@@ -41,8 +41,10 @@ def _train(overrides: list[str], out: Path, extra_callbacks: list | None = None)
 
 def test_train_export_transcribe(tiny_corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    metrics = _train([*tiny_overrides(tiny_corpus), "trainer.max_epochs=2"], out)
+    metrics = _train([*tiny_overrides(tiny_corpus), "trainer.max_epochs=2", "logger=default"], out)
     assert "test/cer" in metrics and 0.0 <= metrics["test/cer"] <= 5.0
+    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert "val_deu_Latn/cer" in (out / "csv" / "metrics.csv").read_text().splitlines()[0]
     model_dir = out / "model"
     assert {p.name for p in model_dir.iterdir()} >= {"config.json", "model.safetensors", "vocab.json"}
     saved = json.loads((out / "metrics.json").read_text())
@@ -62,6 +64,15 @@ def test_train_export_transcribe(tiny_corpus: Path, tmp_path: Path) -> None:
     assert [h["audio"] for h in hyps] == [r["audio"] for r in rows]
     assert all({"audio", "text", "lang", "duration"} <= h.keys() for h in hyps)
     assert [h["lang"] for h in hyps] == [r["lang"] for r in rows]
+
+    # eval.py on the checkpoint reproduces the test CER that training reported.
+    ev = compose_cfg("eval", [*tiny_overrides(tiny_corpus)[:5], "logger=csv", f"ckpt_path={saved['best_checkpoint']}"],
+                     tmp_path / "eval")
+    assert load_script("eval").evaluate(ev)["test/cer"] == pytest.approx(metrics["test/cer"], abs=1e-6)
+
+    # score.py on the transcripts agrees with the model's own test metric.
+    scores = load_script("score").score(str(output))
+    assert scores["all"]["cer"] == pytest.approx(metrics["test/cer"], abs=1e-6)
 
 
 def _final_state(out: Path) -> dict[str, torch.Tensor]:

@@ -118,7 +118,7 @@ def transcribe_to_file(
                     append_jsonl(failed_log, fail)
                     log.warning("skipping %s: %s", todo[i].audio, err)
             if good:
-                texts = transcriber.transcribe_waves([w for _, w in good])
+                texts = transcriber.transcribe_waves([w for _, w in good], [todo[i].lang for i, _ in good])
                 for (i, w), text in zip(good, texts):
                     it = todo[i]
                     row: dict[str, Any] = {"audio": it.audio, "text": text, "lang": it.lang,

@@ -65,7 +65,7 @@ def from_checkpoint(
     """Load the network of a Lightning checkpoint written by ``ASRModule`` (weights only)."""
     ckpt = torch.load(str(ckpt_path), map_location=device, weights_only=True)
     hp = ckpt["hyper_parameters"]
-    vocab = CharVocab(hp["vocab"][3:])
+    vocab = CharVocab(hp["vocab"][3:], hp.get("lang_chars"))
     model = CTCModel(config_from_dict({"vocab_size": len(vocab), "encoder": hp["encoder"], "specaug": hp["specaug"]}))
     prefix = "net."
     model.load_state_dict({k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)})

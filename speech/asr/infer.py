@@ -15,9 +15,22 @@ from speech.audio import SAMPLE_RATE, decode_audio
 from text.char_vocab import CharVocab
 
 
-def greedy_decode(logp: Tensor, lens: Tensor, vocab: CharVocab) -> list[str]:
-    """Best path: argmax per frame, merge repeats, drop blanks."""
-    best = logp.argmax(-1).cpu()  # [B, T]
+def restrict_to_langs(logp: Tensor, vocab: CharVocab, langs: Sequence[str | None] | None) -> Tensor:
+    """Keep each utterance to its language's alphabet when the language is known."""
+    if not langs or not any(vocab.allowed_ids(lang) for lang in langs):
+        return logp
+    keep = torch.ones(logp.shape[0], logp.shape[-1], dtype=torch.bool, device=logp.device)
+    for i, lang in enumerate(langs):
+        allowed = vocab.allowed_ids(lang)
+        if allowed is not None:
+            keep[i] = False
+            keep[i, allowed] = True
+    return logp.masked_fill(~keep[:, None, :], float("-inf"))
+
+
+def greedy_decode(logp: Tensor, lens: Tensor, vocab: CharVocab, langs: Sequence[str | None] | None = None) -> list[str]:
+    """Best path: argmax per frame, merge repeats, drop blanks; within ``langs``' alphabets when given."""
+    best = restrict_to_langs(logp, vocab, langs).argmax(-1).cpu()  # [B, T]
     out = []
     for ids, n in zip(best, lens.cpu().tolist()):
         seq = ids[:n]
@@ -51,16 +64,22 @@ class Transcriber:
         return cls(model, vocab, device)
 
     @torch.inference_mode()
-    def transcribe_waves(self, waves: Sequence[np.ndarray]) -> list[str]:
-        """Transcribe one batch of 16 kHz mono float32 waveforms."""
+    def transcribe_waves(self, waves: Sequence[np.ndarray], langs: Sequence[str | None] | None = None) -> list[str]:
+        """Transcribe one batch of 16 kHz mono float32 waveforms (``langs``: optional hint per item)."""
         wave, lens = pad_waves(waves)
         logp, out_lens = self.model(wave.to(self.device), lens.to(self.device))
-        return greedy_decode(logp, out_lens, self.vocab)
+        return greedy_decode(logp, out_lens, self.vocab, langs)
 
     def transcribe(
-        self, inputs: Sequence[str | os.PathLike[str] | bytes | np.ndarray], batch_size: int = 16
+        self,
+        inputs: Sequence[str | os.PathLike[str] | bytes | np.ndarray],
+        batch_size: int = 16,
+        lang: str | None = None,
     ) -> list[str]:
-        """Transcribe paths, encoded bytes or 16 kHz arrays; batches are formed by length."""
+        """Transcribe paths, encoded bytes or 16 kHz arrays; batches are formed by length.
+
+        ``lang`` keeps the output to that language's alphabet as seen in training.
+        """
         waves = [
             np.asarray(x, dtype=np.float32) if isinstance(x, np.ndarray) else decode_audio(x, SAMPLE_RATE)
             for x in inputs
@@ -69,6 +88,6 @@ class Transcriber:
         texts = [""] * len(waves)
         for s in range(0, len(order), batch_size):
             idx = order[s : s + batch_size]
-            for i, t in zip(idx, self.transcribe_waves([waves[i] for i in idx])):
+            for i, t in zip(idx, self.transcribe_waves([waves[i] for i in idx], [lang] * len(idx))):
                 texts[i] = t
         return texts

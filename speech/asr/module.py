@@ -52,15 +52,17 @@ class ASRModule(L.LightningModule):
         betas: tuple[float, float] = (0.9, 0.98),
         warmup_steps: int = 300,
         min_lr_ratio: float = 0.05,
+        lang_chars: dict[str, str] | None = None,
     ):
         super().__init__()
         tokens = vocab.tokens if isinstance(vocab, CharVocab) else list(vocab)
+        lang_chars = vocab.lang_chars if isinstance(vocab, CharVocab) else dict(lang_chars or {})
         self.save_hyperparameters({
-            "encoder": _as_dict(encoder), "specaug": _as_dict(specaug), "vocab": tokens,
+            "encoder": _as_dict(encoder), "specaug": _as_dict(specaug), "vocab": tokens, "lang_chars": lang_chars,
             "langs": list(langs or []), "lr": lr, "weight_decay": weight_decay, "betas": list(betas),
             "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio,
         })
-        self.vocab = CharVocab(tokens[3:])
+        self.vocab = CharVocab(tokens[3:], lang_chars)
         cfg = CTCModelConfig(
             vocab_size=len(self.vocab),
             encoder=ConformerConfig(**self.hparams["encoder"]),
@@ -93,7 +95,7 @@ class ASRModule(L.LightningModule):
             return
         loss, logp, lens = self._loss(batch)
         self.log(f"{stage}/loss", loss, prog_bar=stage == "val", batch_size=batch["wave"].shape[0], sync_dist=True)
-        rates.update(greedy_decode(logp, lens, self.vocab), batch["texts"], batch["langs"])
+        rates.update(greedy_decode(logp, lens, self.vocab, batch["langs"]), batch["texts"], batch["langs"])
 
     def validation_step(self, batch: dict[str, Any] | None, batch_idx: int) -> None:
         self._eval_step(batch, self.val_rates, "val")
