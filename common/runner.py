@@ -75,6 +75,16 @@ def resolve_ckpt(ckpt_path: str | None, output_dir: str) -> str | None:
     return ckpt_path
 
 
+def write_json(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write a run summary atomically."""
+    import json
+
+    from common.io import atomic_open
+
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2, ensure_ascii=False)
+
+
 def report_bad_inputs(log_path: str | None) -> int:
     """Print the distinct skipped inputs of a run; returns how many there were."""
     from datamodules.speech import summarize_bad_inputs

@@ -5,7 +5,6 @@ Prints per-language CER/WER; the model's vocabulary comes from the checkpoint.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -14,7 +13,6 @@ import lightning as L
 from omegaconf import DictConfig
 
 from common import runner
-from common.io import atomic_open
 
 runner.register_resolvers()
 log = logging.getLogger("eval")
@@ -34,8 +32,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     results = trainer.test(model, datamodule=datamodule)
     metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
     if trainer.is_global_zero:
-        with atomic_open(Path(cfg.paths.output_dir) / "metrics.json", "w", encoding="utf-8") as f:
-            json.dump({"checkpoint": ckpt, "metrics": metrics}, f, indent=2)
+        runner.write_json(Path(cfg.paths.output_dir) / "metrics.json", {"checkpoint": ckpt, "metrics": metrics})
     runner.report_bad_inputs(cfg.data.get("bad_audio_log"))
     return metrics
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -47,14 +46,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("test") and datamodule.hparams.get("test_manifest") and not cfg.trainer.get("fast_dev_run"):
         results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update({k: float(v) for k, v in (results[0] if results else {}).items()})
-        if best:
-            model = type(model).load_from_checkpoint(best, weights_only=True)
+    summary: dict[str, object] = {"best_checkpoint": best, "metrics": metrics}
     if cfg.get("export") and trainer.is_global_zero:
-        export_dir = model.export(out_dir / "model")
-        log.info("exported model to %s", export_dir)
-        metrics_path = out_dir / "metrics.json"
-        with atomic_open(metrics_path, "w", encoding="utf-8") as f:
-            json.dump({"best_checkpoint": best, "metrics": metrics, "export_dir": str(export_dir)}, f, indent=2)
+        if best:
+            model = type(model).load_from_checkpoint(best, map_location="cpu", weights_only=True)
+        summary["export_dir"] = str(model.export(out_dir / "model"))
+        log.info("exported %s to %s", best or "the final weights", summary["export_dir"])
+    if trainer.is_global_zero:
+        runner.write_json(out_dir / "metrics.json", summary)
     runner.report_bad_inputs(cfg.data.get("bad_audio_log"))
     return metrics
 

@@ -39,6 +39,7 @@ def audio_dir(tiny_corpus: Path, tmp_path: Path) -> Path:
     for i, row in enumerate(read_jsonl_lenient(tiny_corpus / "test.jsonl")[:4]):
         shutil.copy(tiny_corpus / row["audio"], d / f"good{i}.wav")
     (d / "empty.wav").write_bytes(b"")
+    (d / "truncated.wav").write_bytes((d / "good0.wav").read_bytes()[:30])
     (d / "garbage.mp3").write_bytes(os.urandom(2000))
     sf.write(d / "silent.flac", np.zeros(8000, dtype=np.float32), 16000)
     sf.write(d / "nan.wav", np.full(8000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
@@ -47,7 +48,7 @@ def audio_dir(tiny_corpus: Path, tmp_path: Path) -> Path:
     return d
 
 
-BAD = {"empty.wav", "garbage.mp3", "silent.flac", "nan.wav"}
+BAD = {"empty.wav", "truncated.wav", "garbage.mp3", "silent.flac", "nan.wav"}
 
 
 def test_folder_skips_bad_files_and_transcribes_the_rest(model_dir: Path, audio_dir: Path, tmp_path: Path) -> None:
@@ -106,7 +107,7 @@ def test_cli_exit_code_and_summary(model_dir: Path, audio_dir: Path, tmp_path: P
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 3, proc.stderr[-2000:]
-    assert "4 file(s) skipped" in proc.stdout + proc.stderr
+    assert f"{len(BAD)} file(s) skipped" in proc.stdout + proc.stderr
     assert len(read_jsonl_lenient(out)) == 5
     assert (tmp_path / "cli.jsonl.log").exists()
 

@@ -138,7 +138,7 @@ class ASRModule(L.LightningModule):
 
     def _time_progress(self) -> float:
         """Share of ``trainer.max_time`` used so far (0 when there is no time budget)."""
-        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None) if self._trainer else None
+        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None) if self._trainer else None  # type: ignore[attr-defined]
         if timer is None:
             return 0.0
         elapsed = timer.time_elapsed("train")
