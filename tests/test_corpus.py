@@ -36,8 +36,9 @@ def test_every_language_has_text_in_its_own_script(lang: str) -> None:
 
 
 def _cfg(out: Path, **kw: object) -> SpeechCorpusConfig:
-    return SpeechCorpusConfig(out_dir=str(out), langs=["spa_Latn", "hin_Deva"], train_per_lang=15,
-                              dev_per_lang=3, test_per_lang=4, speakers_per_lang=4, **kw)  # type: ignore[arg-type]
+    args: dict[str, object] = {"out_dir": str(out), "langs": ["spa_Latn", "hin_Deva"], "train_per_lang": 15,
+                               "dev_per_lang": 3, "test_per_lang": 4, "speakers_per_lang": 4, **kw}
+    return SpeechCorpusConfig(**args)  # type: ignore[arg-type]
 
 
 def test_plan_is_deterministic_and_splits_are_disjoint(tmp_path: Path) -> None:
