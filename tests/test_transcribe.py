@@ -92,6 +92,23 @@ def test_manifest_input_keeps_lang_and_paths_as_given(model_dir: Path, tiny_corp
     assert [r["ref"] for r in rows] == [m["text"] for m in manifest]
 
 
+def test_language_alphabet_keeps_output_in_script(tmp_path: Path) -> None:
+    import torch
+
+    from speech.asr.infer import greedy_decode
+
+    vocab = CharVocab(list("abдж"), lang_chars={"deu_Latn": "ab", "ukr_Cyrl": "дж"})
+    logp = torch.full((2, 3, len(vocab)), -10.0)
+    logp[:, :, vocab.index["д"]] = 0.0  # Cyrillic wins everywhere...
+    logp[:, :, vocab.index["a"]] = -1.0  # ...and Latin comes second
+    lens = torch.tensor([3, 3])
+    assert greedy_decode(logp, lens, vocab) == ["д", "д"]
+    assert greedy_decode(logp, lens, vocab, ["deu_Latn", None]) == ["a", "д"]
+    assert greedy_decode(logp, lens, vocab, ["xxx_Latn", "ukr_Cyrl"]) == ["д", "д"]
+    vocab.save(tmp_path / "v.json")
+    assert CharVocab.load(tmp_path / "v.json").lang_chars == vocab.lang_chars
+
+
 def test_python_api_accepts_paths_arrays_and_bytes(model_dir: Path, audio_dir: Path) -> None:
     t = Transcriber.from_pretrained(model_dir)
     path = audio_dir / "good0.wav"

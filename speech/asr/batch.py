@@ -90,6 +90,7 @@ def transcribe_to_file(
     max_batch_seconds: float = 300.0,
     num_workers: int = 1,
     progress: bool = True,
+    lang_alphabet: bool = True,
 ) -> BatchReport:
     """Transcribe every input into ``output`` (JSONL), resuming a previous partial run.
 
@@ -118,7 +119,8 @@ def transcribe_to_file(
                     append_jsonl(failed_log, fail)
                     log.warning("skipping %s: %s", todo[i].audio, err)
             if good:
-                texts = transcriber.transcribe_waves([w for _, w in good], [todo[i].lang for i, _ in good])
+                langs = [todo[i].lang if lang_alphabet else None for i, _ in good]
+                texts = transcriber.transcribe_waves([w for _, w in good], langs)
                 for (i, w), text in zip(good, texts):
                     it = todo[i]
                     row: dict[str, Any] = {"audio": it.audio, "text": text, "lang": it.lang,
