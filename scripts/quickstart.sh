@@ -21,6 +21,9 @@ echo "[main] training experiment=asr_lowres"
 $py scripts/train.py experiment=asr_lowres run_name=asr_lowres_default test=false "${resume[@]}" "$@"
 t2=$(date +%s)
 
+echo "[main] fitting character LMs on the training text, tuned on dev"
+$py scripts/build_lm.py model="$run/model" train=data/speech/train.jsonl dev=data/speech/dev.jsonl
+
 echo "[main] transcribing the held-out test split"
 $py scripts/transcribe.py model="$run/model" input=data/speech/test.jsonl output="$run/test_transcripts.jsonl" \
   progress=false

@@ -22,7 +22,7 @@ log = logging.getLogger("transcribe")
 def main(cfg: DictConfig) -> None:
     runner.setup_threads(cfg.get("threads"))
     items = collect_inputs(cfg.input, cfg.get("lang"))
-    transcriber = Transcriber.from_pretrained(cfg.model, device=cfg.device)
+    transcriber = Transcriber.from_pretrained(cfg.model, device=cfg.device, decoder=cfg.decoder)
     report = transcribe_to_file(transcriber, items, cfg.output, cfg.max_batch_seconds, cfg.num_workers, cfg.progress,
                                 cfg.lang_alphabet)
     log.info("%d transcribed, %d already done, %d failed -> %s", report.done, report.skipped_existing,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from speech.asr.beam import LanguageModels
 from speech.asr.hub import load_model
 from speech.asr.model import CTCModel
 from speech.audio import SAMPLE_RATE, decode_audio
@@ -55,20 +57,39 @@ class Transcriber:
     ``Transcriber.from_pretrained(dir).transcribe(paths | arrays | bytes, batch_size=...)``.
     """
 
-    def __init__(self, model: CTCModel, vocab: CharVocab, device: str | torch.device = "cpu"):
+    def __init__(self, model: CTCModel, vocab: CharVocab, device: str | torch.device = "cpu",
+                 lms: LanguageModels | None = None, decoder: str = "auto"):
+        if decoder not in ("auto", "greedy", "beam"):
+            raise ValueError(f"decoder must be auto, greedy or beam, got {decoder!r}")
         self.model, self.vocab, self.device = model.eval().to(device), vocab, torch.device(device)
+        self.lms, self.decoder = lms, decoder
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Transcriber:
+    def from_pretrained(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu",
+                        decoder: str = "auto") -> Transcriber:
+        """A model directory (with its ``char_lms.json`` when present) or a ``.ckpt``."""
         model, vocab = load_model(path, device)
-        return cls(model, vocab, device)
+        lms = LanguageModels.load(path) if Path(path).is_dir() else None
+        return cls(model, vocab, device, lms, decoder)
+
+    def _use_beam(self, lang: str | None) -> bool:
+        """``auto``: beam search with the language's LM when there is one, else greedy."""
+        if self.decoder == "beam":
+            return True
+        return self.decoder == "auto" and self.lms is not None and (lang or "") in self.lms.lms
 
     @torch.inference_mode()
     def transcribe_waves(self, waves: Sequence[np.ndarray], langs: Sequence[str | None] | None = None) -> list[str]:
         """Transcribe one batch of 16 kHz mono float32 waveforms (``langs``: optional hint per item)."""
         wave, lens = pad_waves(waves)
         logp, out_lens = self.model(wave.to(self.device), lens.to(self.device))
-        return greedy_decode(logp, out_lens, self.vocab, langs)
+        langs = list(langs) if langs is not None else [None] * len(waves)
+        texts = greedy_decode(logp, out_lens, self.vocab, langs)
+        lms = self.lms or LanguageModels({})
+        for i, lang in enumerate(langs):
+            if self._use_beam(lang):
+                texts[i] = lms.decode(logp[i, : int(out_lens[i])].float().cpu().numpy(), self.vocab, lang)
+        return texts
 
     def transcribe(
         self,

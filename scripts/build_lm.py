@@ -1,0 +1,74 @@
+"""Character LMs for CTC beam search, tuned on a dev set and saved into a model directory.
+
+    python scripts/build_lm.py model=runs/train/myrun/model train=data/speech/train.jsonl dev=data/speech/dev.jsonl
+
+One n-gram LM per language from the training transcripts (never the test split); the fusion
+weights (alpha, beta) are picked on ``dev`` by CER. Writes ``<model>/char_lms.json``, which
+``transcribe.py`` (decoder=auto) and ``Transcriber.from_pretrained`` then use.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+
+import torch
+
+from common.metrics import ErrorRates
+from datamodules.manifest import read_manifest
+from speech.asr.beam import LanguageModels
+from speech.asr.infer import Transcriber, pad_waves
+from speech.audio import AudioError, load_audio
+from text.normalize import normalize_transcript
+
+
+def dev_logits(t: Transcriber, manifest: str) -> list[tuple[str, str, torch.Tensor]]:
+    rows = []
+    for r in read_manifest(manifest):
+        try:
+            rows.append((r, load_audio(r["audio"])))
+        except AudioError as e:
+            print(f"skipping {e}", file=sys.stderr)
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(rows), 16):
+            batch = rows[i : i + 16]
+            wave, lens = pad_waves([w for _, w in batch])
+            logp, out_lens = t.model(wave, lens)
+            out += [(r["lang"], normalize_transcript(r["text"]), lp[:n].numpy())
+                    for (r, _), lp, n in zip(batch, logp, out_lens.tolist())]
+    return out
+
+
+def main() -> None:
+    args = dict(a.split("=", 1) for a in sys.argv[1:])
+    if not {"model", "train", "dev"} <= args.keys():
+        raise SystemExit(__doc__)
+    order = int(args.get("order", 6))
+    texts: dict[str, list[str]] = defaultdict(list)
+    for r in read_manifest(args["train"], resolve_paths=False):
+        if r.get("text") and r.get("lang"):
+            texts[r["lang"]].append(normalize_transcript(r["text"]))
+    lms = LanguageModels.fit(dict(texts), order=order)
+    t = Transcriber.from_pretrained(args["model"], decoder="greedy")
+    dev = dev_logits(t, args["dev"])
+
+    def cer(alpha: float, beta: float, use_lm: bool = True) -> float:
+        lms.alpha, lms.beta = alpha, beta
+        rates = ErrorRates()
+        for lang, ref, lp in dev:
+            hyp = (lms if use_lm else LanguageModels({}, 0.0, 0.0)).decode(lp, t.vocab, lang)
+            rates.update([hyp], [ref], [lang])
+        return rates.summary()["all"]["cer"]
+
+    print(f"dev CER, beam search without LM: {100 * cer(0.0, 0.0, use_lm=False):.2f}%")
+    grid = [(a, b) for a in (0.2, 0.3, 0.45) for b in (1.0, 2.0)]
+    scores = {ab: cer(*ab) for ab in grid}
+    (alpha, beta), best = min(scores.items(), key=lambda kv: kv[1])
+    lms.alpha, lms.beta = alpha, beta
+    path = lms.save(args["model"])
+    print(f"dev CER with {order}-gram character LMs: {100 * best:.2f}% (alpha={alpha}, beta={beta}) -> {path}")
+
+
+if __name__ == "__main__":
+    main()
