@@ -70,6 +70,18 @@ def test_train_export_transcribe(tiny_corpus: Path, tmp_path: Path) -> None:
                      tmp_path / "eval")
     assert load_script("eval").evaluate(ev)["test/cer"] == pytest.approx(metrics["test/cer"], abs=1e-6)
 
+    # build_lm.py fits character LMs on the training text and stores them with the model.
+    import sys
+
+    argv = sys.argv
+    sys.argv = ["build_lm.py", f"model={model_dir}", f"train={tiny_corpus}/train.jsonl", f"dev={tiny_corpus}/dev.jsonl"]
+    try:
+        load_script("build_lm").main()
+    finally:
+        sys.argv = argv
+    assert (model_dir / "char_lms.json").exists()
+    assert Transcriber.from_pretrained(model_dir).lms is not None
+
     # score.py on the transcripts agrees with the model's own test metric.
     scores = load_script("score").score(str(output))
     assert scores["all"]["cer"] == pytest.approx(metrics["test/cer"], abs=1e-6)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from common.io import read_jsonl_lenient
 from speech.asr.batch import collect_inputs, transcribe_to_file
@@ -107,6 +108,27 @@ def test_language_alphabet_keeps_output_in_script(tmp_path: Path) -> None:
     assert greedy_decode(logp, lens, vocab, ["xxx_Latn", "ukr_Cyrl"]) == ["д", "д"]
     vocab.save(tmp_path / "v.json")
     assert CharVocab.load(tmp_path / "v.json").lang_chars == vocab.lang_chars
+
+
+def test_auto_decoder_uses_the_model_dirs_language_models(model_dir: Path, audio_dir: Path, tmp_path: Path) -> None:
+    from speech.asr.beam import LanguageModels
+
+    lm_dir = tmp_path / "with_lm"
+    shutil.copytree(model_dir, lm_dir)
+    lms = LanguageModels.fit({"deu_Latn": ["abc", "cab", "bad"]}, order=3)
+    lms.alpha, lms.beta = 2.0, 0.0
+    lms.save(lm_dir)
+    wave = sf.read(audio_dir / "good0.wav", dtype="float32")[0]
+    auto = Transcriber.from_pretrained(lm_dir)
+    greedy = Transcriber.from_pretrained(lm_dir, decoder="greedy")
+    assert auto.lms is not None and greedy.lms is not None
+    logp, lens = auto.model(torch.from_numpy(wave)[None], torch.tensor([len(wave)]))
+    expected = lms.decode(logp[0, : int(lens[0])].detach().numpy(), auto.vocab, "deu_Latn")
+    assert auto.transcribe_waves([wave], ["deu_Latn"]) == [expected]
+    # Greedy decoding, and languages without an LM, skip the beam search.
+    assert greedy.transcribe_waves([wave], ["deu_Latn"]) == auto.transcribe_waves([wave], [None])
+    with pytest.raises(ValueError, match="decoder"):
+        Transcriber.from_pretrained(lm_dir, decoder="viterbi")
 
 
 def test_python_api_accepts_paths_arrays_and_bytes(model_dir: Path, audio_dir: Path) -> None:

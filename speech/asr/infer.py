@@ -85,7 +85,7 @@ class Transcriber:
         logp, out_lens = self.model(wave.to(self.device), lens.to(self.device))
         langs = list(langs) if langs is not None else [None] * len(waves)
         texts = greedy_decode(logp, out_lens, self.vocab, langs)
-        lms = self.lms or LanguageModels({})
+        lms = self.lms if self.lms is not None else LanguageModels({}, alpha=0.0, beta=0.0)
         for i, lang in enumerate(langs):
             if self._use_beam(lang):
                 texts[i] = lms.decode(logp[i, : int(out_lens[i])].float().cpu().numpy(), self.vocab, lang)
