@@ -19,7 +19,6 @@ def instantiate_list(cfg: DictConfig | None, kind: type) -> list[Any]:
     """Instantiate every ``_target_`` entry of a config group (``null`` entries are switched off)."""
     out: list[Any] = []
     for name, sub in (cfg or {}).items():
-        name = str(name)
         if sub is None:
             continue
         obj = hydra.utils.instantiate(sub)

@@ -12,17 +12,17 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 
-import torch
+import numpy as np
 
 from common.metrics import ErrorRates
 from datamodules.manifest import read_manifest
 from speech.asr.beam import LanguageModels
-from speech.asr.infer import Transcriber, pad_waves
+from speech.asr.infer import Transcriber
 from speech.audio import AudioError, load_audio
 from text.normalize import normalize_transcript
 
 
-def dev_logits(t: Transcriber, manifest: str) -> list[tuple[str, str, torch.Tensor]]:
+def dev_logits(t: Transcriber, manifest: str) -> list[tuple[str, str, np.ndarray]]:
     rows = []
     for r in read_manifest(manifest):
         try:
@@ -30,13 +30,11 @@ def dev_logits(t: Transcriber, manifest: str) -> list[tuple[str, str, torch.Tens
         except AudioError as e:
             print(f"skipping {e}", file=sys.stderr)
     out = []
-    with torch.inference_mode():
-        for i in range(0, len(rows), 16):
-            batch = rows[i : i + 16]
-            wave, lens = pad_waves([w for _, w in batch])
-            logp, out_lens = t.model(wave, lens)
-            out += [(r["lang"], normalize_transcript(r["text"]), lp[:n].numpy())
-                    for (r, _), lp, n in zip(batch, logp, out_lens.tolist())]
+    for i in range(0, len(rows), 16):
+        batch = rows[i : i + 16]
+        logp, out_lens = t.log_probs([w for _, w in batch])
+        out += [(r["lang"], normalize_transcript(r["text"]), lp[:n].cpu().numpy())
+                for (r, _), lp, n in zip(batch, logp, out_lens.tolist())]
     return out
 
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -110,7 +108,7 @@ def transcribe_to_file(
         sampler = DurationBatchSampler(durations, max_batch_seconds, num_buckets=1, shuffle=False)
         loader = DataLoader(_Decoded(todo), batch_sampler=sampler, collate_fn=list, num_workers=num_workers)
         bar = tqdm(total=len(todo), desc="transcribing", unit="file", disable=not progress)
-        for batch in _batches(loader):
+        for batch in loader:
             good = [(i, w) for i, w, err in batch if w is not None]
             for i, _, err in batch:
                 if err is not None:
@@ -138,7 +136,3 @@ def transcribe_to_file(
     partial.unlink(missing_ok=True)
     return report
 
-
-def _batches(loader: DataLoader) -> Iterator[list[tuple[int, np.ndarray | None, str | None]]]:
-    with torch.inference_mode():
-        yield from loader

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,17 +26,13 @@ def _lse(a: float, b: float) -> float:
     return m + math.log1p(math.exp(-abs(a - b)))
 
 
-def _adder(beams: dict[str, list[float]]) -> Callable[[str, float, float, float], None]:
-    """Merge a path into ``beams``: probabilities add up; the LM score depends on the text alone."""
-
-    def add(text: str, pb: float, pc: float, lm_score: float) -> None:
-        cur = beams.get(text)
-        if cur is None:
-            beams[text] = [pb, pc, lm_score]
-        else:
-            cur[0], cur[1] = _lse(cur[0], pb), _lse(cur[1], pc)
-
-    return add
+def _merge(beams: dict[str, list[float]], text: str, pb: float, pc: float, lm_score: float) -> None:
+    """Add a path into ``beams``: probabilities add up; the LM score depends on the text alone."""
+    cur = beams.get(text)
+    if cur is None:
+        beams[text] = [pb, pc, lm_score]
+    else:
+        cur[0], cur[1] = _lse(cur[0], pb), _lse(cur[1], pc)
 
 
 def prefix_beam_search(
@@ -61,23 +57,22 @@ def prefix_beam_search(
         best = float(frame.max())
         cands = [int(i) for i in ids if frame[i] >= best + prune]
         nxt: dict[str, list[float]] = {}
-        add = _adder(nxt)
         blank = float(frame[vocab.blank_id])
         for text, (pb, pc, lms) in beams.items():
             total = _lse(pb, pc)
-            add(text, total + blank, _NEG, lms)
+            _merge(nxt, text, total + blank, _NEG, lms)
             for i in cands:
                 ch = vocab.tokens[i]
                 p = float(frame[i])
                 if text and text[-1] == ch:
-                    add(text, _NEG, pc + p, lms)  # the same character continues
+                    _merge(nxt, text, _NEG, pc + p, lms)  # the same character continues
                     source = pb  # a repeat needs a blank in between
                 else:
                     source = total
                 if source == _NEG:
                     continue
                 bonus = (alpha * lm.logprob(text, ch) if lm is not None else 0.0) + beta
-                add(text + ch, _NEG, source + p, lms + bonus)
+                _merge(nxt, text + ch, _NEG, source + p, lms + bonus)
         ranked = sorted(nxt.items(), key=lambda kv: _lse(kv[1][0], kv[1][1]) + kv[1][2], reverse=True)
         beams = {t: (v[0], v[1], v[2]) for t, v in ranked[:beam]}
 

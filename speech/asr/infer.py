@@ -79,10 +79,15 @@ class Transcriber:
         return self.decoder == "auto" and self.lms is not None and (lang or "") in self.lms.lms
 
     @torch.inference_mode()
+    def log_probs(self, waves: Sequence[np.ndarray]) -> tuple[Tensor, Tensor]:
+        """CTC log-probabilities [B, T, V] and frame counts [B] of one batch of 16 kHz waveforms."""
+        wave, lens = pad_waves(waves)
+        return self.model(wave.to(self.device), lens.to(self.device))
+
+    @torch.inference_mode()
     def transcribe_waves(self, waves: Sequence[np.ndarray], langs: Sequence[str | None] | None = None) -> list[str]:
         """Transcribe one batch of 16 kHz mono float32 waveforms (``langs``: optional hint per item)."""
-        wave, lens = pad_waves(waves)
-        logp, out_lens = self.model(wave.to(self.device), lens.to(self.device))
+        logp, out_lens = self.log_probs(waves)
         langs = list(langs) if langs is not None else [None] * len(waves)
         texts = greedy_decode(logp, out_lens, self.vocab, langs)
         lms = self.lms if self.lms is not None else LanguageModels({}, alpha=0.0, beta=0.0)
