@@ -1,6 +1,8 @@
 """Batch transcription: python scripts/transcribe.py model=<dir|ckpt> input=<folder|manifest|file> output=out.jsonl
 
-Exit code 0 when every file was transcribed, 3 when some were skipped (listed in <output>.failed.jsonl).
+The output suffix picks the format (.jsonl, .tsv, .srt, .vtt; or format=); timestamps=word|char adds word
+(and character) times. Exit code 0 when every file was transcribed, 3 when some were skipped (listed in
+<output>.failed.jsonl).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from omegaconf import DictConfig
 
 from common import runner
 from speech.asr.batch import collect_inputs, transcribe_to_file
-from speech.asr.infer import Transcriber
+from speech.asr.formats import SubtitleConfig
+from speech.asr.infer import load_transcriber
 
 log = logging.getLogger("transcribe")
 
@@ -22,9 +25,13 @@ log = logging.getLogger("transcribe")
 def main(cfg: DictConfig) -> None:
     runner.setup_threads(cfg.get("threads"))
     items = collect_inputs(cfg.input, cfg.get("lang"))
-    transcriber = Transcriber.from_pretrained(cfg.model, device=cfg.device, decoder=cfg.decoder)
+    options = {"decoder": cfg.decoder, "chunk_seconds": cfg.chunk_seconds, "overlap_seconds": cfg.overlap_seconds}
+    if cfg.get("context") is not None:
+        options["context"] = cfg.context
+    transcriber = load_transcriber(cfg.model, device=cfg.device, **options)
     report = transcribe_to_file(transcriber, items, cfg.output, cfg.max_batch_seconds, cfg.num_workers, cfg.progress,
-                                cfg.lang_alphabet)
+                                cfg.lang_alphabet, cfg.timestamps, cfg.get("format"),
+                                SubtitleConfig(**cfg.subtitles))
     log.info("%d transcribed, %d already done, %d failed -> %s", report.done, report.skipped_existing,
              len(report.failed), cfg.output)
     if report.failed:

@@ -1,4 +1,4 @@
-"""Resumable batch transcription of folders, manifests or single files."""
+"""Resumable batch transcription of folders, manifests or single files, of any length, in any output format."""
 
 from __future__ import annotations
 
@@ -15,7 +15,10 @@ from tqdm import tqdm
 from common.io import append_jsonl, read_jsonl_lenient, write_jsonl
 from datamodules.bucketing import DurationBatchSampler
 from datamodules.manifest import read_manifest
+from speech.asr.align import check_timestamps
+from speech.asr.formats import SUBTITLES, SubtitleConfig, plan_output, write_output
 from speech.asr.infer import Transcriber
+from speech.asr.longform import probe_duration
 from speech.audio import SAMPLE_RATE, AudioError, decode_audio
 
 log = logging.getLogger(__name__)
@@ -62,16 +65,8 @@ class _Decoded(Dataset):
             return i, None, e.reason
 
 
-def _durations(items: list[Item]) -> list[float]:
-    import soundfile as sf
-
-    out = []
-    for it in items:
-        try:
-            out.append(float(sf.info(it.path).duration))
-        except Exception:
-            out.append(0.0)  # decoded (or rejected) later; sorts first
-    return out
+def _durations(items: list[Item]) -> list[float | None]:
+    return [probe_duration(it.path) for it in items]
 
 
 @dataclass
@@ -82,57 +77,93 @@ class BatchReport:
 
 
 def transcribe_to_file(
-    transcriber: Transcriber,
+    transcriber: Any,
     inputs: list[Item],
     output: str | os.PathLike[str],
     max_batch_seconds: float = 300.0,
     num_workers: int = 1,
     progress: bool = True,
     lang_alphabet: bool = True,
+    timestamps: str = "none",
+    fmt: str | None = None,
+    subtitles: SubtitleConfig | None = None,
 ) -> BatchReport:
-    """Transcribe every input into ``output`` (JSONL), resuming a previous partial run.
+    """Transcribe every input into ``output`` (JSONL, TSV, SRT or VTT), resuming a previous partial run.
 
-    Finished rows go to ``<output>.partial`` as they are produced; the final file is written
-    atomically. Failures are listed in ``<output>.failed.jsonl`` with their reasons.
+    Rows go to ``<record>.partial`` as they are produced (the record is the JSONL output itself, or
+    ``<output>.jsonl`` beside other formats); final files are written atomically. Inputs longer than
+    the transcriber's window run window by window. Failures are listed in ``<output>.failed.jsonl``.
     """
-    out = Path(output)
-    partial = out.with_name(out.name + ".partial")
-    failed_log = out.with_name(out.name + ".failed.jsonl")
-    done_rows = {r["audio"]: r for r in read_jsonl_lenient(out) + read_jsonl_lenient(partial)}
+    plan = plan_output(output, fmt)
+    if plan.format in SUBTITLES and timestamps == "none":
+        timestamps = "word"  # cues need word times
+    check_timestamps(timestamps)
+    windowed = isinstance(transcriber, Transcriber)
+    if timestamps != "none" and not windowed:
+        raise ValueError(f"timestamps={timestamps} needs a CTC model; {type(transcriber).__name__} has none")
+    need = {"none": (), "word": ("words",), "char": ("words", "chars")}[timestamps]
+    partial = plan.record.with_name(plan.record.name + ".partial")
+    failed_log = Path(output).with_name(Path(output).name + ".failed.jsonl")
+    done_rows = {r["audio"]: r for r in read_jsonl_lenient(plan.record) + read_jsonl_lenient(partial)
+                 if all(k in r for k in need)}  # rows without the timestamps asked for now are redone
     report = BatchReport(skipped_existing=sum(1 for it in inputs if it.audio in done_rows))
     todo = [it for it in inputs if it.audio not in done_rows]
     failed_log.unlink(missing_ok=True)
 
+    def fail(it: Item, reason: str) -> None:
+        report.failed.append({"audio": it.audio, "reason": reason})
+        append_jsonl(failed_log, report.failed[-1])
+        log.warning("skipping %s: %s", it.audio, reason)
+
+    def finish(it: Item, result: dict[str, Any]) -> None:
+        row: dict[str, Any] = {"audio": it.audio, "text": result["text"], "lang": it.lang,
+                               "duration": result["duration"], **{k: result[k] for k in need}}
+        if "text" in it.extra:
+            row["ref"] = it.extra["text"]
+        append_jsonl(partial, row)
+        done_rows[it.audio] = row
+        report.done += 1
+
     if todo:
         durations = _durations(todo)
-        sampler = DurationBatchSampler(durations, max_batch_seconds, num_buckets=1, shuffle=False)
-        loader = DataLoader(_Decoded(todo), batch_sampler=sampler, collate_fn=list, num_workers=num_workers)
+        limit = transcriber.window.chunk_seconds if windowed else float("inf")
+        long_ids = [i for i, d in enumerate(durations) if windowed and (d is None or d > limit)]
+        short_ids = sorted(set(range(len(todo))) - set(long_ids))
         bar = tqdm(total=len(todo), desc="transcribing", unit="file", disable=not progress)
-        for batch in loader:
-            good = [(i, w) for i, w, err in batch if w is not None]
-            for i, _, err in batch:
-                if err is not None:
-                    fail = {"audio": todo[i].audio, "reason": err}
-                    report.failed.append(fail)
-                    append_jsonl(failed_log, fail)
-                    log.warning("skipping %s: %s", todo[i].audio, err)
-            if good:
-                langs = [todo[i].lang if lang_alphabet else None for i, _ in good]
-                texts = transcriber.transcribe_waves([w for _, w in good], langs)
-                for (i, w), text in zip(good, texts):
-                    it = todo[i]
-                    row: dict[str, Any] = {"audio": it.audio, "text": text, "lang": it.lang,
-                                           "duration": round(len(w) / SAMPLE_RATE, 3)}
-                    if "text" in it.extra:
-                        row["ref"] = it.extra["text"]
-                    append_jsonl(partial, row)
-                    done_rows[it.audio] = row
-                    report.done += 1
-            bar.update(len(batch))
+        if short_ids:
+            short = [todo[i] for i in short_ids]
+            sampler = DurationBatchSampler([durations[i] or 0.0 for i in short_ids], max_batch_seconds,
+                                           num_buckets=1, shuffle=False)
+            loader = DataLoader(_Decoded(short), batch_sampler=sampler, collate_fn=list, num_workers=num_workers)
+            for batch in loader:
+                good = [(short[i], w) for i, w, err in batch if w is not None]
+                for i, _, err in batch:
+                    if err is not None:
+                        fail(short[i], err)
+                if good:
+                    langs = [it.lang if lang_alphabet else None for it, _ in good]
+                    if windowed:
+                        results = transcriber.transcribe_batch([w for _, w in good], langs, timestamps)
+                    else:
+                        texts = transcriber.transcribe_waves([w for _, w in good], langs)
+                        results = [{"text": t, "duration": round(len(w) / SAMPLE_RATE, 3)}
+                                   for t, (_, w) in zip(texts, good)]
+                    for (it, _), result in zip(good, results):
+                        finish(it, result)
+                bar.update(len(batch))
+        for i in long_ids:
+            it = todo[i]
+            try:
+                finish(it, transcriber.transcribe_long(it.path, it.lang if lang_alphabet else None, timestamps,
+                                                       name=it.audio))
+            except AudioError as e:
+                fail(it, e.reason)
+            bar.update(1)
         bar.close()
 
-    order = [it.audio for it in inputs if it.audio in done_rows]
-    write_jsonl(out, (done_rows[a] for a in order))
+    rows = [done_rows[it.audio] for it in inputs if it.audio in done_rows]
+    write_jsonl(plan.record, rows)
+    if plan.output != plan.record:
+        write_output(plan, rows, subtitles)
     partial.unlink(missing_ok=True)
     return report
-

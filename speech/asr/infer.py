@@ -1,20 +1,37 @@
-"""Greedy CTC decoding and batch transcription of files, arrays or bytes."""
+"""CTC decoding and transcription of files, arrays or bytes of any length, with optional timestamps."""
 
 from __future__ import annotations
 
+import functools
+import importlib
+import inspect
+import itertools
+import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from speech.asr.align import align_text, check_timestamps
 from speech.asr.beam import LanguageModels
 from speech.asr.hub import load_model
+from speech.asr.longform import WindowConfig, probe_duration, split_points, stitched_log_probs, stream_audio
 from speech.asr.model import CTCModel
 from speech.audio import SAMPLE_RATE, decode_audio
 from text.char_vocab import CharVocab
+
+log = logging.getLogger(__name__)
+
+AudioInput = str | os.PathLike[str] | bytes | np.ndarray
+"""What ``transcribe`` accepts: a path, encoded bytes, or a 16 kHz mono array."""
+
+LLM_TRANSCRIBERS = {"asr_llm": "speech.asr.llm.infer.LLMTranscriber"}
+"""config.json model_type -> dotted path of the transcriber class (imported only when used)."""
 
 
 def restrict_to_langs(logp: Tensor, vocab: CharVocab, langs: Sequence[str | None] | None) -> Tensor:
@@ -52,25 +69,42 @@ def pad_waves(waves: Sequence[np.ndarray | Tensor]) -> tuple[Tensor, Tensor]:
 
 
 class Transcriber:
-    """Batch transcription with a trained CTC model.
+    """Batch transcription with a trained CTC model; inputs longer than a window go window by window.
 
-    ``Transcriber.from_pretrained(dir).transcribe(paths | arrays | bytes, batch_size=...)``.
+    ``Transcriber.from_pretrained(dir).transcribe(paths | arrays | bytes, lang=..., timestamps="word")``.
     """
 
     def __init__(self, model: CTCModel, vocab: CharVocab, device: str | torch.device = "cpu",
-                 lms: LanguageModels | None = None, decoder: str = "auto"):
+                 lms: LanguageModels | None = None, decoder: str = "auto", window: WindowConfig | None = None):
         if decoder not in ("auto", "greedy", "beam"):
             raise ValueError(f"decoder must be auto, greedy or beam, got {decoder!r}")
         self.model, self.vocab, self.device = model.eval().to(device), vocab, torch.device(device)
         self.lms, self.decoder = lms, decoder
+        self.window = window or WindowConfig()
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu",
-                        decoder: str = "auto") -> Transcriber:
+                        decoder: str = "auto", context: str | None = None, chunk_seconds: float = 30.0,
+                        overlap_seconds: float = 4.0, window_batch: int = 2) -> Transcriber:
         """A model directory (with its ``char_lms.json`` when present) or a ``.ckpt``."""
+        if context is not None:
+            raise ValueError(f"context={context}: in-context examples need an LLM-ASR model (model_type asr_llm); "
+                             f"{path} is a CTC model")
         model, vocab = load_model(path, device)
         lms = LanguageModels.load(path) if Path(path).is_dir() else None
-        return cls(model, vocab, device, lms, decoder)
+        return cls(model, vocab, device, lms, decoder, WindowConfig(chunk_seconds, overlap_seconds, window_batch))
+
+    @functools.cached_property
+    def frame_samples(self) -> int:
+        """Input samples per output frame, measured from the frame counts of two lengths."""
+        rng = np.random.default_rng(0)
+        short, long = 2 * SAMPLE_RATE, 4 * SAMPLE_RATE
+        _, lens = self.log_probs([0.01 * rng.standard_normal(n).astype(np.float32) for n in (short, long)])
+        return round((long - short) / int(lens[1] - lens[0]))
+
+    @property
+    def frame_seconds(self) -> float:
+        return self.frame_samples / SAMPLE_RATE
 
     def _use_beam(self, lang: str | None) -> bool:
         """``auto``: beam search with the language's LM when there is one, else greedy."""
@@ -79,41 +113,124 @@ class Transcriber:
         return self.decoder == "auto" and self.lms is not None and (lang or "") in self.lms.lms
 
     @torch.inference_mode()
-    def log_probs(self, waves: Sequence[np.ndarray]) -> tuple[Tensor, Tensor]:
+    def log_probs(self, waves: Sequence[np.ndarray], langs: Sequence[str | None] | None = None
+                  ) -> tuple[Tensor, Tensor]:
         """CTC log-probabilities [B, T, V] and frame counts [B] of one batch of 16 kHz waveforms."""
         wave, lens = pad_waves(waves)
-        return self.model(wave.to(self.device), lens.to(self.device))
+        return self.model(wave.to(self.device), lens.to(self.device), langs)
 
-    @torch.inference_mode()
+    def decode(self, logp: Tensor, lang: str | None = None) -> str:
+        """Text of one utterance's log-probs [T, V]: beam search or greedy, per ``decoder``."""
+        if self._use_beam(lang):
+            lms = self.lms if self.lms is not None else LanguageModels({}, alpha=0.0, beta=0.0)
+            return lms.decode(logp.float().cpu().numpy(), self.vocab, lang)
+        return greedy_decode(logp[None], torch.tensor([logp.shape[0]]), self.vocab, [lang])[0]
+
+    def transcript(self, logp: Tensor, lang: str | None, timestamps: str = "none",
+                   duration: float | None = None) -> dict[str, Any]:
+        """Row of one input's log-probs [T, V]: text, plus ``words`` (and ``chars``) with times in seconds.
+
+        Long inputs are decoded and aligned in pieces cut between words, so both stay cheap.
+        """
+        max_frames = max(1, int(self.window.chunk_seconds / self.frame_seconds))
+        bounds = [0, *split_points(logp, self.vocab, max_frames), logp.shape[0]]
+        texts, words, chars = [], [], []
+        for lo, hi in itertools.pairwise(bounds):
+            text = self.decode(logp[lo:hi], lang)
+            texts.append(text)
+            if timestamps != "none" and text:
+                w, c = align_text(logp[lo:hi], text, self.vocab, self.frame_seconds, lo * self.frame_seconds,
+                                  duration)
+                words += w
+                chars += c
+        row: dict[str, Any] = {"text": " ".join(" ".join(texts).split())}
+        if timestamps != "none":
+            row["words"] = words
+        if timestamps == "char":
+            row["chars"] = chars
+        return row
+
+    def transcribe_batch(self, waves: Sequence[np.ndarray], langs: Sequence[str | None] | None = None,
+                         timestamps: str = "none") -> list[dict[str, Any]]:
+        """Rows of one batch of (window-length or shorter) 16 kHz waveforms, run through the model at once."""
+        langs = list(langs) if langs is not None else [None] * len(waves)
+        logp, out_lens = self.log_probs(waves, langs)
+        return [{**self.transcript(logp[i, : int(n)], lang, timestamps, len(w) / SAMPLE_RATE),
+                 "duration": round(len(w) / SAMPLE_RATE, 3)}
+                for i, (w, n, lang) in enumerate(zip(waves, out_lens.tolist(), langs))]
+
+    def transcribe_long(self, src: str | os.PathLike[str] | np.ndarray, lang: str | None = None,
+                        timestamps: str = "none", name: str | None = None) -> dict[str, Any]:
+        """Row of one input of any length, read and run window by window (memory does not grow with it)."""
+        logp, samples = stitched_log_probs(stream_audio(src, name), lambda ws: self.log_probs(ws, [lang] * len(ws)),
+                                           self.frame_samples, self.window)
+        duration = samples / SAMPLE_RATE
+        return {**self.transcript(logp, lang, timestamps, duration), "duration": round(duration, 3)}
+
+    def is_long(self, src: AudioInput) -> bool:
+        """Whether ``src`` needs the windowed path: longer than one window, or of unknown length."""
+        if isinstance(src, bytes):
+            return False
+        if isinstance(src, np.ndarray):
+            return len(src) > self.window.chunk_seconds * SAMPLE_RATE
+        seconds = probe_duration(src)
+        return seconds is None or seconds > self.window.chunk_seconds
+
     def transcribe_waves(self, waves: Sequence[np.ndarray], langs: Sequence[str | None] | None = None) -> list[str]:
         """Transcribe one batch of 16 kHz mono float32 waveforms (``langs``: optional hint per item)."""
-        logp, out_lens = self.log_probs(waves)
-        langs = list(langs) if langs is not None else [None] * len(waves)
-        texts = greedy_decode(logp, out_lens, self.vocab, langs)
-        lms = self.lms if self.lms is not None else LanguageModels({}, alpha=0.0, beta=0.0)
-        for i, lang in enumerate(langs):
-            if self._use_beam(lang):
-                texts[i] = lms.decode(logp[i, : int(out_lens[i])].float().cpu().numpy(), self.vocab, lang)
-        return texts
+        return [r["text"] for r in self.transcribe_batch(waves, langs)]
 
-    def transcribe(
-        self,
-        inputs: Sequence[str | os.PathLike[str] | bytes | np.ndarray],
-        batch_size: int = 16,
-        lang: str | None = None,
-    ) -> list[str]:
-        """Transcribe paths, encoded bytes or 16 kHz arrays; batches are formed by length.
+    def transcribe(self, inputs: Sequence[AudioInput], batch_size: int = 16, lang: str | None = None,
+                   timestamps: str = "none") -> list[str] | list[dict[str, Any]]:
+        """Transcribe paths, encoded bytes or 16 kHz arrays; short ones in batches formed by length.
 
-        ``lang`` keeps the output to that language's alphabet as seen in training.
+        ``lang`` keeps the output to that language's alphabet as seen in training. With ``timestamps``
+        "word" or "char" the result is one dict per input (text, words, chars) instead of the text.
         """
-        waves = [
-            np.asarray(x, dtype=np.float32) if isinstance(x, np.ndarray) else decode_audio(x, SAMPLE_RATE)
-            for x in inputs
-        ]
-        order = sorted(range(len(waves)), key=lambda i: len(waves[i]))
-        texts = [""] * len(waves)
+        check_timestamps(timestamps)
+        rows: list[dict[str, Any]] = [{} for _ in inputs]
+        short: dict[int, np.ndarray] = {}
+        for i, x in enumerate(inputs):
+            if not isinstance(x, bytes) and self.is_long(x):
+                rows[i] = self.transcribe_long(np.asarray(x, np.float32) if isinstance(x, np.ndarray) else x,
+                                               lang, timestamps)
+            else:
+                short[i] = np.asarray(x, np.float32) if isinstance(x, np.ndarray) else decode_audio(x, SAMPLE_RATE)
+        order = sorted(short, key=lambda i: len(short[i]))
         for s in range(0, len(order), batch_size):
             idx = order[s : s + batch_size]
-            for i, t in zip(idx, self.transcribe_waves([waves[i] for i in idx], [lang] * len(idx))):
-                texts[i] = t
-        return texts
+            for i, row in zip(idx, self.transcribe_batch([short[i] for i in idx], [lang] * len(idx), timestamps)):
+                rows[i] = row
+        if timestamps == "none":
+            return [r["text"] for r in rows]
+        return rows
+
+
+def model_type(path: str | os.PathLike[str]) -> str | None:
+    """config.json ``model_type`` of a model directory (None for a checkpoint file)."""
+    cfg = Path(path) / "config.json"
+    if not cfg.is_file():
+        return None
+    try:
+        return json.loads(cfg.read_text(encoding="utf-8")).get("model_type")
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{cfg}: not valid JSON ({e})") from e
+
+
+def load_transcriber(path: str | os.PathLike[str], device: str | torch.device = "cpu", **options: Any) -> Any:
+    """The transcriber for a model directory: ``Transcriber`` for CTC types, the LLM-ASR one for ``asr_llm``.
+
+    Options the chosen class does not take (a CTC decoder for an LLM model, say) are dropped with a warning.
+    """
+    kind = model_type(path)
+    if kind not in LLM_TRANSCRIBERS:
+        return Transcriber.from_pretrained(path, device, **options)
+    module, _, name = LLM_TRANSCRIBERS[kind].rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    params = inspect.signature(cls.from_pretrained).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        dropped = sorted(k for k in options if k not in params)
+        if dropped:
+            log.warning("%s: %s ignores the option(s) %s", path, name, ", ".join(dropped))
+        options = {k: v for k, v in options.items() if k in params}
+    return cls.from_pretrained(path, device, **options)
