@@ -12,6 +12,7 @@ log = logging.getLogger("make_corpus")
 
 BUILDERS = {
     "datamodules.corpus.speech.SpeechCorpusConfig": "datamodules.corpus.speech.build_speech_corpus",
+    "datamodules.corpus.text.TextCorpusConfig": "datamodules.corpus.text.build_text_corpus",
 }
 
 

@@ -1,0 +1,1 @@
+"""A compositional grammar: structured meanings realised as sentences in many languages."""
