@@ -1,0 +1,1 @@
+"""LLM-style ASR: a speech encoder feeding a byte-level decoder-only language model."""

@@ -1,0 +1,79 @@
+"""LLM-ASR model directories: ``config.json`` (model_type ``asr_llm``) + ``model.safetensors``."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save
+
+from common.io import atomic_open
+from speech.asr.llm.config import DecoderLMConfig, LLMASRConfig
+from speech.asr.llm.model import LLMASR
+from speech.encoders.conformer import ConformerConfig
+
+MODEL_TYPE = "asr_llm"
+
+
+def config_from_dict(d: dict[str, Any]) -> LLMASRConfig:
+    return LLMASRConfig(
+        langs=list(d.get("langs", [])),
+        encoder=ConformerConfig(**d.get("encoder", {})),
+        lm=DecoderLMConfig(**d.get("lm", {})),
+        stack=int(d.get("stack", 4)),
+        projector_mult=int(d.get("projector_mult", 2)),
+        sample_rate=int(d.get("sample_rate", 16_000)),
+    )
+
+
+def save_pretrained(model: LLMASR, out_dir: str | os.PathLike[str], **meta: Any) -> Path:
+    """Write a self-contained model directory, each file atomically."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_open(out / "config.json", "w", encoding="utf-8") as f:
+        json.dump({"model_type": MODEL_TYPE, **asdict(model.cfg), **meta}, f, indent=2, ensure_ascii=False)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_open(out / "model.safetensors", "wb") as f:
+        f.write(save(state, metadata={"format": "pt"}))
+    return out
+
+
+def from_pretrained(model_dir: str | os.PathLike[str], device: str | torch.device = "cpu") -> LLMASR:
+    """Load a directory written by ``save_pretrained``."""
+    d = Path(model_dir)
+    for name in ("config.json", "model.safetensors"):
+        if not (d / name).exists():
+            raise FileNotFoundError(f"{d}: not a model directory ({name} is missing)")
+    cfg = json.loads((d / "config.json").read_text(encoding="utf-8"))
+    if cfg.get("model_type") != MODEL_TYPE:
+        raise ValueError(f"{d}/config.json: model_type {cfg.get('model_type')!r} is not {MODEL_TYPE!r}")
+    model = LLMASR(config_from_dict(cfg))
+    model.load_state_dict(load_file(str(d / "model.safetensors"), device=str(device)))
+    return model.to(device).eval()
+
+
+def load_ctc_encoder(model: LLMASR, ctc_dir: str | os.PathLike[str]) -> None:
+    """Copy the conformer weights of a CTC model directory into ``model.encoder``."""
+    d = Path(ctc_dir)
+    if not (d / "model.safetensors").exists():
+        raise FileNotFoundError(f"{d}: no model.safetensors to initialise the encoder from")
+    state = load_file(str(d / "model.safetensors"))
+    enc = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
+    if not enc:
+        raise ValueError(f"{d}/model.safetensors: no encoder.* weights")
+    model.encoder.load_state_dict(enc)
+
+
+def ctc_encoder_config(ctc_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``encoder`` block of a CTC model directory's ``config.json``."""
+    path = Path(ctc_dir) / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: missing; init_encoder must be a CTC model directory")
+    cfg = json.loads(path.read_text(encoding="utf-8"))
+    if "encoder" not in cfg:
+        raise ValueError(f"{path}: no encoder settings")
+    return dict(cfg["encoder"])

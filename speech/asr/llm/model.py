@@ -1,0 +1,147 @@
+"""LLM-ASR network: conformer encoder, frame-stacking projector, causal byte-level decoder LM."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from speech.asr.llm.config import DecoderLMConfig, LLMASRConfig
+from speech.asr.llm.tokens import ByteTokenizer
+from speech.encoders.conformer import ConformerEncoder, _rotate
+from speech.features import LogMel
+
+KVCache = list[tuple[Tensor, Tensor]]
+"""Per layer, keys and values [B, H, L, Dh] of every position seen so far."""
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal attention with rotary positions, a key padding mask and a KV cache."""
+
+    def __init__(self, d: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.qkv = nn.Linear(d, 3 * d, bias=False)
+        self.out = nn.Linear(d, d, bias=False)
+
+    def forward(
+        self, x: Tensor, pos: Tensor, key_mask: Tensor, past: tuple[Tensor, Tensor] | None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        b, t, d = x.shape
+        dh = d // self.heads
+        q, k, v = self.qkv(x).view(b, t, 3, self.heads, dh).permute(2, 0, 3, 1, 4)  # [B, H, T, Dh]
+        inv = 1.0 / (10_000 ** (torch.arange(0, dh // 2, device=x.device, dtype=torch.float32) / (dh // 2)))
+        ang = pos[:, None, :, None].float() * inv  # [B, 1, T, Dh/2]
+        cos, sin = ang.cos().to(q.dtype), ang.sin().to(q.dtype)
+        q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+        if past is not None:
+            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
+        n = k.shape[2]
+        qi = torch.arange(n - t, n, device=x.device)[:, None]
+        kj = torch.arange(n, device=x.device)[None]
+        # Causal and not padding; a position always sees itself so a padding row never has all keys masked.
+        mask = ((kj <= qi)[None] & key_mask[:, None, :]) | (kj == qi)[None]  # [B, T, N]
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask[:, None], dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out(y.transpose(1, 2).reshape(b, t, d)), (k, v)
+
+
+class DecoderBlock(nn.Module):
+    """Pre-norm transformer block."""
+
+    def __init__(self, cfg: DecoderLMConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.norm1 = nn.LayerNorm(d)
+        self.attn = CausalSelfAttention(d, cfg.num_heads, cfg.dropout)
+        self.norm2 = nn.LayerNorm(d)
+        self.ff = nn.Sequential(nn.Linear(d, cfg.ff_mult * d), nn.GELU(), nn.Linear(cfg.ff_mult * d, d))
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(
+        self, x: Tensor, pos: Tensor, key_mask: Tensor, past: tuple[Tensor, Tensor] | None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        y, kv = self.attn(self.norm1(x), pos, key_mask, past)
+        x = x + self.drop(y)
+        return x + self.drop(self.ff(self.norm2(x))), kv
+
+
+class DecoderLM(nn.Module):
+    """Decoder-only transformer LM with tied input/output embeddings (Radford et al., 2019)."""
+
+    def __init__(self, cfg: DecoderLMConfig, vocab_size: int):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(vocab_size, cfg.d_model)
+        nn.init.normal_(self.embed.weight, std=0.02)
+        self.blocks = nn.ModuleList(DecoderBlock(cfg) for _ in range(cfg.num_layers))
+        self.norm = nn.LayerNorm(cfg.d_model)
+
+    def forward(
+        self, x: Tensor, pos: Tensor, key_mask: Tensor, past: KVCache | None = None
+    ) -> tuple[Tensor, KVCache]:
+        """Input embeddings [B, T, D] to logits [B, T, V]; ``key_mask`` [B, N] covers cached + new positions."""
+        cache: KVCache = []
+        for i, block in enumerate(self.blocks):
+            x, kv = block(x, pos, key_mask, past[i] if past is not None else None)
+            cache.append(kv)
+        return self.norm(x) @ self.embed.weight.T, cache
+
+
+class Projector(nn.Module):
+    """Stack ``k`` consecutive encoder frames, then a 2-layer MLP into the LM width."""
+
+    def __init__(self, d_in: int, d_out: int, stack: int, mult: int):
+        super().__init__()
+        self.stack = stack
+        self.mlp = nn.Sequential(nn.Linear(stack * d_in, mult * d_out), nn.GELU(), nn.Linear(mult * d_out, d_out))
+
+    def forward(self, x: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
+        b, t, d = x.shape
+        x = x * (torch.arange(t, device=x.device)[None] < lens[:, None])[..., None].to(x.dtype)
+        pad = -t % self.stack
+        x = F.pad(x, (0, 0, 0, pad)).reshape(b, (t + pad) // self.stack, self.stack * d)  # [B, T/k, k*D]
+        return self.mlp(x), (lens + self.stack - 1) // self.stack
+
+
+class LLMASR(nn.Module):
+    """Speech encoder + projector + decoder LM, trained on interleaved audio/text sequences.
+
+    The "speech LLM" recipe of SALMONN / Qwen-Audio (Tang et al., 2023; Chu et al., 2023) at a small
+    scale, with a language token after ``<lid>`` (as in Whisper, Radford et al., 2022) and in-context
+    examples before the query (as in Omnilingual ASR's zero-shot model).
+    """
+
+    def __init__(self, cfg: LLMASRConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tok = ByteTokenizer(cfg.langs)
+        self.frontend = LogMel(cfg.sample_rate, cfg.encoder.n_mels)
+        self.encoder = ConformerEncoder(cfg.encoder)
+        self.projector = Projector(cfg.encoder.d_model, cfg.lm.d_model, cfg.stack, cfg.projector_mult)
+        self.lm = DecoderLM(cfg.lm, len(self.tok))
+
+    def encode_audio(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """Waveforms [N, S] to audio embeddings [N, A, D] and their counts [N]."""
+        feats, lens = self.frontend(wave, wave_lens)
+        hidden, lens = self.encoder(feats, lens)  # [N, T, De]
+        return self.projector(hidden, lens)
+
+    def audio_frames(self, wave_lens: Tensor) -> Tensor:
+        """Audio embeddings per clip for waveforms of ``wave_lens`` samples, without running the encoder."""
+        lens = wave_lens // self.frontend.hop + 1
+        for _ in range({2: 1, 4: 2, 8: 3}[self.cfg.encoder.subsampling]):
+            lens = (lens - 1) // 2 + 1
+        return (lens + self.cfg.stack - 1) // self.cfg.stack
+
+    def embed(self, ids: Tensor, clip: Tensor, frame: Tensor, audio: Tensor) -> Tensor:
+        """Token ids [B, L] (``AUDIO`` = -1 where audio goes) with audio embeddings [N, A, D] spliced in."""
+        x = self.lm.embed(ids.clamp_min(0))  # [B, L, D]
+        a = audio[clip.clamp_min(0), frame.clamp_min(0)].to(x.dtype)  # [B, L, D]
+        return torch.where((ids < 0)[..., None], a, x)
+
+    def forward(self, x: Tensor, pos: Tensor, key_mask: Tensor, past: KVCache | None = None) -> tuple[Tensor, KVCache]:
+        """Embedded sequences [B, T, D] to next-token logits [B, T, V] (float32) and the KV cache."""
+        logits, cache = self.lm(x, pos, key_mask, past)
+        return logits.float(), cache

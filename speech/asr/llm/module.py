@@ -1,0 +1,204 @@
+"""LightningModule for LLM-ASR: next-token loss on the language token and transcript, per-language CER, LID."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import Timer
+from lightning.pytorch.utilities import rank_zero_info
+
+from common.metrics import LanguageErrorRates, format_table
+from speech.asr.llm.config import DecoderLMConfig, LLMASRConfig, decoder_lm_tiny
+from speech.asr.llm.decode import decode_prompts, max_tokens
+from speech.asr.llm.hub import ctc_encoder_config, load_ctc_encoder, save_pretrained
+from speech.asr.llm.model import LLMASR
+from speech.asr.llm.tokens import Segment, TokenSequence, build_sequence, pad_sequences
+from speech.asr.module import warmup_cosine
+from speech.audio import SAMPLE_RATE
+from speech.encoders.conformer import ConformerConfig
+
+
+def _as_dict(x: Any) -> dict[str, Any]:
+    return asdict(x) if is_dataclass(x) and not isinstance(x, type) else dict(x or {})
+
+
+class LLMASRModule(L.LightningModule):
+    """Trains an ``LLMASR`` on (in-context examples +) utterance sequences; validates with greedy decoding.
+
+    ``freeze_encoder`` fixes an encoder loaded from ``init_encoder``; a randomly initialised one always trains.
+    """
+
+    def __init__(
+        self,
+        langs: list[str],
+        encoder: ConformerConfig | dict[str, Any] | None = None,
+        lm: DecoderLMConfig | dict[str, Any] | None = None,
+        stack: int = 4,
+        projector_mult: int = 2,
+        init_encoder: str | None = None,
+        freeze_encoder: bool = True,
+        encoder_lr_scale: float = 0.1,
+        lang_drop: float = 0.3,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-2,
+        betas: tuple[float, float] = (0.9, 0.98),
+        warmup_steps: int = 200,
+        min_lr_ratio: float = 0.05,
+        max_bytes_per_second: float = 40.0,
+    ):
+        super().__init__()
+        enc = ctc_encoder_config(init_encoder) if init_encoder else _as_dict(encoder)
+        self.save_hyperparameters({
+            "langs": list(langs), "encoder": enc, "lm": _as_dict(lm or decoder_lm_tiny()), "stack": stack,
+            "projector_mult": projector_mult, "init_encoder": init_encoder, "freeze_encoder": freeze_encoder,
+            "encoder_lr_scale": encoder_lr_scale, "lang_drop": lang_drop, "lr": lr, "weight_decay": weight_decay,
+            "betas": list(betas), "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio,
+            "max_bytes_per_second": max_bytes_per_second,
+        })
+        cfg = LLMASRConfig(langs=list(langs), encoder=ConformerConfig(**enc), lm=DecoderLMConfig(**self.hparams["lm"]),
+                           stack=stack, projector_mult=projector_mult)
+        self.net = LLMASR(cfg)
+        if init_encoder:
+            load_ctc_encoder(self.net, init_encoder)
+        self.frozen = bool(freeze_encoder and init_encoder)
+        if self.frozen:
+            self.net.encoder.requires_grad_(False)
+        self.val_rates = LanguageErrorRates(self.hparams["langs"])
+        self.test_rates = LanguageErrorRates(self.hparams["langs"])
+        self._lid = {"val": [0, 0], "test": [0, 0]}
+
+    def train(self, mode: bool = True) -> LLMASRModule:
+        """A frozen encoder stays in eval mode (no dropout), so its features match inference."""
+        super().train(mode)
+        if self.frozen:
+            self.net.encoder.eval()
+        return self
+
+    def _encode(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Audio embeddings [N, A, D] of the batch's utterances, then of their in-context examples."""
+        waves = [batch["wave"]] + ([batch["ctx_wave"]] if len(batch.get("ctx_wave_lens", [])) else [])
+        s = max(w.shape[1] for w in waves)
+        wave = torch.cat([F.pad(w, (0, s - w.shape[1])) for w in waves])
+        lens = torch.cat([batch["wave_lens"], *([batch["ctx_wave_lens"]] if len(waves) > 1 else [])])
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            feats, flens = self.net.frontend(wave, lens)
+            hidden, hlens = self.net.encoder(feats, flens)
+        return self.net.projector(hidden, hlens)
+
+    def _sequences(self, batch: dict[str, Any], alens: torch.Tensor, upto: str, drop: float) -> list[TokenSequence]:
+        """One sequence per utterance; its in-context examples are clips ``B..`` in ``ctx_counts`` order."""
+        tok, b_n = self.net.tok, len(batch["texts"])
+        seqs, c = [], b_n
+        for b in range(b_n):
+            keep = random.random() >= drop
+            ctx = []
+            for _ in range(batch.get("ctx_counts", [0] * b_n)[b]):
+                lang = tok.lang_id(batch["ctx_langs"][c - b_n]) if keep else None
+                ctx.append(Segment(c, int(alens[c]), lang, tok.encode(batch["ctx_texts"][c - b_n])))
+                c += 1
+            lang = tok.lang_id(batch["langs"][b]) if keep else None
+            query = Segment(b, int(alens[b]), lang, tok.encode(batch["texts"][b]))
+            seqs.append(build_sequence(tok, ctx, query, upto))
+        return seqs
+
+    def _loss(self, batch: dict[str, Any], drop: float) -> torch.Tensor:
+        audio, alens = self._encode(batch)
+        seq = pad_sequences(self._sequences(batch, alens, "eos", drop), self.net.tok.pad_id)
+        seq = {k: v.to(self.device) for k, v in seq.items()}
+        x = self.net.embed(seq["ids"], seq["clip"], seq["frame"], audio)
+        logits, _ = self.net(x, seq["pos"], seq["mask"])  # [B, L, V]
+        return F.cross_entropy(logits[:, :-1].transpose(1, 2), seq["targets"][:, 1:], ignore_index=-100)
+
+    def training_step(self, batch: dict[str, Any] | None, batch_idx: int) -> torch.Tensor | None:
+        if batch is None:
+            return None
+        loss = self._loss(batch, self.hparams["lang_drop"])
+        bs = len(batch["texts"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        self.log("train/audio_seconds", batch["seconds"], reduce_fx="sum", on_step=False, on_epoch=True,
+                 batch_size=bs)
+        return loss
+
+    def _eval_step(self, batch: dict[str, Any] | None, rates: LanguageErrorRates, stage: str) -> None:
+        if batch is None:
+            return
+        batch = {**batch, "ctx_counts": [0] * len(batch["texts"])}
+        self.log(f"{stage}/loss", self._loss(batch, 0.0), batch_size=len(batch["texts"]), sync_dist=True)
+        audio, alens = self._encode(batch)
+        seconds = (batch["wave_lens"].float() / SAMPLE_RATE).tolist()
+        prompts = self._sequences(batch, alens, "bos", 0.0)
+        max_len = max_tokens(seconds, self.hparams["max_bytes_per_second"])
+        hyps, logits = decode_prompts(self.net, prompts, audio, max_len)
+        rates.update(hyps, batch["texts"], batch["langs"])
+        # A known language's prompt ends "<lid> lang <bos>": the language was predicted at column -3.
+        tok = self.net.tok
+        pred = logits[:, -3, tok.first_lang:].argmax(-1).tolist() if tok.langs else []
+        for p, lang in zip(pred, batch["langs"]):
+            if lang in tok.lang_ids:
+                self._lid[stage][0] += int(tok.langs[p] == lang)
+                self._lid[stage][1] += 1
+
+    def validation_step(self, batch: dict[str, Any] | None, batch_idx: int) -> None:
+        self._eval_step(batch, self.val_rates, "val")
+
+    def test_step(self, batch: dict[str, Any] | None, batch_idx: int) -> None:
+        self._eval_step(batch, self.test_rates, "test")
+
+    def _log_rates(self, rates: LanguageErrorRates, stage: str) -> dict[str, dict[str, float]]:
+        summary = rates.compute()
+        rates.reset()
+        for lang, m in summary.items():
+            name = stage if lang == "all" else f"{stage}_{lang}"
+            self.log(f"{name}/cer", m["cer"], prog_bar=lang == "all", rank_zero_only=True)
+            self.log(f"{name}/wer", m["wer"], rank_zero_only=True)
+        right, total = self._lid[stage]
+        self._lid[stage] = [0, 0]
+        self.log(f"{stage}/lid_acc", right / max(total, 1), rank_zero_only=True)
+        return summary
+
+    def on_validation_epoch_end(self) -> None:
+        summary = self._log_rates(self.val_rates, "val")
+        if not self.trainer.sanity_checking:
+            rank_zero_info(f"\nvalidation, epoch {self.current_epoch}:\n{format_table(summary)}")
+
+    def on_test_epoch_end(self) -> None:
+        rank_zero_info(f"\ntest:\n{format_table(self._log_rates(self.test_rates, 'test'))}")
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        groups: list[dict[str, Any]] = []
+        for name, scale in (("encoder", hp["encoder_lr_scale"]), ("rest", 1.0)):
+            params = [(n, p) for n, p in self.net.named_parameters()
+                      if p.requires_grad and n.startswith("encoder.") == (name == "encoder")]
+            for decay in (True, False):
+                chosen = [p for n, p in params if (p.ndim >= 2) == decay]
+                if chosen and scale > 0:
+                    groups.append({"params": chosen, "lr": hp["lr"] * scale,
+                                   "weight_decay": hp["weight_decay"] if decay else 0.0})
+        opt = torch.optim.AdamW(groups, lr=hp["lr"], betas=tuple(hp["betas"]))
+        total = int(self.trainer.estimated_stepping_batches)
+        warmup, floor = hp["warmup_steps"], hp["min_lr_ratio"]
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: warmup_cosine(s, warmup, total, floor, self._time_progress())
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def _time_progress(self) -> float:
+        """Share of ``trainer.max_time`` used so far (0 without a time budget); rank 0's clock decides."""
+        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None) if self._trainer else None  # type: ignore[attr-defined]
+        remaining = timer.time_remaining("train") if timer else None
+        if timer is None or remaining is None:
+            return 0.0
+        elapsed = timer.time_elapsed("train")
+        progress = elapsed / max(elapsed + remaining, 1e-9)
+        return float(self.trainer.strategy.broadcast(progress)) if self.trainer.world_size > 1 else progress
+
+    def export(self, out_dir: str | Path) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` for ``LLMTranscriber.from_pretrained``."""
+        return save_pretrained(self.net, out_dir)

@@ -1,0 +1,132 @@
+"""Byte-level tokens with specials and language tokens, and the interleaved audio/text sequences."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+SPECIALS = ("<pad>", "<bos>", "<eos>", "<lid>", "<sep>", "<audio>")
+"""Special tokens, numbered after the 256 byte values."""
+AUDIO = -1
+"""Placeholder id in a token list where an audio embedding is spliced in."""
+IGNORE = -100
+"""Target id that the loss skips."""
+
+
+class ByteTokenizer:
+    """UTF-8 bytes (0-255), then the specials, then one token per known language."""
+
+    def __init__(self, langs: Sequence[str]):
+        self.langs = list(langs)
+        self.pad_id, self.bos_id, self.eos_id, self.lid_id, self.sep_id, self.audio_id = range(256, 256 + len(SPECIALS))
+        self.first_lang = 256 + len(SPECIALS)
+        self.lang_ids = {lang: self.first_lang + i for i, lang in enumerate(self.langs)}
+
+    def __len__(self) -> int:
+        return self.first_lang + len(self.langs)
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Bytes back to text; specials are skipped and a cut-off character is dropped."""
+        return bytes(i for i in ids if 0 <= i < 256).decode("utf-8", errors="ignore")
+
+    def lang_id(self, lang: str | None) -> int | None:
+        """The language's token, or ``None`` for an unknown (or no) language."""
+        return self.lang_ids.get(lang) if lang else None
+
+    def lang_of(self, token: int) -> str:
+        return self.langs[token - self.first_lang]
+
+
+@dataclass
+class Segment:
+    """One utterance of a sequence: its audio clip and, when known, language and text."""
+
+    clip: int
+    """Row of the clip in the batch of encoded audio."""
+    frames: int
+    """Audio embeddings of the clip (after the projector)."""
+    lang: int | None = None
+    """Language token, or ``None`` to write the utterance without one."""
+    text: list[int] | None = None
+    """Byte ids of the transcript; ``None`` for the utterance to transcribe at inference."""
+
+
+@dataclass
+class TokenSequence:
+    """A flat sequence: token ids (``AUDIO`` where audio goes), the audio source of each position, targets."""
+
+    ids: list[int]
+    clip: list[int]
+    frame: list[int]
+    targets: list[int]
+
+
+def build_sequence(tok: ByteTokenizer, context: Sequence[Segment], query: Segment, upto: str = "eos") -> TokenSequence:
+    """``[<audio> A_i <lid> lang_i <bos> text_i <eos>]* <audio> A <lid> [lang] <bos> text <eos>``.
+
+    Targets are the query's language token, text and ``<eos>`` (``IGNORE`` elsewhere), aligned with
+    ``ids`` (position ``i`` is predicted from positions ``< i``). ``upto`` cuts the query: ``"lid"``
+    ends after ``<lid>`` (language identification), ``"bos"`` after ``<bos>`` (transcription prompt).
+    """
+    if upto not in ("lid", "bos", "eos"):
+        raise ValueError(f"upto must be lid, bos or eos, got {upto!r}")
+    seq = TokenSequence([], [], [], [])
+
+    def put(ids: Sequence[int], target: bool) -> None:
+        seq.ids.extend(ids)
+        seq.clip.extend([-1] * len(ids))
+        seq.frame.extend([-1] * len(ids))
+        seq.targets.extend(ids if target else [IGNORE] * len(ids))
+
+    def audio(seg: Segment) -> None:
+        put([tok.audio_id], False)
+        seq.ids.extend([AUDIO] * seg.frames)
+        seq.clip.extend([seg.clip] * seg.frames)
+        seq.frame.extend(range(seg.frames))
+        seq.targets.extend([IGNORE] * seg.frames)
+        put([tok.lid_id], False)
+
+    for seg in context:
+        if seg.text is None:
+            raise ValueError("an in-context example needs its transcript")
+        audio(seg)
+        put(([seg.lang] if seg.lang is not None else []) + [tok.bos_id, *seg.text, tok.eos_id], False)
+    audio(query)
+    if upto == "lid":
+        return seq
+    if query.lang is not None:
+        put([query.lang], upto == "eos")
+    put([tok.bos_id], False)
+    if upto == "eos":
+        if query.text is None:
+            raise ValueError("a training sequence needs the query transcript")
+        put([*query.text, tok.eos_id], True)
+    return seq
+
+
+def pad_sequences(seqs: Sequence[TokenSequence], pad_id: int, left: bool = False) -> dict[str, Any]:
+    """Pad sequences into ``ids/clip/frame/targets/pos`` [B, L] and ``mask`` [B, L] (True = real).
+
+    Training pads on the right; decoding prompts pad on the left so every prompt ends at the last column.
+    """
+    n = max(len(s.ids) for s in seqs)
+    out = {
+        "ids": torch.full((len(seqs), n), pad_id, dtype=torch.long),
+        "clip": torch.full((len(seqs), n), -1, dtype=torch.long),
+        "frame": torch.full((len(seqs), n), -1, dtype=torch.long),
+        "targets": torch.full((len(seqs), n), IGNORE, dtype=torch.long),
+        "mask": torch.zeros(len(seqs), n, dtype=torch.bool),
+    }
+    for i, s in enumerate(seqs):
+        cols = slice(n - len(s.ids), n) if left else slice(0, len(s.ids))
+        for key in ("ids", "clip", "frame", "targets"):
+            out[key][i, cols] = torch.tensor(getattr(s, key), dtype=torch.long)
+        out["mask"][i, cols] = True
+    out["pos"] = (out["mask"].long().cumsum(1) - 1).clamp_min(0)
+    return out

@@ -1,0 +1,221 @@
+"""LLM-ASR: sequences and loss masks, language-token dropout, decoding, training via the real config, export, LID."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from speech.asr.llm.config import DecoderLMConfig, LLMASRConfig
+from speech.asr.llm.decode import LMStepper, beam_search, decode_prompts, greedy_search
+from speech.asr.llm.hub import save_pretrained
+from speech.asr.llm.infer import LLMTranscriber, read_context
+from speech.asr.llm.model import LLMASR
+from speech.asr.llm.module import LLMASRModule
+from speech.asr.llm.tokens import AUDIO, IGNORE, ByteTokenizer, Segment, build_sequence, pad_sequences
+from speech.encoders.conformer import ConformerConfig
+from tests.helpers import compose_cfg, load_script, tiny_overrides
+from text.normalize import normalize_transcript
+
+LANGS = ["deu_Latn", "ukr_Cyrl"]
+TINY_LM = ["+model.lm.d_model=32", "+model.lm.num_layers=1", "+model.lm.num_heads=2"]
+
+
+def tiny_model(seed: int = 0) -> LLMASR:
+    torch.manual_seed(seed)
+    cfg = LLMASRConfig(langs=LANGS, encoder=ConformerConfig(d_model=32, num_layers=1, num_heads=2, conv_kernel=5),
+                       lm=DecoderLMConfig(d_model=32, num_layers=2, num_heads=2), stack=2)
+    return LLMASR(cfg).eval()
+
+
+def waves(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(int(16_000 * (0.5 + 0.3 * i))).astype(np.float32) * 0.1 for i in range(n)]
+
+
+def test_sequence_layout_and_loss_targets() -> None:
+    tok = ByteTokenizer(LANGS)
+    de = tok.lang_id("deu_Latn")
+    ctx = [Segment(1, 2, de, tok.encode("ab")), Segment(2, 1, None, tok.encode("é"))]
+    seq = build_sequence(tok, ctx, Segment(0, 3, de, tok.encode("hi")))
+    A = AUDIO
+    assert seq.ids == [
+        tok.audio_id, A, A, tok.lid_id, de, tok.bos_id, 97, 98, tok.eos_id,
+        tok.audio_id, A, tok.lid_id, tok.bos_id, 0xC3, 0xA9, tok.eos_id,
+        tok.audio_id, A, A, A, tok.lid_id, de, tok.bos_id, 104, 105, tok.eos_id,
+    ]
+    assert seq.clip[1:3] == [1, 1] and seq.clip[10] == 2 and seq.clip[17:20] == [0, 0, 0]
+    assert seq.frame[17:20] == [0, 1, 2]
+    # Only the query's language token, text and <eos> are targets.
+    assert [t for t in seq.targets if t != IGNORE] == [de, 104, 105, tok.eos_id]
+    assert seq.targets.index(de) == 21
+    prompt = build_sequence(tok, ctx, Segment(0, 3, None), "bos")
+    assert prompt.ids[-3:] == [A, tok.lid_id, tok.bos_id] and all(t == IGNORE for t in prompt.targets)
+    assert build_sequence(tok, [], Segment(0, 2, de), "lid").ids == [tok.audio_id, A, A, tok.lid_id]
+    assert tok.decode([*tok.encode("Привіт"), tok.eos_id]) == "Привіт"
+
+
+def _batch(texts: list[str], langs: list[str], ctx: int = 0) -> dict[str, Any]:
+    w = waves(len(texts) + ctx)
+    lens = torch.tensor([len(x) for x in w])
+    pad = torch.zeros(len(w), int(lens.max()))
+    for i, x in enumerate(w):
+        pad[i, : len(x)] = torch.from_numpy(x)
+    n = len(texts)
+    return {"wave": pad[:n], "wave_lens": lens[:n], "texts": texts, "langs": langs, "seconds": 1.0,
+            "ctx_wave": pad[n:], "ctx_wave_lens": lens[n:], "ctx_counts": [ctx] + [0] * (n - 1),
+            "ctx_texts": ["zu"] * ctx, "ctx_langs": [langs[0]] * ctx}
+
+
+def test_lang_token_dropout_and_loss_mask() -> None:
+    module = LLMASRModule(LANGS, encoder={"d_model": 32, "num_layers": 1, "num_heads": 2, "conv_kernel": 5},
+                          lm={"d_model": 32, "num_layers": 1, "num_heads": 2}, stack=2)
+    tok = module.net.tok
+    batch = _batch(["ja", "так"], LANGS, ctx=2)
+    _, alens = module._encode(batch)
+    lang_ids = set(tok.lang_ids.values())
+    kept = module._sequences(batch, alens, "eos", 0.0)
+    assert [sum(t in lang_ids for t in s.ids) for s in kept] == [3, 1]  # two examples + the query
+    dropped = module._sequences(batch, alens, "eos", 1.0)
+    assert not any(t in lang_ids for s in dropped for t in s.ids)
+    assert [t for t in dropped[1].targets if t != IGNORE] == [*tok.encode("так"), tok.eos_id]
+    torch.manual_seed(0)
+    shares = [any(t in lang_ids for t in s.ids) for _ in range(200)
+              for s in module._sequences(batch, alens, "eos", 0.3)]
+    assert 0.6 < sum(shares) / len(shares) < 0.8
+    # Logits at non-target positions don't move the loss: it equals the CE over the targets alone.
+    module.eval()
+    loss = module._loss(batch, 0.0)
+    seq = pad_sequences(module._sequences(batch, alens, "eos", 0.0), tok.pad_id)
+    audio, _ = module._encode(batch)
+    logits, _ = module.net(module.net.embed(seq["ids"], seq["clip"], seq["frame"], audio), seq["pos"], seq["mask"])
+    tgt = seq["targets"][:, 1:]
+    keep = tgt != IGNORE
+    manual = -logits[:, :-1].log_softmax(-1).gather(-1, tgt.clamp_min(0)[..., None])[..., 0][keep].mean()
+    torch.testing.assert_close(loss, manual)
+    assert int(keep.sum()) == 1 + 2 + 1 + 1 + 6 + 1  # lang, "ja", eos; lang, "так" (6 bytes), eos
+
+
+def test_left_padding_does_not_change_logits() -> None:
+    model = tiny_model()
+    tok = model.tok
+    w = waves(2)
+    from speech.asr.infer import pad_waves
+
+    wave, lens = pad_waves(w)
+    audio, alens = model.encode_audio(wave, lens)
+    prompts = [build_sequence(tok, [], Segment(b, int(alens[b]), tok.lang_id("deu_Latn")), "bos") for b in range(2)]
+    with torch.no_grad():
+        _, both = decode_prompts(model, prompts, audio, [5, 5])
+        _, alone = decode_prompts(model, prompts[:1], audio, [5])
+        n = alone.shape[1]
+        torch.testing.assert_close(both[0, -n:], alone[0], atol=1e-5, rtol=1e-4)
+        # Greedy text of an utterance doesn't depend on its batch neighbours.
+        pair = decode_prompts(model, prompts, audio, [12, 12])[0]
+        assert pair[0] == decode_prompts(model, prompts[:1], audio, [12])[0][0]
+
+
+def test_beam_one_is_greedy_on_the_model() -> None:
+    model = tiny_model(1)
+    tok = model.tok
+    from speech.asr.infer import pad_waves
+
+    wave, lens = pad_waves(waves(3))
+    with torch.no_grad():
+        audio, alens = model.encode_audio(wave, lens)
+        prompts = [build_sequence(tok, [], Segment(b, int(alens[b]), None), "bos") for b in range(3)]
+        batch = pad_sequences(prompts, tok.pad_id, left=True)
+        x = model.embed(batch["ids"], batch["clip"], batch["frame"], audio)
+        allowed = torch.zeros(len(tok), dtype=torch.bool)
+        allowed[:256] = allowed[tok.eos_id] = True
+        stepper = LMStepper(model, allowed)
+        first, _, state = stepper.prefill(x, batch["pos"], batch["mask"])
+        greedy = greedy_search(first, stepper.step, state, [20, 7, 15], tok.eos_id)
+        beam1 = beam_search(first, stepper.step, state, stepper.reorder, [20, 7, 15], tok.eos_id, beam=1)
+        beam4 = beam_search(first, stepper.step, state, stepper.reorder, [20, 7, 15], tok.eos_id, beam=4)
+    assert beam1 == greedy
+    assert [len(g) for g in greedy] == [20, 7, 15]  # an untrained model never says <eos> first
+    assert all(len(b) <= m for b, m in zip(beam4, [20, 7, 15]))
+
+
+class TableLM:
+    """A constructed LM over tokens {0: 'a', 1: 'b', 2: eos}: log-probs looked up by the history."""
+
+    def __init__(self, table: dict[tuple[int, ...], list[float]]):
+        self.table = table
+
+    def logp(self, hist: tuple[int, ...]) -> list[float]:
+        return self.table.get(hist, [-20.0, -20.0, 0.0])
+
+    def step(self, tokens: torch.Tensor, state: list[tuple[int, ...]]) -> tuple[torch.Tensor, Any]:
+        state = [(*h, int(t)) for h, t in zip(state, tokens)]
+        return torch.tensor([self.logp(h) for h in state]), state
+
+    @staticmethod
+    def reorder(state: list[tuple[int, ...]], rows: torch.Tensor) -> list[tuple[int, ...]]:
+        return [state[int(r)] for r in rows]
+
+
+def test_length_normalisation_changes_the_ranking() -> None:
+    # Short: <eos> at once, log-prob -1.2 over 1 token. Long: "aaa" <eos>, -0.4 per token, -1.6 over 4.
+    lm = TableLM({(): [-0.4, -20.0, -1.2], (0,): [-0.4, -20.0, -20.0], (0, 0): [-0.4, -20.0, -20.0],
+                  (0, 0, 0): [-20.0, -20.0, -0.4]})
+    first = torch.tensor([lm.logp(())])
+    run = lambda beam, alpha: beam_search(first, lm.step, [()], lm.reorder, [10], 2, beam, alpha)
+    assert run(2, 0.0) == [[]]  # raw sums: -1.2 beats -1.6
+    assert run(2, 1.0) == [[0, 0, 0]]  # per token: -0.4 beats -1.2
+    assert run(1, 1.0) == greedy_search(first, lm.step, [()], [10], 2) == [[0, 0, 0]]
+    # max_len ends a hypothesis without <eos>.
+    assert beam_search(first, lm.step, [()], lm.reorder, [2], 2, 2, 1.0) == [[0, 0]]
+    assert math.isclose(sum(math.exp(v) for v in lm.logp(())), math.exp(-0.4) + math.exp(-20) + math.exp(-1.2))
+
+
+def _write_manifest(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_identify_transcribe_and_context(tiny_corpus: Path, tmp_path: Path) -> None:
+    model = tiny_model(2)
+    save_pretrained(model, tmp_path / "m")
+    rows = [json.loads(x) for x in (tiny_corpus / "train.jsonl").read_text().splitlines()]
+    ctx_rows = [{**r, "audio": str(tiny_corpus / r["audio"])} for r in rows if r["lang"] == "ukr_Cyrl"][:3]
+    ctx = _write_manifest(tmp_path / "ctx.jsonl", ctx_rows)
+    tr = LLMTranscriber.from_pretrained(tmp_path / "m", context=ctx, beam=2, max_bytes_per_second=5.0)
+    w = waves(3)
+    probs = tr.lang_probs(w)
+    assert all(set(p) == set(LANGS) and 0.0 < sum(p.values()) <= 1.0 + 1e-6 for p in probs)
+    ident = tr.identify(w)
+    assert [lang for lang, _ in ident] == [max(p, key=p.__getitem__) for p in probs]
+    texts = tr.transcribe(w, batch_size=2, lang="tur_Latn")
+    assert len(texts) == 3 and all(isinstance(t, str) for t in texts)
+    assert len(read_context(ctx)) == 3 and read_context(ctx)[0][1] == normalize_transcript(ctx_rows[0]["text"])
+    too_many = _write_manifest(tmp_path / "big.jsonl", ctx_rows * 4)
+    with pytest.raises(ValueError, match=r"big\.jsonl: a context manifest needs 1 to 10 examples, got 12"):
+        read_context(too_many)
+
+
+def test_train_export_load_via_real_config(tiny_corpus: Path, tmp_path: Path) -> None:
+    train = load_script("train")
+    fdr = compose_cfg("train", ["experiment=asr_llm", "debug=fdr", *tiny_overrides(tiny_corpus), *TINY_LM],
+                      tmp_path / "fdr")
+    assert train.train(fdr)["train/loss"] > 0
+
+    out = tmp_path / "run"
+    cfg = compose_cfg("train", ["experiment=asr_llm", *tiny_overrides(tiny_corpus), *TINY_LM, "trainer.max_epochs=1",
+                                "trainer.max_time=null", "data.context_prob=1.0", "trainer.limit_val_batches=2",
+                                "trainer.val_check_interval=1.0", "model.max_bytes_per_second=4"], out)
+    metrics = train.train(cfg)
+    assert "val_deu_Latn/cer" in metrics and "val/lid_acc" in metrics and "test/cer" in metrics
+    model_dir = out / "model"
+    assert json.loads((model_dir / "config.json").read_text())["model_type"] == "asr_llm"
+    tr = LLMTranscriber.from_pretrained(model_dir, beam=1)
+    ckpt = LLMASRModule.load_from_checkpoint(json.loads((out / "metrics.json").read_text())["best_checkpoint"],
+                                             map_location="cpu", weights_only=True)
+    for k, v in ckpt.net.state_dict().items():
+        torch.testing.assert_close(v, tr.model.state_dict()[k])
