@@ -61,6 +61,18 @@ def test_hindi_and_arabic_agreement() -> None:
     assert realise(RED_CUP_ON_TABLE, "arb_Arab") == "الكوب الأحمر على الطاولة."
 
 
+def test_turkish_and_swahili() -> None:
+    m = _m(Clause(Entity("cup", 1, "red"), "stand", "on", Entity("table", 1, None, None, True)))
+    assert realise(m, "tur_Latn") == "Masanın üstünde kırmızı bir fincan duruyor."
+    assert realise(m, "swh_Latn") == "Juu ya meza kuna kikombe chekundu."
+    assert realise(RED_CUP_ON_TABLE, "swh_Latn") == "Kikombe chekundu kiko juu ya meza."
+    m = _m(Clause(Entity("dog", 2, "black", "small"), "sleep", "under", Entity("tree", 1, None, None, True)))
+    assert realise(m, "tur_Latn") == "İki küçük siyah köpek ağacın altında uyuyor."
+    assert realise(m, "swh_Latn") == "Mbwa wawili wadogo weusi wanalala chini ya mti."
+    m = _m(Clause(Entity("book", 3, None, "big"), "lie", "next_to", Entity("stone", 1, "white", None, True)))
+    assert realise(m, "swh_Latn") == "Kando ya jiwe jeupe kuna vitabu vitatu vikubwa."
+
+
 def test_long_sentence_with_anaphora() -> None:
     m = Meaning((Clause(Entity("cup", 1, "red"), "stand", "on", Entity("table", 1, None, None, True)),
                  Clause(Entity("dog", 2, None, "small"), "sleep", "next_to")), "long")

@@ -21,6 +21,8 @@ REALISERS: dict[str, str] = {
     "ukr_Cyrl": "datamodules.corpus.grammar.lang_slavic.Ukrainian",
     "hin_Deva": "datamodules.corpus.grammar.lang_hin.Hindi",
     "arb_Arab": "datamodules.corpus.grammar.lang_arb.Arabic",
+    "tur_Latn": "datamodules.corpus.grammar.lang_tur.Turkish",
+    "swh_Latn": "datamodules.corpus.grammar.lang_swh.Swahili",
 }
 """Language code -> dotted path of its Realiser class."""
 
