@@ -1,10 +1,19 @@
-"""ASR architectures: a CTC model is a conformer encoder plus a character head."""
+"""ASR architectures: a CTC model is an encoder (log-mel conformer or wav2vec2) plus a character head."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from speech.encoders.conformer import ConformerConfig
+from speech.encoders.wav2vec2 import Wav2Vec2Config, mms_1b, wav2vec2, wav2vec2_base, wav2vec2_tiny, xlsr_300m
+
+ENCODER_CONFIGS: dict[str, type] = {"conformer": ConformerConfig, "wav2vec2": Wav2Vec2Config}
+"""Encoder kind (``CTCModelConfig.encoder_type``) -> its architecture dataclass."""
+
+__all__ = [
+    "ENCODER_CONFIGS", "CTCModelConfig", "SpecAugmentConfig", "conformer", "conformer_base", "conformer_small",
+    "conformer_tiny", "mms_1b", "wav2vec2", "wav2vec2_base", "wav2vec2_tiny", "xlsr_300m",
+]
 
 
 @dataclass
@@ -27,12 +36,25 @@ class CTCModelConfig:
 
     vocab_size: int
     """Output classes, blank and UNK included."""
-    encoder: ConformerConfig = field(default_factory=ConformerConfig)
-    """The encoder architecture."""
+    encoder: ConformerConfig | Wav2Vec2Config = field(default_factory=ConformerConfig)
+    """The encoder architecture; its class must match ``encoder_type``."""
     specaug: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
-    """Training-time masking."""
+    """Training-time masking (wav2vec2: time masks only, filled with the learned mask embedding)."""
     sample_rate: int = 16_000
     """Input sample rate in Hz."""
+    encoder_type: str = "conformer"
+    """Encoder kind: "conformer" (log-mel front-end) or "wav2vec2" (raw waveform)."""
+
+    def __post_init__(self) -> None:
+        if self.encoder_type not in ENCODER_CONFIGS:
+            raise ValueError(f"encoder_type must be one of {sorted(ENCODER_CONFIGS)}, got {self.encoder_type!r}")
+        if isinstance(self.encoder, dict):
+            self.encoder = ENCODER_CONFIGS[self.encoder_type](**self.encoder)
+        if not isinstance(self.encoder, ENCODER_CONFIGS[self.encoder_type]):
+            raise TypeError(f"encoder_type {self.encoder_type!r} needs a {ENCODER_CONFIGS[self.encoder_type].__name__},"
+                            f" got {type(self.encoder).__name__}")
+        if isinstance(self.specaug, dict):
+            self.specaug = SpecAugmentConfig(**self.specaug)
 
 
 def conformer(**overrides: object) -> ConformerConfig:

@@ -1,39 +1,68 @@
-"""Model directories: ``config.json`` + ``model.safetensors`` + ``vocab.json``."""
+"""Model directories: ``config.json`` + ``model.safetensors`` + ``vocab.json``.
+
+``config.json`` names its ``model_type``; ``MODEL_TYPES`` maps each type to the function that builds
+the (untrained) network from that config, so a new model family registers itself with one line.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save
+from torch import nn
 
 from common.io import atomic_open
-from speech.asr.config import CTCModelConfig, SpecAugmentConfig
+from speech.asr.config import ENCODER_CONFIGS, CTCModelConfig, SpecAugmentConfig
+from speech.asr.interop.vocab import TokenVocab
 from speech.asr.model import CTCModel
-from speech.encoders.conformer import ConformerConfig
 from text.char_vocab import CharVocab
-
-MODEL_TYPE = "ctc_conformer"
 
 
 def config_from_dict(d: dict[str, Any]) -> CTCModelConfig:
+    """The ``CTCModelConfig`` stored in a ``config.json`` (encoder_type defaults to conformer)."""
+    encoder_type = str(d.get("encoder_type", "conformer"))
+    if encoder_type not in ENCODER_CONFIGS:
+        raise ValueError(f"encoder_type must be one of {sorted(ENCODER_CONFIGS)}, got {encoder_type!r}")
     return CTCModelConfig(
         vocab_size=int(d["vocab_size"]),
-        encoder=ConformerConfig(**d.get("encoder", {})),
+        encoder=ENCODER_CONFIGS[encoder_type](**d.get("encoder", {})),
         specaug=SpecAugmentConfig(**d.get("specaug", {})),
         sample_rate=int(d.get("sample_rate", 16_000)),
+        encoder_type=encoder_type,
     )
+
+
+def build_ctc_model(d: dict[str, Any]) -> nn.Module:
+    """A ``CTCModel`` with random weights from a ``config.json`` dict."""
+    return CTCModel(config_from_dict(d))
+
+
+MODEL_TYPES: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
+    "ctc_conformer": build_ctc_model,
+    "ctc_wav2vec2": build_ctc_model,
+}
+"""config.json ``model_type`` -> builder of the network from the config dict."""
+
+
+def load_vocab(path: str | os.PathLike[str]) -> CharVocab:
+    """A ``vocab.json``: the suite's character vocabulary, or a foreign token table (``TokenVocab``)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    if data.get("type") == TokenVocab.TYPE:
+        return TokenVocab.load(path)
+    return CharVocab.load(path)
 
 
 def save_pretrained(model: CTCModel, vocab: CharVocab, out_dir: str | os.PathLike[str], **meta: Any) -> Path:
     """Write a self-contained model directory, each file atomically."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = {"model_type": MODEL_TYPE, **asdict(model.cfg), **meta}
+    cfg = {"model_type": model.model_type, **asdict(model.cfg), **meta}
     with atomic_open(out / "config.json", "w", encoding="utf-8") as f:
         json.dump(cfg, f, indent=2, ensure_ascii=False)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -43,20 +72,19 @@ def save_pretrained(model: CTCModel, vocab: CharVocab, out_dir: str | os.PathLik
     return out
 
 
-def from_pretrained(
-    model_dir: str | os.PathLike[str], device: str | torch.device = "cpu"
-) -> tuple[CTCModel, CharVocab]:
-    """Load a directory written by ``save_pretrained``."""
+def from_pretrained(model_dir: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[Any, CharVocab]:
+    """Load a directory written by ``save_pretrained`` (any registered ``model_type``)."""
     d = Path(model_dir)
     for name in ("config.json", "model.safetensors", "vocab.json"):
         if not (d / name).exists():
             raise FileNotFoundError(f"{d}: not a model directory ({name} is missing)")
     cfg_dict = json.loads((d / "config.json").read_text(encoding="utf-8"))
-    if cfg_dict.get("model_type") != MODEL_TYPE:
-        raise ValueError(f"{d}/config.json: model_type {cfg_dict.get('model_type')!r} is not {MODEL_TYPE!r}")
-    model = CTCModel(config_from_dict(cfg_dict))
+    model_type = cfg_dict.get("model_type")
+    if model_type not in MODEL_TYPES:
+        raise ValueError(f"{d}/config.json: unknown model_type {model_type!r}; known: {sorted(MODEL_TYPES)}")
+    model = MODEL_TYPES[model_type](cfg_dict)
     model.load_state_dict(load_file(str(d / "model.safetensors"), device=str(device)))
-    return model.to(device).eval(), CharVocab.load(d / "vocab.json")
+    return model.to(device).eval(), load_vocab(d / "vocab.json")
 
 
 def from_checkpoint(
@@ -66,13 +94,16 @@ def from_checkpoint(
     ckpt = torch.load(str(ckpt_path), map_location=device, weights_only=True)
     hp = ckpt["hyper_parameters"]
     vocab = CharVocab(hp["vocab"][3:], hp.get("lang_chars"))
-    model = CTCModel(config_from_dict({"vocab_size": len(vocab), "encoder": hp["encoder"], "specaug": hp["specaug"]}))
+    model = CTCModel(config_from_dict({
+        "vocab_size": len(vocab), "encoder": hp["encoder"], "specaug": hp["specaug"],
+        "encoder_type": hp.get("encoder_type", "conformer"),
+    }))
     prefix = "net."
     model.load_state_dict({k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)})
     return model.to(device).eval(), vocab
 
 
-def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[CTCModel, CharVocab]:
+def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[Any, CharVocab]:
     """A model directory or a ``.ckpt`` file."""
     p = Path(path)
     if p.is_dir():

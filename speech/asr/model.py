@@ -1,29 +1,70 @@
-"""CTC recogniser: log-mel front-end, conformer encoder, linear character head."""
+"""CTC recogniser: an encoder (log-mel conformer or wav2vec2 over the waveform) and a linear character head."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import torch
 from torch import Tensor, nn
 
 from speech.asr.config import CTCModelConfig
-from speech.encoders.conformer import ConformerEncoder
+from speech.encoders.conformer import ConformerConfig, ConformerEncoder
+from speech.encoders.wav2vec2 import Wav2Vec2Config, Wav2Vec2Encoder
 from speech.features import LogMel, SpecAugment
 
 
+def time_mask(lens: Tensor, size: int, masks: int, width: float) -> Tensor:
+    """[B, size] True inside ``masks`` random spans, each up to ``width`` of the utterance."""
+    tr = torch.arange(size, device=lens.device)[None]
+    out = torch.zeros(lens.shape[0], size, dtype=torch.bool, device=lens.device)
+    max_w = (lens.float() * width).long().clamp_min(1)[:, None]
+    for _ in range(masks):
+        w = (torch.rand(lens.shape[0], 1, device=lens.device) * max_w).long()
+        s = (torch.rand(lens.shape[0], 1, device=lens.device) * (lens[:, None] - w).clamp_min(1)).long()
+        out |= (tr >= s) & (tr < s + w)
+    return out
+
+
 class CTCModel(nn.Module):
-    """Waveforms [B, S] to per-frame character log-probabilities [B, T, V] (Graves et al., 2006)."""
+    """Waveforms [B, S] to per-frame character log-probabilities [B, T, V] (Graves et al., 2006).
+
+    ``cfg.encoder_type`` picks the encoder: "conformer" (log-mel + SpecAugment + conformer) or
+    "wav2vec2" (raw waveform; training-time time masks use the encoder's learned mask embedding).
+    """
 
     def __init__(self, cfg: CTCModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.frontend = LogMel(cfg.sample_rate, cfg.encoder.n_mels)
-        self.specaug = SpecAugment(**vars(cfg.specaug))
-        self.encoder = ConformerEncoder(cfg.encoder)
+        self.encoder: ConformerEncoder | Wav2Vec2Encoder
+        if isinstance(cfg.encoder, ConformerConfig):
+            self.frontend = LogMel(cfg.sample_rate, cfg.encoder.n_mels)
+            self.specaug = SpecAugment(**vars(cfg.specaug))
+            self.encoder = ConformerEncoder(cfg.encoder)
+        elif isinstance(cfg.encoder, Wav2Vec2Config):
+            self.encoder = Wav2Vec2Encoder(cfg.encoder)
         self.head = nn.Linear(cfg.encoder.d_model, cfg.vocab_size)
 
-    def forward(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
+    @property
+    def model_type(self) -> str:
+        """The ``config.json`` model_type of this model."""
+        return f"ctc_{self.cfg.encoder_type}"
+
+    def encode(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """Encoder frames [B, T, D] and their lengths [B]."""
+        if isinstance(self.encoder, Wav2Vec2Encoder):
+            mask = None
+            if self.training and self.cfg.specaug.time_masks > 0:
+                lens = self.encoder.output_lens(wave_lens)
+                mask = time_mask(lens, int(lens.max()), self.cfg.specaug.time_masks, self.cfg.specaug.time_width)
+            return self.encoder(wave, wave_lens, mask)
         feats, lens = self.frontend(wave, wave_lens)
-        feats = self.specaug(feats, lens)
-        hidden, lens = self.encoder(feats, lens)
+        return self.encoder(self.specaug(feats, lens), lens)
+
+    def forward(
+        self, wave: Tensor, wave_lens: Tensor, langs: Sequence[str | None] | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Log-probabilities [B, T, V] (float32) and frame counts [B]; ``langs`` is unused here."""
+        hidden, lens = self.encode(wave, wave_lens)
         return self.head(hidden).float().log_softmax(-1), lens
 
     def resize_head(self, vocab_size: int) -> None:

@@ -19,11 +19,13 @@ from speech.asr.hub import save_pretrained
 from speech.asr.infer import greedy_decode
 from speech.asr.model import CTCModel
 from speech.encoders.conformer import ConformerConfig
+from speech.encoders.wav2vec2 import Wav2Vec2Config
 from text.char_vocab import CharVocab
 
 
 def _as_dict(x: Any) -> dict[str, Any]:
-    return asdict(x) if is_dataclass(x) and not isinstance(x, type) else dict(x or {})
+    d = asdict(x) if is_dataclass(x) and not isinstance(x, type) else dict(x or {})
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}  # plain YAML/JSON in hparams
 
 
 def warmup_cosine(step: int, warmup: int, total: int, floor: float, time_progress: float = 0.0) -> float:
@@ -39,11 +41,14 @@ def warmup_cosine(step: int, warmup: int, total: int, floor: float, time_progres
 
 
 class ASRModule(L.LightningModule):
-    """Trains a ``CTCModel`` on a character vocabulary built from the training manifest."""
+    """Trains a ``CTCModel`` on a character vocabulary built from the training manifest.
+
+    ``encoder_type`` ("conformer" or "wav2vec2") says which architecture ``encoder`` describes.
+    """
 
     def __init__(
         self,
-        encoder: ConformerConfig | dict[str, Any],
+        encoder: ConformerConfig | Wav2Vec2Config | dict[str, Any],
         vocab: CharVocab | list[str],
         langs: list[str] | None = None,
         specaug: SpecAugmentConfig | dict[str, Any] | None = None,
@@ -53,6 +58,7 @@ class ASRModule(L.LightningModule):
         warmup_steps: int = 300,
         min_lr_ratio: float = 0.05,
         lang_chars: dict[str, str] | None = None,
+        encoder_type: str = "conformer",
     ):
         super().__init__()
         tokens = vocab.tokens if isinstance(vocab, CharVocab) else list(vocab)
@@ -60,13 +66,14 @@ class ASRModule(L.LightningModule):
         self.save_hyperparameters({
             "encoder": _as_dict(encoder), "specaug": _as_dict(specaug), "vocab": tokens, "lang_chars": lang_chars,
             "langs": list(langs or []), "lr": lr, "weight_decay": weight_decay, "betas": list(betas),
-            "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio,
+            "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio, "encoder_type": encoder_type,
         })
         self.vocab = CharVocab(tokens[3:], lang_chars)
         cfg = CTCModelConfig(
             vocab_size=len(self.vocab),
-            encoder=ConformerConfig(**self.hparams["encoder"]),
+            encoder=dict(self.hparams["encoder"]),  # type: ignore[arg-type]  # built by encoder_type
             specaug=SpecAugmentConfig(**self.hparams["specaug"]),
+            encoder_type=encoder_type,
         )
         self.net = CTCModel(cfg)
         self.val_rates = LanguageErrorRates(self.hparams["langs"])

@@ -1,0 +1,268 @@
+"""Wav2vec 2.0 encoder (Baevski et al., 2020): conv waveform features, conv positions, transformer.
+
+Covers wav2vec2-base (group norm, post-LN) and XLS-R / MMS / Omnilingual (layer norm, pre-LN).
+Padding is exact: a padded utterance gives the frames it gives alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass
+class Wav2Vec2Config:
+    """Architecture of a wav2vec2-style encoder over 16 kHz waveforms."""
+
+    conv_dims: tuple[int, ...] = (512,) * 7
+    """Channels of each waveform convolution."""
+    conv_kernels: tuple[int, ...] = (10, 3, 3, 3, 3, 2, 2)
+    """Kernel size of each waveform convolution."""
+    conv_strides: tuple[int, ...] = (5, 2, 2, 2, 2, 2, 2)
+    """Stride of each waveform convolution (the product is the frame hop: 320 = 20 ms)."""
+    conv_bias: bool = False
+    """Whether the waveform convolutions have biases (XLS-R/MMS: yes)."""
+    feature_norm: str = "group"
+    """"group": per-channel norm after the first conv only (wav2vec2-base); "layer": LayerNorm after each."""
+    d_model: int = 768
+    """Transformer width."""
+    num_layers: int = 12
+    """Transformer layers."""
+    num_heads: int = 12
+    """Attention heads; ``d_model`` must divide evenly."""
+    ffn_dim: int = 3072
+    """Feed-forward hidden size."""
+    pos_conv_kernel: int = 128
+    """Kernel of the convolutional relative positional embedding (frames)."""
+    pos_conv_groups: int = 16
+    """Groups of the positional convolution."""
+    pre_norm: bool = False
+    """Pre-LN ("stable layer norm", XLS-R/MMS) instead of post-LN (base)."""
+    normalize_wave: bool = False
+    """Zero-mean unit-variance per utterance on the input, as the checkpoint's feature extractor did."""
+    dropout: float = 0.1
+    """Dropout on hidden states (projection, residual branches)."""
+    attention_dropout: float = 0.1
+    """Dropout on attention weights."""
+    layer_norm_eps: float = 1e-5
+    """Epsilon of the transformer's LayerNorms."""
+
+    def __post_init__(self) -> None:
+        self.conv_dims, self.conv_kernels = tuple(self.conv_dims), tuple(self.conv_kernels)
+        self.conv_strides = tuple(self.conv_strides)
+        if not len(self.conv_dims) == len(self.conv_kernels) == len(self.conv_strides):
+            raise ValueError("conv_dims, conv_kernels and conv_strides must have the same length")
+        if self.feature_norm not in ("group", "layer"):
+            raise ValueError(f"feature_norm must be 'group' or 'layer', got {self.feature_norm!r}")
+        if self.d_model % self.num_heads:
+            raise ValueError(f"d_model {self.d_model} is not divisible by num_heads {self.num_heads}")
+
+
+def wav2vec2(**overrides: object) -> Wav2Vec2Config:
+    """A wav2vec2 encoder configuration with explicit overrides."""
+    return Wav2Vec2Config(**overrides)  # type: ignore[arg-type]
+
+
+def wav2vec2_base(**overrides: object) -> Wav2Vec2Config:
+    """wav2vec2-base, 95M parameters: group norm, post-LN."""
+    return wav2vec2(**overrides)
+
+
+def xlsr_300m(**overrides: object) -> Wav2Vec2Config:
+    """XLS-R 300M, the shape of MMS-300M and Omnilingual ASR 300M: layer norm, pre-LN."""
+    return wav2vec2(**{"conv_bias": True, "feature_norm": "layer", "d_model": 1024, "num_layers": 24,
+                       "num_heads": 16, "ffn_dim": 4096, "pre_norm": True, "normalize_wave": True, **overrides})
+
+
+def mms_1b(**overrides: object) -> Wav2Vec2Config:
+    """MMS-1B / XLS-R 1B: 48 pre-LN layers of width 1280."""
+    return xlsr_300m(**{"d_model": 1280, "num_layers": 48, "ffn_dim": 5120, **overrides})
+
+
+def wav2vec2_tiny(**overrides: object) -> Wav2Vec2Config:
+    """About 1.5M parameters with the full 320-sample hop: for tests and CPU training."""
+    return xlsr_300m(**{"conv_dims": (128, 128, 128, 128, 128, 128, 128), "d_model": 144, "num_layers": 4,
+                        "num_heads": 4, "ffn_dim": 576, "pos_conv_kernel": 32, "pos_conv_groups": 4, **overrides})
+
+
+def lengths_mask(lens: Tensor, size: int) -> Tensor:
+    """[B, size] True at the first ``lens[b]`` positions."""
+    return torch.arange(size, device=lens.device)[None] < lens[:, None]
+
+
+class ConvFeatureExtractor(nn.Module):
+    """Waveform [B, S] to conv features [B, T, C] with strided 1-D convolutions and GELU."""
+
+    def __init__(self, cfg: Wav2Vec2Config):
+        super().__init__()
+        self.cfg = cfg
+        chans = (1, *cfg.conv_dims)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(chans[i], chans[i + 1], k, stride=s, bias=cfg.conv_bias)
+            for i, (k, s) in enumerate(zip(cfg.conv_kernels, cfg.conv_strides))
+        )
+        self.norms = nn.ModuleList(
+            [nn.LayerNorm(c) for c in cfg.conv_dims] if cfg.feature_norm == "layer"
+            else [nn.GroupNorm(cfg.conv_dims[0], cfg.conv_dims[0])]
+        )
+
+    def output_lens(self, lens: Tensor) -> Tensor:
+        """Frames each layer keeps: only windows that lie wholly inside the input."""
+        for k, s in zip(self.cfg.conv_kernels, self.cfg.conv_strides):
+            lens = torch.div(lens - k, s, rounding_mode="floor") + 1
+        return lens.clamp_min(0)
+
+    def forward(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
+        x, lens = wave[:, None, :], wave_lens  # [B, 1, S]
+        for i, (conv, k, s) in enumerate(zip(self.convs, self.cfg.conv_kernels, self.cfg.conv_strides)):
+            x = conv(x)  # [B, C, T_i]
+            lens = torch.div(lens - k, s, rounding_mode="floor") + 1
+            if self.cfg.feature_norm == "layer":
+                x = self.norms[i](x.transpose(1, 2)).transpose(1, 2)
+            elif i == 0:
+                x = self._masked_instance_norm(x, lens.clamp_min(1))
+            x = F.gelu(x)
+        return x.transpose(1, 2), lens.clamp_min(0)  # [B, T, C]
+
+    def _masked_instance_norm(self, x: Tensor, lens: Tensor) -> Tensor:
+        """GroupNorm with one group per channel, with statistics over the valid frames only."""
+        norm = self.norms[0]
+        assert isinstance(norm, nn.GroupNorm)
+        m = lengths_mask(lens, x.shape[-1])[:, None, :].to(x.dtype)  # [B, 1, T]
+        n = lens[:, None, None].to(x.dtype)
+        mean = (x * m).sum(-1, keepdim=True) / n
+        var = ((x - mean).pow(2) * m).sum(-1, keepdim=True) / n
+        x = (x - mean) * torch.rsqrt(var + norm.eps)
+        return x * norm.weight[None, :, None] + norm.bias[None, :, None]
+
+
+class PositionalConv(nn.Module):
+    """Convolutional relative positional embedding; the weight is stored with weight norm folded in."""
+
+    def __init__(self, d: int, kernel: int, groups: int):
+        super().__init__()
+        self.conv = nn.Conv1d(d, d, kernel, padding=kernel // 2, groups=groups)
+        nn.init.normal_(self.conv.weight, std=(4.0 / (kernel * d)) ** 0.5)
+        nn.init.zeros_(self.conv.bias)  # type: ignore[arg-type]
+        self.trim = 1 if kernel % 2 == 0 else 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.conv(x.transpose(1, 2))  # [B, D, T + 1 - trim]
+        return F.gelu(y[..., : y.shape[-1] - self.trim]).transpose(1, 2)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with separate q/k/v projections and a key padding mask."""
+
+    def __init__(self, d: int, heads: int, dropout: float):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.q, self.k, self.v, self.out = (nn.Linear(d, d) for _ in range(4))
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        b, t, d = x.shape
+
+        def split(y: Tensor) -> Tensor:
+            return y.view(b, t, self.heads, d // self.heads).transpose(1, 2)  # [B, H, T, Dh]
+
+        y = F.scaled_dot_product_attention(
+            split(self.q(x)), split(self.k(x)), split(self.v(x)), attn_mask=mask[:, None, None, :],
+            dropout_p=self.dropout if self.training else 0.0,
+        )
+        return self.out(y.transpose(1, 2).reshape(b, t, d))
+
+
+class TransformerLayer(nn.Module):
+    """Attention and feed-forward with LayerNorm before (pre-LN) or after (post-LN) each residual."""
+
+    def __init__(self, cfg: Wav2Vec2Config):
+        super().__init__()
+        d = cfg.d_model
+        self.pre_norm = cfg.pre_norm
+        self.attn = SelfAttention(d, cfg.num_heads, cfg.attention_dropout)
+        self.attn_norm = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
+        self.fc1, self.fc2 = nn.Linear(d, cfg.ffn_dim), nn.Linear(cfg.ffn_dim, d)
+        self.ffn_norm = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def _ffn(self, x: Tensor) -> Tensor:
+        return self.drop(self.fc2(self.drop(F.gelu(self.fc1(x)))))
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        if self.pre_norm:
+            x = x + self.drop(self.attn(self.attn_norm(x), mask))
+            return x + self._ffn(self.ffn_norm(x))
+        x = self.attn_norm(x + self.drop(self.attn(x, mask)))
+        return self.ffn_norm(x + self._ffn(x))
+
+
+class Wav2Vec2Encoder(nn.Module):
+    """Waveforms [B, S] to contextual frames [B, T, D] (20 ms hop) and their lengths.
+
+    The pieces an SSL objective needs are separate methods: ``extract_features`` (conv features
+    before projection), ``project``, ``apply_mask`` (the learned mask embedding) and ``contextualize``.
+    """
+
+    def __init__(self, cfg: Wav2Vec2Config):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.feature_extractor = ConvFeatureExtractor(cfg)
+        self.proj_norm = nn.LayerNorm(cfg.conv_dims[-1], eps=cfg.layer_norm_eps)
+        self.proj = nn.Linear(cfg.conv_dims[-1], d)
+        self.mask_emb = nn.Parameter(torch.rand(d))
+        self.pos_conv = PositionalConv(d, cfg.pos_conv_kernel, cfg.pos_conv_groups)
+        # Post-LN normalises after adding positions; pre-LN normalises the transformer's output.
+        self.norm = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
+        self.layers = nn.ModuleList(TransformerLayer(cfg) for _ in range(cfg.num_layers))
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def output_lens(self, wave_lens: Tensor) -> Tensor:
+        """Frames produced for waveforms of ``wave_lens`` samples."""
+        return self.feature_extractor.output_lens(wave_lens)
+
+    def normalize(self, wave: Tensor, wave_lens: Tensor) -> Tensor:
+        """Zero mean, unit variance over each utterance's valid samples; padding stays zero."""
+        m = lengths_mask(wave_lens, wave.shape[-1]).to(wave.dtype)  # [B, S]
+        n = wave_lens.clamp_min(1)[:, None].to(wave.dtype)
+        mean = (wave * m).sum(-1, keepdim=True) / n
+        var = ((wave - mean).pow(2) * m).sum(-1, keepdim=True) / n
+        return (wave - mean) * torch.rsqrt(var + 1e-7) * m
+
+    def extract_features(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """Conv features [B, T, C] before projection, and frame counts [B]."""
+        if self.cfg.normalize_wave:
+            wave = self.normalize(wave, wave_lens)
+        return self.feature_extractor(wave, wave_lens)
+
+    def project(self, feats: Tensor) -> tuple[Tensor, Tensor]:
+        """LayerNorm and projection to the model width: (projected [B, T, D], normalised [B, T, C])."""
+        normed = self.proj_norm(feats)
+        return self.drop(self.proj(normed)), normed
+
+    def apply_mask(self, x: Tensor, mask: Tensor) -> Tensor:
+        """Replace the frames where ``mask`` [B, T] is True with the learned mask embedding."""
+        return torch.where(mask[..., None], self.mask_emb.to(x.dtype), x)
+
+    def contextualize(self, x: Tensor, lens: Tensor) -> Tensor:
+        """Positional convolution and transformer layers over projected frames [B, T, D]."""
+        valid = lengths_mask(lens, x.shape[1])  # [B, T]
+        x = x * valid[..., None].to(x.dtype)  # the positional conv must read zeros past the end
+        x = x + self.pos_conv(x)
+        if not self.cfg.pre_norm:
+            x = self.norm(x)
+        x = self.drop(x)
+        for layer in self.layers:
+            x = layer(x, valid)
+        return self.norm(x) if self.cfg.pre_norm else x
+
+    def forward(self, wave: Tensor, wave_lens: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        feats, lens = self.extract_features(wave, wave_lens)
+        x, _ = self.project(feats)
+        if mask is not None:
+            x = self.apply_mask(x, mask)
+        return self.contextualize(x, lens), lens
+

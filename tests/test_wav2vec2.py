@@ -1,0 +1,98 @@
+"""The wav2vec2 encoder: named sizes, exact padding, SSL pieces, CTC training and model directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from speech.asr.config import CTCModelConfig
+from speech.asr.hub import MODEL_TYPES, load_model, save_pretrained
+from speech.asr.model import CTCModel
+from speech.encoders.wav2vec2 import Wav2Vec2Encoder, mms_1b, wav2vec2_base, wav2vec2_tiny, xlsr_300m
+from tests.helpers import compose_cfg, load_script, tiny_overrides
+from text.char_vocab import CharVocab
+
+
+def _tiny(norm: str, **kw: object) -> Wav2Vec2Encoder:
+    torch.manual_seed(0)
+    cfg = wav2vec2_tiny(feature_norm=norm, pre_norm=norm == "layer", conv_bias=norm == "layer",
+                        num_layers=2, dropout=0.0, attention_dropout=0.0, **kw)
+    return Wav2Vec2Encoder(cfg).eval()
+
+
+@pytest.mark.parametrize(("size", "millions"), [(wav2vec2_base, 94.37), (xlsr_300m, 315.44), (mms_1b, 962.50)])
+def test_named_sizes_have_the_published_parameter_counts(size, millions: float) -> None:
+    with torch.device("meta"):
+        enc = Wav2Vec2Encoder(size())
+    assert sum(p.numel() for p in enc.parameters()) / 1e6 == pytest.approx(millions, abs=0.01)  # as transformers counts them
+
+
+@pytest.mark.parametrize("norm", ["group", "layer"])
+def test_padded_utterance_gives_the_frames_it_gives_alone(norm: str) -> None:
+    enc = _tiny(norm, normalize_wave=True)
+    lens = torch.tensor([16_000, 9_000, 4_321])
+    wave = torch.randn(3, 16_000) * (torch.arange(16_000)[None] < lens[:, None])
+    wave[1:, 12_000:] = 7.0  # garbage in the padding must not matter
+    with torch.no_grad():
+        batched, out_lens = enc(wave, lens)
+        for b, n in enumerate(lens.tolist()):
+            alone, alone_lens = enc(wave[b : b + 1, :n], lens[b : b + 1])
+            assert int(out_lens[b]) == int(alone_lens[0]) == alone.shape[1] == n // 320 - (1 if n % 320 < 80 else 0)
+            torch.testing.assert_close(batched[b, : out_lens[b]], alone[0], atol=1e-5, rtol=1e-4)
+
+
+def test_output_lengths_follow_the_conv_stack() -> None:
+    enc = _tiny("layer")
+    for n in (400, 401, 719, 720, 16_000, 48_123):
+        feats, lens = enc.extract_features(torch.randn(1, n), torch.tensor([n]))
+        assert feats.shape[1] == int(lens[0]) == int(enc.output_lens(torch.tensor([n]))[0])
+
+
+def test_ssl_pieces_compose_to_forward() -> None:
+    enc = _tiny("layer")
+    wave, lens = torch.randn(2, 8_000), torch.tensor([8_000, 6_000])
+    with torch.no_grad():
+        feats, flens = enc.extract_features(wave, lens)  # [B, T, C]
+        x, normed = enc.project(feats)
+        assert feats.shape[-1] == normed.shape[-1] == enc.cfg.conv_dims[-1] and x.shape[-1] == enc.cfg.d_model
+        mask = torch.zeros(x.shape[:2], dtype=torch.bool)
+        mask[:, 3:7] = True
+        masked = enc.apply_mask(x, mask)
+        assert torch.equal(masked[:, 3:7], enc.mask_emb.expand(2, 4, -1)) and torch.equal(masked[:, 7:], x[:, 7:])
+        full, _ = enc(wave, lens, mask)
+        torch.testing.assert_close(full, enc.contextualize(masked, flens))
+        assert not torch.allclose(full, enc(wave, lens)[0])  # the mask changes the context
+
+
+def test_ctc_model_over_wav2vec2_round_trips_through_a_model_directory(tmp_path: Path) -> None:
+    vocab = CharVocab(list("abcdef"))
+    model = CTCModel(CTCModelConfig(vocab_size=len(vocab), encoder=wav2vec2_tiny(num_layers=1),
+                                    encoder_type="wav2vec2")).eval()
+    wave, lens = torch.randn(2, 6_000), torch.tensor([6_000, 5_000])
+    with torch.no_grad():
+        logp, out_lens = model(wave, lens, langs=["deu_Latn", None])
+    assert logp.shape[:2] == (2, int(out_lens.max())) and logp.dtype == torch.float32
+    torch.testing.assert_close(logp.exp().sum(-1), torch.ones(logp.shape[:2]))
+    assert {"ctc_conformer", "ctc_wav2vec2"} <= MODEL_TYPES.keys()
+    save_pretrained(model, vocab, tmp_path / "m")
+    loaded, loaded_vocab = load_model(tmp_path / "m")
+    assert loaded.model_type == "ctc_wav2vec2" and loaded_vocab.tokens == vocab.tokens
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(wave, lens)[0], logp)
+
+
+def test_encoder_kind_must_match_its_config() -> None:
+    with pytest.raises(TypeError, match="Wav2Vec2Config"):
+        CTCModelConfig(vocab_size=5, encoder_type="wav2vec2")
+    with pytest.raises(ValueError, match="encoder_type"):
+        CTCModelConfig(vocab_size=5, encoder_type="wav2vec")
+
+
+def test_wav2vec2_model_config_trains_with_fast_dev_run(tiny_corpus: Path, tmp_path: Path) -> None:
+    overrides = [o for o in tiny_overrides(tiny_corpus) if not o.startswith("+model.encoder.")]
+    overrides += ["model=asr_wav2vec2_tiny", "debug=fdr", "+model.encoder.num_layers=1", "export=true"]
+    cfg = compose_cfg("train", overrides, tmp_path)
+    metrics = load_script("train").train(cfg)
+    assert metrics["train/loss"] > 0
