@@ -26,7 +26,8 @@ def _tiny(norm: str, **kw: object) -> Wav2Vec2Encoder:
 def test_named_sizes_have_the_published_parameter_counts(size, millions: float) -> None:
     with torch.device("meta"):
         enc = Wav2Vec2Encoder(size())
-    assert sum(p.numel() for p in enc.parameters()) / 1e6 == pytest.approx(millions, abs=0.01)  # as transformers counts them
+    # transformers' counts, less the 128 weight-norm gains that the suite folds into the positional conv
+    assert sum(p.numel() for p in enc.parameters()) / 1e6 == pytest.approx(millions, abs=0.01)
 
 
 @pytest.mark.parametrize("norm", ["group", "layer"])
