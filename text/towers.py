@@ -1,4 +1,5 @@
-"""Shared text towers: a bidirectional HF encoder with pooling, or a frozen LLM read out at its last token.
+"""Shared text towers: a bidirectional HF encoder with pooling, a frozen LLM read out at its last token, or the
+suite's own sentence encoder.
 
 In the manner of open_clip's ``HFTextEncoder``: one builder chosen by an explicit ``kind``, one interface
 (``encode``, ``forward``, ``lock``, ``output_dim``), used by CLIP-style training, music retrieval, sign
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import AutoModel, AutoTokenizer, BatchEncoding, PreTrainedTokenizerBase
 
@@ -22,9 +25,10 @@ class TextTowerConfig:
     """Which text tower to build, from which local checkpoint, and how to read one vector out per text."""
 
     kind: str
-    """``"hf_encoder"`` (bidirectional encoder plus pooling) or ``"llm_embedder"`` (decoder-only LM, PromptEOL)."""
+    """``"hf_encoder"`` (bidirectional encoder plus pooling), ``"llm_embedder"`` (decoder-only LM, PromptEOL) or
+    ``"sentence_encoder"`` (``text.sentence_encoder``, this suite's own)."""
     path: str
-    """Local directory holding a transformers model and its tokenizer."""
+    """Local directory holding the model and its tokenizer."""
     pooling: str = "mean"
     """hf_encoder read-out: ``"mean"`` over real tokens, ``"cls"`` (first token) or ``"last"`` (last real token)."""
     proj_dim: int | None = None
@@ -66,14 +70,18 @@ class TextTower(nn.Module):
         if not Path(cfg.path).is_dir():
             raise FileNotFoundError(f"text tower checkpoint directory does not exist: {cfg.path}")
         self.cfg = cfg
-        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(cfg.path, local_files_only=True)
-        self.model: nn.Module = AutoModel.from_pretrained(cfg.path, local_files_only=True)
-        config = self.model.config
-        hidden = int(getattr(config, "hidden_size", None) or config.d_model)
+        self.tokenizer, self.model, hidden = self.load(cfg.path)
         self.proj: nn.Module = nn.Linear(hidden, cfg.proj_dim, bias=False) if cfg.proj_dim else nn.Identity()
         self._output_dim = cfg.proj_dim or hidden
         if cfg.frozen:
             self.lock(0)
+
+    def load(self, path: str) -> tuple[Any, nn.Module, int]:
+        """Tokenizer, transformer and hidden width from a local transformers directory."""
+        tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModel.from_pretrained(path, local_files_only=True)
+        config: Any = model.config
+        return tokenizer, model, int(getattr(config, "hidden_size", None) or config.d_model)
 
     @property
     def output_dim(self) -> int:
@@ -185,7 +193,30 @@ class LLMEmbedder(TextTower):
         return h[torch.arange(h.shape[0], device=h.device), last_real_index(mask)]
 
 
-TOWERS: dict[str, type[TextTower]] = {"hf_encoder": HFTextEncoder, "llm_embedder": LLMEmbedder}
+class SentenceEncoderTower(TextTower):
+    """This suite's own sentence encoder (``text.sentence_encoder``) behind the tower interface.
+
+    Its output is already a unit vector; an optional projection on top is re-normalised.
+    """
+
+    def load(self, path: str) -> tuple[Any, nn.Module, int]:
+        from text.sentence_encoder import from_pretrained
+
+        model, tokenizer = from_pretrained(path)
+        self.model_max_length = model.cfg.max_length
+        return tokenizer, model, model.cfg.embed_dim
+
+    def forward(self, texts: list[str], lang: str | None = None) -> Tensor:
+        ids, mask = self.tokenizer.batch(texts, lang, min(self.cfg.max_length, self.model_max_length))
+        emb = self.model(ids.to(self.device), mask.to(self.device))  # [B, E]
+        return emb if isinstance(self.proj, nn.Identity) else F.normalize(self.proj(emb), dim=-1)  # [B, D]
+
+
+TOWERS: dict[str, type[TextTower]] = {
+    "hf_encoder": HFTextEncoder,
+    "llm_embedder": LLMEmbedder,
+    "sentence_encoder": SentenceEncoderTower,
+}
 
 
 def build_text_tower(cfg: TextTowerConfig) -> TextTower:

@@ -1,0 +1,125 @@
+"""LightningModule for sentence-encoder training: translation ranking with in-batch negatives, xsim on dev/test."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor
+
+from common.losses import ContrastiveLoss
+from text.sentence_encoder import SentenceEncoder, SentenceEncoderConfig, save_pretrained
+from text.tokenizer import SentencePieceTokenizer
+from text.xsim import format_matrix, mean_error, xsim_matrix
+
+
+def _as_dict(x: Any) -> dict[str, Any]:
+    return asdict(x) if is_dataclass(x) and not isinstance(x, type) else dict(x or {})
+
+
+def warmup_cosine(step: int, warmup: int, total: int, floor: float) -> float:
+    """LR multiplier: linear warm-up, then cosine decay to ``floor`` at ``total`` steps."""
+    if step < warmup:
+        return (step + 1) / max(warmup, 1)
+    progress = min(1.0, (step - warmup) / max(total - warmup, 1))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class SentenceEncoderModule(L.LightningModule):
+    """Trains a ``SentenceEncoder`` on translation pairs with a bidirectional additive-margin ranking loss."""
+
+    def __init__(
+        self,
+        encoder: SentenceEncoderConfig | dict[str, Any],
+        vocab_size: int,
+        tokenizer_path: str,
+        langs: list[str] | None = None,
+        held_out: list[str] | None = None,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-2,
+        warmup_steps: int = 200,
+        min_lr_ratio: float = 0.05,
+        scale: float = 20.0,
+        margin: float = 0.3,
+    ):
+        super().__init__()
+        enc = {**_as_dict(encoder), "vocab_size": vocab_size}
+        self.save_hyperparameters({
+            "encoder": enc, "vocab_size": vocab_size, "tokenizer_path": str(tokenizer_path),
+            "langs": list(langs or []), "held_out": list(held_out or []), "lr": lr, "weight_decay": weight_decay,
+            "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio, "scale": scale, "margin": margin,
+        })
+        self.net = SentenceEncoder(SentenceEncoderConfig(**enc))
+        self.loss_fn = ContrastiveLoss(scale=scale, margin=margin)
+        self._eval: dict[str, list[tuple[int, Tensor]]] = defaultdict(list)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
+        a = self.net(batch["ids_a"], batch["mask_a"])  # [B, E]
+        b = self.net(batch["ids_b"], batch["mask_b"])  # [B, E]
+        loss = self.loss_fn(a, b)
+        bs = a.shape[0]
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        with torch.no_grad():
+            acc = ((a @ b.T).argmax(1) == torch.arange(bs, device=a.device)).float().mean()
+        self.log("train/in_batch_acc", acc, batch_size=bs)
+        return loss
+
+    def _eval_step(self, batch: dict[str, Any]) -> None:
+        emb = self.net(batch["ids"], batch["mask"]).cpu()  # [B, E]
+        for lang, idx, e in zip(batch["langs"], batch["index"], emb):
+            self._eval[lang].append((idx, e))
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch)
+
+    def _log_xsim(self, stage: str) -> dict[str, dict[str, float]]:
+        embs = {lang: torch.stack([e for _, e in sorted(rows, key=lambda r: r[0])])
+                for lang, rows in self._eval.items()}
+        self._eval.clear()
+        if len(embs) < 2:
+            return {}
+        matrix = xsim_matrix(embs)
+        trained = [lang for lang in embs if lang in self.hparams["langs"]] or list(embs)
+        self.log(f"{stage}/xsim", mean_error(matrix, trained), prog_bar=True, rank_zero_only=True)
+        for lang in self.hparams["held_out"]:
+            if lang in matrix:
+                pairs = [matrix[lang][b] for b in trained] + [matrix[b][lang] for b in trained]
+                self.log(f"{stage}_{lang}/xsim", sum(pairs) / len(pairs), rank_zero_only=True)
+        return matrix
+
+    def on_validation_epoch_end(self) -> None:
+        matrix = self._log_xsim("val")
+        if matrix and not self.trainer.sanity_checking:
+            rank_zero_info(f"\nvalidation, epoch {self.current_epoch}:\n{format_matrix(matrix)}")
+
+    def on_test_epoch_end(self) -> None:
+        matrix = self._log_xsim("test")
+        if matrix:
+            rank_zero_info(f"\ntest:\n{format_matrix(matrix)}")
+
+    def configure_optimizers(self) -> Any:
+        decay = [p for p in self.parameters() if p.ndim >= 2]
+        no_decay = [p for p in self.parameters() if p.ndim < 2]
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.hparams["weight_decay"]}, {"params": no_decay, "weight_decay": 0}],
+            lr=self.hparams["lr"], betas=(0.9, 0.98),
+        )
+        total = int(self.trainer.estimated_stepping_batches)
+        warmup, floor = self.hparams["warmup_steps"], self.hparams["min_lr_ratio"]
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, warmup, total, floor))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def export(self, out_dir: str | Path) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` + ``tokenizer.model`` for ``from_pretrained``."""
+        tokenizer = SentencePieceTokenizer(self.hparams["tokenizer_path"])
+        return save_pretrained(self.net, tokenizer, out_dir, langs=self.hparams["langs"],
+                               held_out=self.hparams["held_out"])

@@ -1,0 +1,140 @@
+"""A from-scratch multilingual sentence encoder: transformer, mean pooling, projection, unit-length output.
+
+Saved as a local directory: ``config.json`` (``model_type: "sentence_encoder"``) + ``model.safetensors`` +
+``tokenizer.model``; ``from_pretrained(dir)`` loads it back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save
+from torch import Tensor, nn
+
+from common.io import atomic_open
+from text.tokenizer import PAD_ID, TOKENIZER_FILE, SentencePieceTokenizer
+
+MODEL_TYPE = "sentence_encoder"
+WEIGHTS_FILE = "model.safetensors"
+
+
+@dataclass
+class SentenceEncoderConfig:
+    """Architecture of the sentence encoder."""
+
+    vocab_size: int = 8000
+    """Number of tokenizer pieces (including byte-fallback pieces and language tokens)."""
+    d_model: int = 256
+    """Width of the transformer."""
+    num_layers: int = 4
+    """Number of transformer blocks."""
+    num_heads: int = 4
+    """Attention heads per block."""
+    ffn_dim: int = 1024
+    """Hidden width of each feed-forward block."""
+    embed_dim: int = 256
+    """Width of the output sentence embedding (after the projection)."""
+    max_length: int = 128
+    """Longest input in tokens (learned positions)."""
+    dropout: float = 0.1
+    """Dropout in attention, feed-forward and embeddings."""
+
+
+def sentence_encoder(**overrides: Any) -> SentenceEncoderConfig:
+    """The base architecture with any field overridden."""
+    return SentenceEncoderConfig(**overrides)
+
+
+def sentence_encoder_tiny(**overrides: Any) -> SentenceEncoderConfig:
+    """~1.5M parameters plus embeddings: fast enough to train on 2 CPU cores in minutes."""
+    return sentence_encoder(**{"d_model": 128, "num_layers": 2, "num_heads": 4, "ffn_dim": 512, "embed_dim": 128,
+                               **overrides})
+
+
+def sentence_encoder_small(**overrides: Any) -> SentenceEncoderConfig:
+    """~6M parameters plus embeddings."""
+    return sentence_encoder(**{"d_model": 256, "num_layers": 4, "num_heads": 4, "ffn_dim": 1024, "embed_dim": 256,
+                               **overrides})
+
+
+class SentenceEncoder(nn.Module):
+    """Dual-encoder tower in the manner of LaBSE (Feng et al., 2022, "Language-agnostic BERT Sentence Embedding"):
+    a pre-norm transformer over subwords, mean-pooled over real tokens, projected and L2-normalised.
+    """
+
+    def __init__(self, cfg: SentenceEncoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=PAD_ID)
+        self.pos_emb = nn.Embedding(cfg.max_length, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        layer = nn.TransformerEncoderLayer(
+            cfg.d_model, cfg.num_heads, cfg.ffn_dim, cfg.dropout, activation="gelu", batch_first=True, norm_first=True
+        )
+        # Nested tensors would change results with the amount of padding; batching must not change an embedding.
+        self.layers = nn.TransformerEncoder(layer, cfg.num_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.embed_dim, bias=False)
+        nn.init.normal_(self.tok_emb.weight, std=0.02)
+        nn.init.normal_(self.pos_emb.weight, std=0.02)
+        with torch.no_grad():
+            self.tok_emb.weight[PAD_ID].zero_()
+
+    def pooled(self, input_ids: Tensor, mask: Tensor) -> Tensor:
+        """Mean of the final hidden states over real tokens, ``[B, d_model]``."""
+        ids = input_ids[:, : self.cfg.max_length]  # [B, T]
+        mask = mask[:, : self.cfg.max_length].bool()  # [B, T]
+        pos = torch.arange(ids.shape[1], device=ids.device)
+        h = self.drop(self.tok_emb(ids) + self.pos_emb(pos))  # [B, T, D]
+        h = self.norm(self.layers(h, src_key_padding_mask=~mask))  # [B, T, D]
+        m = mask.unsqueeze(-1).to(h.dtype)  # [B, T, 1]
+        return (h * m).sum(1) / m.sum(1).clamp(min=1.0)  # [B, D]
+
+    def forward(self, input_ids: Tensor, mask: Tensor) -> Tensor:
+        """Unit-length sentence embeddings ``[B, embed_dim]``."""
+        return F.normalize(self.proj(self.pooled(input_ids, mask)).float(), dim=-1)
+
+
+def save_pretrained(
+    model: SentenceEncoder, tokenizer: SentencePieceTokenizer, out_dir: str | Path, **meta: Any
+) -> Path:
+    """Write ``config.json`` + ``model.safetensors`` + ``tokenizer.model``; ``meta`` (langs, ...) goes in the json."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(out)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_open(out / WEIGHTS_FILE, "wb") as f:
+        f.write(save(state))
+    config = {"model_type": MODEL_TYPE, **asdict(model.cfg), **meta}
+    with atomic_open(out / "config.json", "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2, ensure_ascii=False)
+    return out
+
+
+def read_config(model_dir: str | Path) -> dict[str, Any]:
+    """``config.json`` of a model directory, with a clear error when it is missing or not this model type."""
+    path = Path(model_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no config.json in {model_dir}")
+    config: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    if config.get("model_type") != MODEL_TYPE:
+        raise ValueError(f"{path}: model_type is {config.get('model_type')!r}, expected {MODEL_TYPE!r}")
+    return config
+
+
+def from_pretrained(model_dir: str | Path, device: str | torch.device = "cpu") -> tuple[SentenceEncoder,
+                                                                                      SentencePieceTokenizer]:
+    """Load a directory written by ``save_pretrained``; the model comes back in eval mode."""
+    config = read_config(model_dir)
+    names = {f.name for f in fields(SentenceEncoderConfig)}
+    model = SentenceEncoder(SentenceEncoderConfig(**{k: v for k, v in config.items() if k in names}))
+    weights = Path(model_dir) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(f"no {WEIGHTS_FILE} in {model_dir}")
+    model.load_state_dict(load_file(str(weights)))
+    return model.to(device).eval(), SentencePieceTokenizer(Path(model_dir) / TOKENIZER_FILE)

@@ -1,0 +1,118 @@
+"""Bitext retrieval error (xsim) and cross-lingual semantic search over aligned sentence embeddings.
+
+xsim follows LASER's Tatoeba/FLORES evaluation (Artetxe & Schwenk, 2019, "Margin-based Parallel Corpus Mining
+with Multilingual Sentence Embeddings"): each source sentence retrieves its nearest target under the ratio margin
+``cos(x, y) / ((mean_k cos(x, NN_k(x)) + mean_k cos(y, NN_k(y))) / 2)``, and the error is the share of sources
+whose retrieved target is not their translation. Row ``i`` of every language's matrix is the same meaning.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from common.io import atomic_open
+
+MARGINS = ("ratio", "cosine")
+
+
+def _knn_mean(sim: Tensor, k: int) -> Tensor:
+    """Mean of each row's ``k`` largest similarities, ``[N]``."""
+    return sim.topk(min(k, sim.shape[1]), dim=1).values.mean(1)
+
+
+def margin_scores(x: Tensor, y: Tensor, margin: str = "ratio", k: int = 4) -> Tensor:
+    """Scores ``[N, M]`` of every source row of ``x`` against every target row of ``y``."""
+    if margin not in MARGINS:
+        raise ValueError(f"unknown margin {margin!r}; known margins: {', '.join(MARGINS)}")
+    sim = F.normalize(x.float(), dim=-1) @ F.normalize(y.float(), dim=-1).T  # [N, M]
+    if margin == "cosine":
+        return sim
+    fwd = _knn_mean(sim, k)  # [N]
+    bwd = _knn_mean(sim.T, k)  # [M]
+    return sim / ((fwd[:, None] + bwd[None, :]) / 2).clamp(min=1e-6)
+
+
+def xsim_error(src: Tensor, tgt: Tensor, margin: str = "ratio", k: int = 4) -> float:
+    """Share of sources whose best-scoring target is not the aligned one (rows are aligned)."""
+    if src.shape[0] != tgt.shape[0]:
+        raise ValueError(f"aligned sets must have equal sizes, got {src.shape[0]} and {tgt.shape[0]}")
+    if src.shape[0] == 0:
+        raise ValueError("xsim needs at least one sentence pair")
+    best = margin_scores(src, tgt, margin, k).argmax(1)  # [N]
+    return float((best != torch.arange(src.shape[0], device=best.device)).float().mean())
+
+
+def xsim_matrix(embs: dict[str, Tensor], margin: str = "ratio", k: int = 4) -> dict[str, dict[str, float]]:
+    """``{src: {tgt: error}}`` for every ordered pair of distinct languages."""
+    langs = sorted(embs)
+    return {a: {b: xsim_error(embs[a], embs[b], margin, k) for b in langs if b != a} for a in langs}
+
+
+def mean_error(matrix: dict[str, dict[str, float]], langs: Sequence[str] | None = None) -> float:
+    """Mean error over ordered pairs whose both languages are in ``langs`` (all when ``None``)."""
+    keep = set(langs) if langs is not None else set(matrix)
+    vals = [e for a, row in matrix.items() if a in keep for b, e in row.items() if b in keep]
+    return sum(vals) / len(vals) if vals else float("nan")
+
+
+def search_recall(queries: Tensor, docs: Tensor, ks: Sequence[int] = (1, 5)) -> dict[str, float]:
+    """Recall@k of cosine search: query ``i`` should find document ``i`` among all documents."""
+    sim = F.normalize(queries.float(), dim=-1) @ F.normalize(docs.float(), dim=-1).T  # [N, M]
+    own = sim.diagonal()[:, None]  # [N, 1]
+    rank = (sim > own).sum(1)  # [N]: documents scored strictly above the right one
+    return {f"recall@{k}": float((rank < k).float().mean()) for k in ks}
+
+
+def format_matrix(matrix: dict[str, dict[str, float]], title: str = "xsim error %") -> str:
+    """A source x target table in percent; the diagonal is blank."""
+    langs = sorted(matrix)
+    width = max(9, *(len(lang) + 1 for lang in langs))
+    lines = [f"{title:<{width}}" + "".join(f"{b:>{width}}" for b in langs)]
+    for a in langs:
+        cells = "".join(f"{'-':>{width}}" if a == b else f"{100 * matrix[a][b]:>{width}.2f}" for b in langs)
+        lines.append(f"{a:<{width}}" + cells)
+    return "\n".join(lines)
+
+
+def plot_heatmap(matrix: dict[str, dict[str, float]], path: str | Path, title: str = "xsim error (%)") -> Path:
+    """Write a source x target heatmap PNG (matplotlib, Agg backend), atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    langs = sorted(matrix)
+    grid = [[100 * matrix[a][b] if a != b else float("nan") for b in langs] for a in langs]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(langs), 0.8 + 0.6 * len(langs)))
+    im = ax.imshow(grid, cmap="viridis_r", vmin=0)
+    ax.set_xticks(range(len(langs)), langs, rotation=45, ha="right")
+    ax.set_yticks(range(len(langs)), langs)
+    ax.set_xlabel("target")
+    ax.set_ylabel("source")
+    for i, row in enumerate(grid):
+        for j, v in enumerate(row):
+            if i != j:
+                ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7, color="white" if v > 50 else "black")
+    fig.colorbar(im, ax=ax)
+    ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_report(matrix: dict[str, dict[str, float]], out_dir: str | Path, extra: dict[str, object]) -> Path:
+    """``xsim.json`` (matrix + extra figures) and ``xsim.png`` in ``out_dir``."""
+    out = Path(out_dir)
+    with atomic_open(out / "xsim.json", "w", encoding="utf-8") as f:
+        json.dump({"xsim_error": matrix, **extra}, f, indent=2, ensure_ascii=False)
+    plot_heatmap(matrix, out / "xsim.png")
+    return out
