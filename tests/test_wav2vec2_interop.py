@@ -127,7 +127,7 @@ def test_export_loads_in_transformers_and_matches(norm: str, tmp_path: Path) -> 
 def test_cli_imports_into_a_suite_directory_and_exports_back(tmp_path: Path) -> None:
     d, _, _ = _hf_dir(tmp_path, "layer")
     main([f"import={d}", f"output={tmp_path / 'suite'}"])
-    model, vocab = load_model(tmp_path / "suite")
+    _, vocab = load_model(tmp_path / "suite")
     assert json.loads((tmp_path / "suite" / "config.json").read_text())["model_type"] == "ctc_wav2vec2"
     assert vocab.decode([5, 4, 6, 3, 1]) == "a b"  # <unk> and <s> are silent, "|" is a space
     main([f"export={tmp_path / 'suite'}", f"output={tmp_path / 'back'}"])
@@ -181,8 +181,8 @@ def _fairseq2_state(layer_norm: bool, d: int = 16, c: int = 8, f: int = 24, k: i
     else:
         sd |= {f"{fe}.0.group_norm.{p}": r(c) for p in ("weight", "bias")}
         sd |= {f"encoder_frontend.layer_norm.{p}": r(d) for p in ("weight", "bias")}
-    sd |= {"encoder_frontend.post_extract_layer_norm.weight": r(c), "encoder_frontend.post_extract_layer_norm.bias": r(c),
-           "encoder_frontend.model_dim_proj.weight": r(d, c), "encoder_frontend.model_dim_proj.bias": r(d),
+    sd |= {f"encoder_frontend.post_extract_layer_norm.{p}": r(c) for p in ("weight", "bias")}
+    sd |= {           "encoder_frontend.model_dim_proj.weight": r(d, c), "encoder_frontend.model_dim_proj.bias": r(d),
            "encoder_frontend.pos_encoder.conv.weight_g": r(1, 1, k).abs(),
            "encoder_frontend.pos_encoder.conv.weight_v": r(d, d // g, k),
            "encoder_frontend.pos_encoder.conv.bias": r(d), "masker.temporal_mask_embed": r(d),
@@ -236,5 +236,5 @@ def test_fairseq2_ssl_checkpoint_gives_the_encoder_and_unknown_keys_are_named() 
     sd["final_proj.weight"] = torch.zeros(5, 16)  # the SSL model's codebook projection, not a CTC head
     enc = fs2.encoder_state(fs2.state_from_fairseq2(sd, cfg, asr=False))
     CTCModel(CTCModelConfig(vocab_size=9, encoder=cfg, encoder_type="wav2vec2")).encoder.load_state_dict(enc)
-    with pytest.raises(KeyError, match="encoder.layers.0.self_attn.rel_bias"):
+    with pytest.raises(KeyError, match=r"encoder\.layers\.0\.self_attn\.rel_bias"):
         fs2.state_from_fairseq2({**sd, "encoder.layers.0.self_attn.rel_bias": torch.zeros(1)}, cfg)
