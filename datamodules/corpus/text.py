@@ -62,6 +62,15 @@ def _langs(cfg: TextCorpusConfig) -> list[str]:
     return langs
 
 
+def _quotas(total: int, shares: dict[str, float]) -> dict[str, int]:
+    """Meanings per length, summing to ``total``."""
+    norm = sum(shares.values())
+    quotas = {k: int(total * v / norm) for k, v in shares.items()}
+    for k in list(quotas)[: total - sum(quotas.values())]:
+        quotas[k] += 1
+    return quotas
+
+
 def sample_splits(cfg: TextCorpusConfig) -> dict[str, list[tuple[Meaning, dict[str, str]]]]:
     """Meanings and their sentences per split; test first, so held-out sets never lose items to train."""
     langs = _langs(cfg)
@@ -70,23 +79,27 @@ def sample_splits(cfg: TextCorpusConfig) -> dict[str, list[tuple[Meaning, dict[s
     seen_text: dict[str, set[str]] = {lang: set() for lang in langs}
     out: dict[str, list[tuple[Meaning, dict[str, str]]]] = {}
     for split in ("test", "dev", "train"):
-        want, tries = int(getattr(cfg, split)), 0
         rows: list[tuple[Meaning, dict[str, str]]] = []
-        while len(rows) < want:
-            tries += 1
-            if tries > 50 * want + 1000:
-                raise RuntimeError(f"could only draw {len(rows)} distinct {split} meanings of {want}; lower the count")
-            m = sampler.sample()
-            key = m.key()
-            if key in seen_keys:
-                continue
-            texts = {lang: realise(m, lang) for lang in langs}
-            if any(texts[lang] in seen_text[lang] for lang in langs):
-                continue  # a sentence may not repeat, even when a language merges two meanings
-            seen_keys.add(key)
-            for lang in langs:
-                seen_text[lang].add(texts[lang])
-            rows.append((m, texts))
+        for length, quota in _quotas(int(getattr(cfg, split)), cfg.lengths).items():
+            tries, got = 0, 0
+            while got < quota:
+                tries += 1
+                if tries > 50 * quota + 1000:
+                    raise RuntimeError(f"could only draw {got} distinct {length} {split} meanings of {quota}; "
+                                       "lower the count or change corpus.lengths")
+                m = sampler.sample(length)
+                key = m.key()
+                if key in seen_keys:
+                    continue
+                texts = {lang: realise(m, lang) for lang in langs}
+                if any(texts[lang] in seen_text[lang] for lang in langs):
+                    continue  # a sentence may not repeat, even when a language merges two meanings
+                seen_keys.add(key)
+                for lang in langs:
+                    seen_text[lang].add(texts[lang])
+                rows.append((m, texts))
+                got += 1
+        random.Random(f"{cfg.seed}:{split}").shuffle(rows)
         out[split] = rows
     return {s: out[s] for s in SPLITS}
 

@@ -9,6 +9,8 @@ from datamodules.corpus.grammar.meaning import ANAPHORIC_RELATIONS, Clause, Enti
 
 COUNTS = (1,) * 11 + (2,) * 4 + (3,) * 2 + (4, 5, 6, 7, 8, 9)
 """Counts weighted towards one, two and three."""
+FLAT_COUNTS = (1, 1, 1, 2, 2, 3, 3, 4, 5, 6, 7, 8, 9)
+"""Counts for short sentences."""
 LENGTHS = {"short": 0.4, "medium": 0.4, "long": 0.2}
 """Default share of each meaning length."""
 
@@ -37,29 +39,30 @@ class MeaningSampler:
             return Meaning(self._long(), "long")
         raise ValueError(f"unknown meaning length {length!r}; use short, medium or long")
 
-    def entity(self, noun: str, ground: bool = False) -> Entity:
-        """A random description of ``noun`` (grounds are single and definite)."""
+    def entity(self, noun: str, ground: bool = False, varied: bool = False) -> Entity:
+        """A random description of ``noun``; grounds are single and definite, ``varied`` spreads counts and modifiers
+        wider (short sentences have nothing else to vary)."""
         n, r = self.c.nouns[noun], self.rng
         colours = self.c.animal_colours if n.type == "animal" else self.c.colours
-        colour = None if n.type == "person" or r.random() < (0.6 if ground else 0.35) else r.choice(colours)
-        size = r.choice(self.c.sizes) if n.type != "person" and r.random() < (0.15 if ground else 0.3) else None
+        p_colour, p_size = (0.4, 0.15) if ground else ((0.6, 0.4) if varied else (0.35, 0.3))
+        colour = r.choice(colours) if n.type != "person" and r.random() < p_colour else None
+        size = r.choice(self.c.sizes) if n.type != "person" and r.random() < p_size else None
         if ground:
             return Entity(noun, 1, colour, size, True)
-        count = r.choice(COUNTS)
+        count = r.choice(FLAT_COUNTS if varied else COUNTS)
         return Entity(noun, count, colour, size, count == 1 and r.random() < 0.4)
 
     def _short(self) -> Clause:
         if self.rng.random() < 0.75:
-            return self._action(with_relation=False)
+            return self._action(with_relation=False, varied=True)
         noun = self.rng.choice([k for k in self.figures if self.c.nouns[k].type in ("object", "furniture", "vehicle")])
-        subj = self.entity(noun)
-        subj = Entity(noun, 1, None, subj.size, True)
+        subj = Entity(noun, 1, None, self.entity(noun, varied=True).size, True)
         return Clause(subj, "be", attribute=self.rng.choice(self.c.colours))
 
-    def _action(self, with_relation: bool, anaphoric_to: Entity | None = None) -> Clause:
+    def _action(self, with_relation: bool, anaphoric_to: Entity | None = None, varied: bool = False) -> Clause:
         noun = self.rng.choice(self.actors)
         verb = self.rng.choice(self.c.verbs_for(noun))
-        subj = self.entity(noun)
+        subj = self.entity(noun, varied=varied)
         if anaphoric_to is not None:
             return Clause(subj, verb, self.rng.choice(ANAPHORIC_RELATIONS))
         if not with_relation:
