@@ -93,6 +93,16 @@ def test_every_language_realises_sampled_meanings_in_its_script(lang: str) -> No
         assert letters and all(unicodedata.name(c).startswith(want) for c in letters), text
 
 
+def test_incomplete_lexicon_is_named_in_the_error() -> None:
+    from datamodules.corpus.grammar.lang_deu import German
+    from datamodules.corpus.grammar.realise import load_lexicon
+
+    lex = load_lexicon("deu_Latn")
+    del lex["nouns"]["cup"]
+    with pytest.raises(ValueError, match=r"lexicon/deu_Latn.json: missing entries.*cup"):
+        German(lex)
+
+
 def test_sampler_is_deterministic_and_mixes_lengths() -> None:
     s1, s2 = MeaningSampler(7), MeaningSampler(7)
     assert [s1.sample().key() for _ in range(50)] == [s2.sample().key() for _ in range(50)]

@@ -49,6 +49,16 @@ class Realiser:
 
     def __init__(self, lex: dict[str, Any] | None = None):
         self.lex = lex if lex is not None else load_lexicon(self.lang)
+        self.check()
+
+    def check(self) -> None:
+        """Fail early, naming the file, when the lexicon lacks a concept the sampler can draw."""
+        inv = concepts()
+        wanted = {"nouns": inv.nouns, "colours": inv.colours, "sizes": inv.sizes, "verbs": inv.verbs}
+        missing = {table: sorted(set(keys) - set(self.lex.get(table, {}))) for table, keys in wanted.items()}
+        missing = {k: v for k, v in missing.items() if v}
+        if missing:
+            raise ValueError(f"lexicon/{self.lang}.json: missing entries {missing}")
 
     def realise(self, meaning: Meaning) -> str:
         """The sentence for ``meaning``."""
