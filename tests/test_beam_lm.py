@@ -70,3 +70,19 @@ def test_language_models_round_trip(tmp_path: Path) -> None:
     assert back is not None and (back.alpha, back.beta) == (0.4, 1.2)
     assert back.lms["deu_Latn"].prob("ka", "n") == lms.lms["deu_Latn"].prob("ka", "n")
     assert LanguageModels.load(tmp_path / "nothing") is None
+
+
+def test_lm_lexicon_lines_keep_to_the_alphabet_and_are_deterministic() -> None:
+    from tests.helpers import load_script
+
+    build_lm = load_script("build_lm")
+    alphabet = "абвгґдеєжзиіїйклмнопрстуфхцчшщьюя'"
+    lines = build_lm.lexicon_lines("ukr_Cyrl", 2000, alphabet)
+    words = " ".join(lines).split()
+    assert len(words) > 1000 and all(len(line.split()) <= 8 for line in lines)
+    assert set("".join(words)) <= set(alphabet)
+    assert "і" in "".join(words) and "и" in "".join(words)
+    assert lines == build_lm.lexicon_lines("ukr_Cyrl", 2000, alphabet)
+    # A smaller alphabet drops the words it can't spell; an unknown language has no lexicon.
+    assert len(" ".join(build_lm.lexicon_lines("ukr_Cyrl", 2000, alphabet.replace("і", ""))).split()) < len(words)
+    assert build_lm.lexicon_lines("xyz_Latn", 2000, "abc") == []
