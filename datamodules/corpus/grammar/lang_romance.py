@@ -25,6 +25,8 @@ class Romance(Realiser):
     """Copula of a property."""
     located = ("está", "están")
     """Copula of a place."""
+    exists_definite = False
+    """"There is" also introduces a known subject after "next to it" (Italian "accanto c'è il gatto")."""
 
     def adj(self, table: str, key: str, gender: str, plural: bool) -> str:
         """The agreeing form of a colour or size."""
@@ -73,7 +75,7 @@ class Romance(Realiser):
             return f"{subj} {verb}"
         if c.ground is None:
             adverb = self.lex["anaphors"][c.relation]
-            if posture and not c.subject.definite:
+            if posture and (not c.subject.definite or self.exists_definite):
                 return f"{adverb} {self.exists(plural)} {subj}"
             return self.fronted(adverb, verb, subj)
         place = self.pp(c.relation, c.ground)
@@ -141,6 +143,7 @@ class Italian(Romance):
     size_first = True
     be = ("è", "sono")
     located = ("è", "sono")
+    exists_definite = True
     _JOINED: ClassVar[dict[str, str]] = {"il": "l", "lo": "llo", "l'": "ll'", "la": "lla"}
     _PREP: ClassVar[dict[str, str]] = {"su": "su", "a": "a", "di": "de"}
 

@@ -70,6 +70,6 @@ class Swahili(Realiser):
             place = f"{self.lex['relations'][c.relation]} {self.np(c.ground)}"
         if posture and not c.subject.definite:
             return f"{place} kuna {subj}"  # "Juu ya meza kuna kikombe chekundu"
-        if c.ground is None:
+        if c.ground is None and not posture:
             return f"{place} {subj} {verb}"
         return f"{subj} {verb} {place}"
