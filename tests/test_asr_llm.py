@@ -219,3 +219,26 @@ def test_train_export_load_via_real_config(tiny_corpus: Path, tmp_path: Path) ->
                                              map_location="cpu", weights_only=True)
     for k, v in ckpt.net.state_dict().items():
         torch.testing.assert_close(v, tr.model.state_dict()[k])
+
+
+def test_frozen_encoder_has_no_dropout_or_gradients(tmp_path: Path) -> None:
+    ctc = tmp_path / "ctc"
+    from speech.asr.config import CTCModelConfig
+    from speech.asr.hub import save_pretrained as save_ctc
+    from speech.asr.model import CTCModel
+    from text.char_vocab import CharVocab
+
+    enc = ConformerConfig(d_model=32, num_layers=1, num_heads=2, conv_kernel=5, dropout=0.5)
+    save_ctc(CTCModel(CTCModelConfig(vocab_size=8, encoder=enc)), CharVocab(list("abcde")), ctc)
+    module = LLMASRModule(LANGS, init_encoder=str(ctc), lm={"d_model": 32, "num_layers": 1, "num_heads": 2})
+    assert not module.net.encoder.training and all(not p.requires_grad for p in module.net.encoder.parameters())
+    module.train()
+    assert not module.net.encoder.training and module.net.lm.training
+    from safetensors.torch import load_file
+
+    ref = load_file(str(ctc / "model.safetensors"))
+    torch.testing.assert_close(module.net.encoder.blocks[0].attn.qkv.weight, ref["encoder.blocks.0.attn.qkv.weight"])
+    batch = _batch(["ja"], LANGS[:1])
+    a1, _ = module._encode(batch)
+    a2, _ = module._encode(batch)
+    torch.testing.assert_close(a1, a2)  # deterministic: no encoder dropout

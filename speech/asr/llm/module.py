@@ -68,7 +68,7 @@ class LLMASRModule(L.LightningModule):
             load_ctc_encoder(self.net, init_encoder)
         self.frozen = bool(freeze_encoder and init_encoder)
         if self.frozen:
-            self.net.encoder.requires_grad_(False)
+            self.net.encoder.requires_grad_(False).eval()
         self.val_rates = LanguageErrorRates(self.hparams["langs"])
         self.test_rates = LanguageErrorRates(self.hparams["langs"])
         self._lid = {"val": [0, 0], "test": [0, 0]}
@@ -79,6 +79,10 @@ class LLMASRModule(L.LightningModule):
         if self.frozen:
             self.net.encoder.eval()
         return self
+
+    def on_train_epoch_start(self) -> None:
+        # Lightning keeps each submodule's mode rather than calling train(); make sure of it here.
+        self.train()
 
     def _encode(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         """Audio embeddings [N, A, D] of the batch's utterances, then of their in-context examples."""
