@@ -97,3 +97,14 @@ def test_wav2vec2_model_config_trains_with_fast_dev_run(tiny_corpus: Path, tmp_p
     cfg = compose_cfg("train", overrides, tmp_path)
     metrics = load_script("train").train(cfg)
     assert metrics["train/loss"] > 0
+
+
+def test_lightning_checkpoint_of_a_wav2vec2_module_loads(tmp_path: Path) -> None:
+    from speech.asr.module import ASRModule
+
+    module = ASRModule(wav2vec2_tiny(num_layers=1), CharVocab(list("abc")), encoder_type="wav2vec2")
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, tmp_path / "m.ckpt")
+    model, vocab = load_model(tmp_path / "m.ckpt")
+    assert model.model_type == "ctc_wav2vec2" and vocab.tokens == module.vocab.tokens
+    for k, v in module.net.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k

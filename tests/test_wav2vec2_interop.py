@@ -238,3 +238,21 @@ def test_fairseq2_ssl_checkpoint_gives_the_encoder_and_unknown_keys_are_named() 
     CTCModel(CTCModelConfig(vocab_size=9, encoder=cfg, encoder_type="wav2vec2")).encoder.load_state_dict(enc)
     with pytest.raises(KeyError, match=r"encoder\.layers\.0\.self_attn\.rel_bias"):
         fs2.state_from_fairseq2({**sd, "encoder.layers.0.self_attn.rel_bias": torch.zeros(1)}, cfg)
+
+
+def test_training_starts_from_a_pretrained_transformers_encoder(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from speech.asr.interop.hf import load_hf_config
+    from speech.asr.module import ASRModule
+
+    d, ref, _ = _hf_dir(tmp_path, "layer")
+    cfg = replace(load_hf_config(d), dropout=0.0)
+    module = ASRModule(cfg, CharVocab(list("abc")), encoder_type="wav2vec2", init_encoder=str(d),
+                       freeze_feature_extractor=True)
+    w = ref.wav2vec2.encoder.layers[1].feed_forward.output_dense.weight
+    assert torch.equal(module.net.encoder.layers[1].fc2.weight, w)
+    assert not any(p.requires_grad for p in module.net.encoder.feature_extractor.parameters())
+    assert module.net.encoder.proj.weight.requires_grad
+    with pytest.raises(ValueError, match="num_layers"):
+        ASRModule(replace(cfg, num_layers=3), CharVocab(list("abc")), encoder_type="wav2vec2", init_encoder=str(d))

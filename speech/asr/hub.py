@@ -103,6 +103,32 @@ def from_checkpoint(
     return model.to(device).eval(), vocab
 
 
+def load_encoder_weights(model: CTCModel, path: str | os.PathLike[str]) -> None:
+    """Copy the encoder weights of a suite model directory or a transformers wav2vec2 directory into ``model``.
+
+    The architectures must agree (dropout aside); a mismatch names the differing fields.
+    """
+    from speech.asr.interop.hf import encoder_state_from_hf, load_hf_config, read_state
+
+    d = Path(path)
+    cfg_dict = json.loads((d / "config.json").read_text(encoding="utf-8")) if (d / "config.json").is_file() else {}
+    if cfg_dict.get("model_type") in MODEL_TYPES:
+        source, _ = from_pretrained(d)
+        src_cfg, state = source.cfg.encoder, source.encoder.state_dict()
+    elif cfg_dict.get("model_type") == "wav2vec2":
+        src_cfg, state = load_hf_config(d), encoder_state_from_hf(read_state(d))
+    else:
+        raise ValueError(f"{d}: neither a suite model directory nor a transformers wav2vec2 directory")
+    ours, theirs = asdict(model.cfg.encoder), asdict(src_cfg)
+    if type(model.cfg.encoder) is not type(src_cfg):
+        raise ValueError(f"{d}: its encoder is a {type(src_cfg).__name__}, the model's a "
+                         f"{type(model.cfg.encoder).__name__}")
+    diff = {k: (ours[k], theirs[k]) for k in ours if k not in ("dropout", "attention_dropout") and ours[k] != theirs[k]}
+    if diff:
+        raise ValueError(f"{d}: encoder shape differs from the configured one (ours, theirs): {diff}")
+    model.encoder.load_state_dict(state)
+
+
 def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[Any, CharVocab]:
     """A model directory or a ``.ckpt`` file."""
     p = Path(path)

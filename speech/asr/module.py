@@ -15,11 +15,11 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from common.metrics import LanguageErrorRates, format_table
 from speech.asr.config import CTCModelConfig, SpecAugmentConfig
-from speech.asr.hub import save_pretrained
+from speech.asr.hub import load_encoder_weights, save_pretrained
 from speech.asr.infer import greedy_decode
 from speech.asr.model import CTCModel
 from speech.encoders.conformer import ConformerConfig
-from speech.encoders.wav2vec2 import Wav2Vec2Config
+from speech.encoders.wav2vec2 import Wav2Vec2Config, Wav2Vec2Encoder
 from text.char_vocab import CharVocab
 
 
@@ -44,6 +44,8 @@ class ASRModule(L.LightningModule):
     """Trains a ``CTCModel`` on a character vocabulary built from the training manifest.
 
     ``encoder_type`` ("conformer" or "wav2vec2") says which architecture ``encoder`` describes.
+    ``init_encoder``: a transformers wav2vec2 directory (XLS-R, MMS ...) or a suite model directory
+    whose encoder weights start training; ``encoder`` must name the same shape (e.g. ``xlsr_300m``).
     """
 
     def __init__(
@@ -59,6 +61,8 @@ class ASRModule(L.LightningModule):
         min_lr_ratio: float = 0.05,
         lang_chars: dict[str, str] | None = None,
         encoder_type: str = "conformer",
+        init_encoder: str | None = None,
+        freeze_feature_extractor: bool = False,
     ):
         super().__init__()
         tokens = vocab.tokens if isinstance(vocab, CharVocab) else list(vocab)
@@ -67,6 +71,7 @@ class ASRModule(L.LightningModule):
             "encoder": _as_dict(encoder), "specaug": _as_dict(specaug), "vocab": tokens, "lang_chars": lang_chars,
             "langs": list(langs or []), "lr": lr, "weight_decay": weight_decay, "betas": list(betas),
             "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio, "encoder_type": encoder_type,
+            "init_encoder": init_encoder, "freeze_feature_extractor": freeze_feature_extractor,
         })
         self.vocab = CharVocab(tokens[3:], lang_chars)
         cfg = CTCModelConfig(
@@ -76,6 +81,12 @@ class ASRModule(L.LightningModule):
             encoder_type=encoder_type,
         )
         self.net = CTCModel(cfg)
+        if init_encoder:
+            load_encoder_weights(self.net, init_encoder)
+        if freeze_feature_extractor:
+            if not isinstance(self.net.encoder, Wav2Vec2Encoder):
+                raise ValueError("freeze_feature_extractor needs encoder_type=wav2vec2")
+            self.net.encoder.feature_extractor.requires_grad_(False)
         self.val_rates = LanguageErrorRates(self.hparams["langs"])
         self.test_rates = LanguageErrorRates(self.hparams["langs"])
 

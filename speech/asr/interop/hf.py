@@ -135,7 +135,8 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: not valid JSON ({e})") from e
 
 
-def _hf_config(model_dir: Path) -> Wav2Vec2Config:
+def load_hf_config(model_dir: Path) -> Wav2Vec2Config:
+    """The suite's encoder config of a transformers wav2vec2 directory (with its input normalisation)."""
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir}: not a transformers model directory (config.json is missing)")
     hf = _read_json(model_dir / "config.json")
@@ -146,7 +147,7 @@ def _hf_config(model_dir: Path) -> Wav2Vec2Config:
 def load_hf_encoder(model_dir: str | os.PathLike[str]) -> Wav2Vec2Encoder:
     """The encoder of any transformers wav2vec2 directory (Wav2Vec2Model, ForPreTraining or ForCTC)."""
     d = Path(model_dir)
-    cfg = _hf_config(d)
+    cfg = load_hf_config(d)
     encoder = Wav2Vec2Encoder(cfg)
     encoder.load_state_dict(encoder_state_from_hf(read_state(d)))
     return encoder.eval()
@@ -193,7 +194,7 @@ def vocab_from_hf(model_dir: str | os.PathLike[str], vocab_size: int, target_lan
 def load_hf(model_dir: str | os.PathLike[str], target_lang: str | None = None) -> tuple[CTCModel, TokenVocab]:
     """A transformers ``Wav2Vec2ForCTC`` directory as the suite's ``CTCModel`` and its token table."""
     d = Path(model_dir)
-    cfg = _hf_config(d)
+    cfg = load_hf_config(d)
     state = read_state(d)
     if "lm_head.weight" not in state:
         raise ValueError(f"{d}: no lm_head (not a Wav2Vec2ForCTC); use load_hf_encoder for the encoder alone")
