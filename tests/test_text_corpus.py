@@ -73,6 +73,19 @@ def test_turkish_and_swahili() -> None:
     assert realise(m, "swh_Latn") == "Kando ya jiwe jeupe kuna vitabu vitatu vikubwa."
 
 
+def test_transitive_objects_take_the_accusative() -> None:
+    m = _m(Clause(Entity("girl", 1, None, None, True), "hold", object=Entity("ball", 1, "red")))
+    assert realise(m, "deu_Latn") == "Das Mädchen hält einen roten Ball."
+    assert realise(m, "arb_Arab") == "تمسك البنت كرة حمراء."
+    m = _m(Clause(Entity("boy", 1, None, None, True), "hold", object=Entity("cup", 1, "blue", None, True)))
+    assert realise(m, "rus_Cyrl") == "Мальчик держит синюю чашку."
+    assert realise(m, "ukr_Cyrl") == "Хлопчик тримає синю чашку."
+    assert realise(m, "tur_Latn") == "Oğlan mavi fincanı tutuyor."
+    m = _m(Clause(Entity("man", 1), "hold", object=Entity("book", 1, None, "big")))
+    assert realise(m, "arb_Arab") == "يمسك رجل كتابا كبيرا."
+    assert realise(m, "hin_Deva") == "एक आदमी एक बड़ी किताब पकड़े हुए है।"
+
+
 def test_long_sentence_with_anaphora() -> None:
     m = Meaning((Clause(Entity("cup", 1, "red"), "stand", "on", Entity("table", 1, None, None, True)),
                  Clause(Entity("dog", 2, None, "small"), "sleep", "next_to")), "long")
@@ -80,6 +93,8 @@ def test_long_sentence_with_anaphora() -> None:
     assert realise(m, "deu_Latn") == "Auf dem Tisch steht eine rote Tasse, und daneben schlafen zwei kleine Hunde."
     assert realise(m, "rus_Cyrl") == "На столе стоит красная чашка, и рядом с ним спят две маленькие собаки."
     assert Meaning.from_json(json.loads(json.dumps(m.to_json()))) == m
+    held = Meaning((Clause(Entity("man", 2), "hold", "behind", object=Entity("pen", 3, "red")),), "medium")
+    assert Meaning.from_json(json.loads(json.dumps(held.to_json()))) == held
 
 
 @pytest.mark.parametrize("lang", sorted(REALISERS))

@@ -54,6 +54,18 @@ class Concepts:
     """Action verb -> noun types or noun ids that may be its subject."""
     verbs_on: tuple[str, ...]
     """Actions that can take place on a surface."""
+    transitive: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]
+    """Transitive verb -> (subject types or ids, object types or ids)."""
+
+    def objects_for(self, verb: str) -> list[str]:
+        """Nouns that can be the object of a transitive ``verb``."""
+        kinds = self.transitive[verb][1]
+        return sorted(k for k, n in self.nouns.items() if n.type in kinds or k in kinds)
+
+    def transitive_for(self, noun: str) -> list[str]:
+        """Transitive verbs whose subject may be ``noun``."""
+        n = self.nouns[noun]
+        return [v for v, (subj, _) in self.transitive.items() if n.type in subj or noun in subj]
 
     def verbs_for(self, noun: str) -> list[str]:
         """Action verbs whose subject may be ``noun``."""
@@ -73,4 +85,5 @@ def concepts() -> Concepts:
     res = resources.files("datamodules.corpus.grammar").joinpath("lexicon", "concepts.json")
     d = json.loads(res.read_text(encoding="utf-8"))
     return Concepts({k: _noun(k, v) for k, v in d["nouns"].items()}, tuple(d["colours"]), tuple(d["animal_colours"]),
-                    tuple(d["sizes"]), {k: tuple(v) for k, v in d["verbs"].items()}, tuple(d["verbs_on"]))
+                    tuple(d["sizes"]), {k: tuple(v) for k, v in d["verbs"].items()}, tuple(d["verbs_on"]),
+                    {k: (tuple(v[0]), tuple(v[1])) for k, v in d["transitive"].items()})

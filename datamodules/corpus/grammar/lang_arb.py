@@ -34,8 +34,16 @@ class Arabic(Realiser):
             form = forms[1 if gender == "f" else 0]
         return str(("ال" + form) if e.definite and e.count == 1 else form)
 
-    def np(self, e: Entity) -> str:
-        """Noun phrase: noun (or numeral + plural), then size and colour."""
+    def _acc(self, word: str, e: Entity) -> str:
+        """Accusative of an indefinite singular (alif of tanwin) or of a dual (-ين); else unchanged in script."""
+        if e.count == 2:
+            return word[:-2] + "ين" if word.endswith("ان") else word
+        if e.count > 2 or e.definite or word.endswith(("ة", "اء", "ى")) or word in self.lex["diptotes"]:
+            return word
+        return word + "ا"
+
+    def np(self, e: Entity, acc: bool = False) -> str:
+        """Noun phrase: noun (or numeral + plural), then size and colour; objects take the accusative."""
         gender, sg, pl, _, extra = self._row(e)
         adjs = [self.adj(t, k, e) for t, k in (("sizes", e.size), ("colours", e.colour)) if k]
         if e.count == 1:
@@ -44,6 +52,8 @@ class Arabic(Realiser):
             head = extra.get("dual", _dual(sg))
         else:
             head = f"{self.lex['numbers'][str(e.count)][1 if gender == 'f' else 0]} {pl}"
+        if acc:
+            head, adjs = self._acc(head, e), [self._acc(a, e) for a in adjs]
         return " ".join([head, *adjs])
 
     def verb_gender(self, e: Entity) -> int:
@@ -76,6 +86,8 @@ class Arabic(Realiser):
         if verbal:
             table = self.lex["verbs"] if c.verb in self.lex["verbs"] else self.lex["postures"]
             verb = table[c.verb][self.verb_gender(c.subject)]
+            if c.object is not None:
+                subj = f"{subj} {self.np(c.object, acc=True)}"
             if c.ground is None and c.relation:
                 return f"{place} {verb} {subj}"
             return " ".join(filter(None, [verb, subj, place]))

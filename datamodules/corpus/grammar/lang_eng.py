@@ -39,4 +39,6 @@ class English(Realiser):
             verb = self.lex["postures"][c.verb][1 if plural else 0]
             return f"{rel} {verb} {subj}" if c.anaphoric else " ".join(filter(None, [subj, verb, rel]))
         verb = f"{'are' if plural else 'is'} {self.lex['verbs'][c.verb][1]}"
+        if c.object is not None:
+            verb += " " + self.np(c.object)
         return f"{rel} {subj} {verb}" if c.anaphoric else " ".join(filter(None, [subj, verb, rel]))

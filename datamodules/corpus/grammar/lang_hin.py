@@ -48,8 +48,12 @@ class Hindi(Realiser):
             table = self.lex["postures"][c.verb]
             stem = table.get(concepts().nouns[c.subject.noun].type, table["default"])
             verb = f"{_inflect(stem, gender, plural)} {self.aux(plural)}"
+        elif c.verb in self.lex["stative"]:  # "... एक लाल गेंद पकड़े हुए है"
+            verb = f"{self.lex['verbs'][c.verb]} {self.aux(plural)}"
         else:
             verb = f"{self.lex['verbs'][c.verb]} {_inflect('रहा', gender, plural)} {self.aux(plural)}"
+        if c.object is not None:
+            verb = f"{self.np(c.object)} {verb}"
         if c.relation is None:
             return f"{subj} {verb}"
         if c.ground is None:

@@ -63,6 +63,10 @@ class Romance(Realiser):
         """Anaphoric adverb first ("a su lado duermen dos perros")."""
         return f"{adverb} {verb} {subj}"
 
+    def fronted_svo(self, adverb: str, subj: str, verb: str) -> str:
+        """Anaphoric adverb, then subject, verb and object."""
+        return f"{adverb} {subj} {verb}"
+
     def clause(self, c: Clause, ante: Entity | None) -> str:
         subj, plural = self.np(c.subject), c.subject.count > 1
         gender = self.noun(c.subject)[0]
@@ -71,10 +75,14 @@ class Romance(Realiser):
             return f"{subj} {self.be[plural]} {self.adj('colours', c.attribute, gender, plural)}"
         posture = c.verb in ("stand", "lie", "sit")
         verb = self.located[plural] if posture else self.verb(c.verb, c.subject)[plural]
+        if c.object is not None:
+            verb = f"{verb} {self.np(c.object)}"
         if c.relation is None:
             return f"{subj} {verb}"
         if c.ground is None:
             adverb = self.lex["anaphors"][c.relation]
+            if c.object is not None:  # subject before a verb with an object: "a su lado una chica sostiene ..."
+                return self.fronted_svo(adverb, subj, verb)
             if posture and (not c.subject.definite or self.exists_definite):
                 return f"{adverb} {self.exists(plural)} {subj}"
             return self.fronted(adverb, verb, subj)
@@ -132,6 +140,9 @@ class French(Romance):
 
     def fronted(self, adverb: str, verb: str, subj: str) -> str:
         return f"{subj} {verb} {adverb}" if verb in self.located else f"{adverb}, {subj} {verb}"
+
+    def fronted_svo(self, adverb: str, subj: str, verb: str) -> str:
+        return f"{adverb}, {subj} {verb}"
 
 
 class Italian(Romance):

@@ -29,7 +29,11 @@ class Slavic(Realiser):
         """Noun phrase; subjects with numerals take the numeral's case, grounds are singular."""
         row = self.noun(e)
         gender = row[0]
-        if e.count == 1:
+        if e.count == 1 and case == "acc":  # inanimate accusative: feminine -а/-я become -у/-ю
+            nom = row[self.slots["nom"]]
+            form = nom[:-1] + {"а": "у", "я": "ю"}[nom[-1]] if nom[-1] in "ая" else nom
+            acase, plural = case, gender == "pl"
+        elif e.count == 1:
             acase, plural, form = case, gender == "pl", row[self.slots[case]]
         elif e.count <= 4:
             (acase, plural), form = self.few_adj_case(gender), row[self.slots["few"]]
@@ -59,9 +63,13 @@ class Slavic(Realiser):
             return f"{subj} {self.adj('colours', c.attribute, 'nom', self.noun(c.subject)[0])}"
         table = self.lex["postures"] if c.verb in self.lex["postures"] else self.lex["verbs"]
         verb = table[c.verb][1 if plural else 0]
+        if c.object is not None:
+            verb = f"{verb} {self.np(c.object, 'acc')}"
         if c.relation is None:
             return f"{subj} {verb}"
         place = self.pp(c.relation, c.ground, ante)
+        if c.object is not None and c.ground is None:
+            return f"{place} {subj} {verb}"  # "рядом с ним девочка держит мяч"
         if c.ground is None or (c.verb in self.lex["postures"] and not c.subject.definite):
             return f"{place} {verb} {subj}"  # "На столе стоит чашка": new information last
         return f"{subj} {verb} {place}"

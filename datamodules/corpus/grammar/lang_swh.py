@@ -62,6 +62,8 @@ class Swahili(Realiser):
             return f"{subj} ni {self.adj('colours', c.attribute, cls)}"
         posture = c.verb in ("stand", "lie", "sit")
         verb = conc["ko"] if posture else f"{conc['subj']}na{self.lex['verbs'][c.verb]}"
+        if c.object is not None:
+            verb = f"{verb} {self.np(c.object)}"
         if c.relation is None:
             return f"{subj} {verb}"
         if c.ground is None:

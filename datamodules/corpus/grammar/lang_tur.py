@@ -15,9 +15,12 @@ class Turkish(Realiser):
     lang = "tur_Latn"
     conj = " ve "
 
-    def np(self, e: Entity, genitive: bool = False) -> str:
-        """Noun phrase; grounds take the genitive before a postposition ("masanın üstünde")."""
+    def np(self, e: Entity, genitive: bool = False, accusative: bool = False) -> str:
+        """Noun phrase; grounds take the genitive before a postposition ("masanın üstünde"), definite objects the
+        accusative ("kırmızı topu")."""
         nom, gen = self.noun(e)
+        if accusative and e.definite:
+            nom = self.lex["accusative"][e.noun]
         words = [self.lex[t][k] for t, k in (("sizes", e.size), ("colours", e.colour)) if k]
         if e.count > 1:
             words.insert(0, str(num2words(e.count, lang="tr")))
@@ -39,6 +42,8 @@ class Turkish(Realiser):
             verb = table.get(concepts().nouns[c.subject.noun].type, table["default"])
         else:
             verb = self.lex["verbs"][c.verb]
+        if c.object is not None:
+            verb = f"{self.np(c.object, accusative=True)} {verb}"
         if c.relation is None:
             return f"{subj} {verb}"
         rel = self.lex["relations"][c.relation]

@@ -44,6 +44,8 @@ class Clause:
     """The reference object; None with a relation means "it" = the previous clause's ground."""
     attribute: str | None = None
     """Predicated colour for ``verb == "be"``."""
+    object: Entity | None = None
+    """Direct object of a transitive verb ("hold")."""
 
     @property
     def anaphoric(self) -> bool:
@@ -76,7 +78,9 @@ class Meaning:
         clauses = []
         for c in d["clauses"]:
             ground = Entity(**c["ground"]) if c.get("ground") else None
-            clauses.append(Clause(Entity(**c["subject"]), c["verb"], c.get("relation"), ground, c.get("attribute")))
+            obj = Entity(**c["object"]) if c.get("object") else None
+            subject = Entity(**c["subject"])
+            clauses.append(Clause(subject, c["verb"], c.get("relation"), ground, c.get("attribute"), obj))
         return Meaning(tuple(clauses), d.get("length", "short"), dict(d.get("facets") or {}))
 
     def antecedents(self) -> list[Entity | None]:

@@ -54,7 +54,8 @@ class Realiser:
     def check(self) -> None:
         """Fail early, naming the file, when the lexicon lacks a concept the sampler can draw."""
         inv = concepts()
-        wanted = {"nouns": inv.nouns, "colours": inv.colours, "sizes": inv.sizes, "verbs": inv.verbs}
+        verbs = [*inv.verbs, *inv.transitive]
+        wanted = {"nouns": list(inv.nouns), "colours": list(inv.colours), "sizes": list(inv.sizes), "verbs": verbs}
         missing = {table: sorted(set(keys) - set(self.lex.get(table, {}))) for table, keys in wanted.items()}
         missing = {k: v for k, v in missing.items() if v}
         if missing:

@@ -24,7 +24,7 @@ class MeaningSampler:
         self.lengths = lengths or LENGTHS
         self.figures = sorted(k for k, n in self.c.nouns.items() if n.figure)
         self.grounds = sorted(k for k, n in self.c.nouns.items() if n.ground)
-        self.actors = sorted(k for k in self.figures if self.c.verbs_for(k))
+        self.actors = sorted(k for k in self.figures if self.c.verbs_for(k) or self.c.transitive_for(k))
 
     def sample(self, length: str | None = None) -> Meaning:
         """One meaning of the given length (drawn from ``lengths`` when None)."""
@@ -61,14 +61,20 @@ class MeaningSampler:
 
     def _action(self, with_relation: bool, anaphoric_to: Entity | None = None, varied: bool = False) -> Clause:
         noun = self.rng.choice(self.actors)
-        verb = self.rng.choice(self.c.verbs_for(noun))
+        transitive = self.c.transitive_for(noun)
+        obj = None
+        if transitive and self.rng.random() < 0.3:  # "a girl is holding a red ball"
+            verb = self.rng.choice(transitive)
+            obj = self.entity(self.rng.choice(self.c.objects_for(verb)), varied=varied)
+        else:
+            verb = self.rng.choice(self.c.verbs_for(noun))
         subj = self.entity(noun, varied=varied)
         if anaphoric_to is not None:
-            return Clause(subj, verb, self.rng.choice(ANAPHORIC_RELATIONS))
+            return Clause(subj, verb, self.rng.choice(ANAPHORIC_RELATIONS), object=obj)
         if not with_relation:
-            return Clause(subj, verb)
+            return Clause(subj, verb, object=obj)
         relation, ground = self._relation(noun, verb)
-        return Clause(subj, verb, relation, self.entity(ground, ground=True))
+        return Clause(subj, verb, relation, self.entity(ground, ground=True), object=obj)
 
     def _location(self, anaphoric_to: Entity | None = None) -> Clause:
         noun = self.rng.choice(self.figures)
