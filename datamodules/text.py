@@ -175,9 +175,13 @@ class ParallelTextDataModule(L.LightningDataModule):
                           collate_fn=self._collate_pairs, num_workers=self.hp.num_workers)
 
     def eval_items(self, stage: str) -> list[tuple[str, int, str]]:
-        """(lang, meaning index, sentence) of the aligned evaluation sets, every language."""
+        """(lang, meaning index, sentence) of the aligned evaluation sets, every language.
+
+        Ordered meaning by meaning, so even a single batch (fast_dev_run) holds aligned sentences of every language.
+        """
         sets = aligned_sets(self.rows(stage), self.all_langs(), self.hp.eval_sentences)
-        return [(lang, i, t) for lang, texts in sets.items() for i, t in enumerate(texts)]
+        n = len(next(iter(sets.values()), []))
+        return [(lang, i, sets[lang][i]) for i in range(n) for lang in sets]
 
     def _eval_loader(self, stage: str) -> DataLoader:
         items: Any = self.eval_items(stage)  # a list serves as a map-style dataset

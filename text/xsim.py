@@ -116,3 +116,40 @@ def write_report(matrix: dict[str, dict[str, float]], out_dir: str | Path, extra
         json.dump({"xsim_error": matrix, **extra}, f, indent=2, ensure_ascii=False)
     plot_heatmap(matrix, out / "xsim.png")
     return out
+
+
+def evaluate_encoder(model_dir: str | Path, manifest: str | Path, out_dir: str | Path, limit: int | None = 1000,
+                     batch_size: int = 128) -> dict[str, object]:
+    """xsim (ratio margin and cosine) and search recall of a saved sentence encoder on an aligned parallel split.
+
+    Writes ``xsim.json`` and ``xsim.png`` to ``out_dir``; returns the same figures.
+    """
+    from datamodules.text import aligned_sets, read_parallel
+    from text.sentence_encoder import read_config
+    from text.towers import TextTowerConfig, build_text_tower
+
+    config = read_config(model_dir)
+    rows = read_parallel(manifest)
+    langs = sorted({lang for r in rows for lang in r})
+    sets = aligned_sets(rows, langs, limit)
+    if not sets[langs[0]]:
+        raise ValueError(f"{manifest}: no row has every language ({', '.join(langs)})")
+    tower = build_text_tower(TextTowerConfig(kind="sentence_encoder", path=str(model_dir)))
+    embs = {lang: tower.encode(texts, lang, batch_size) for lang, texts in sets.items()}
+    ratio, cosine = xsim_matrix(embs, "ratio"), xsim_matrix(embs, "cosine")
+    trained = [lang for lang in langs if lang in config.get("langs", [])] or langs
+    recall = {a: {b: search_recall(embs[a], embs[b]) for b in langs if b != a} for a in langs}
+    summary = {
+        "model": str(model_dir), "manifest": str(manifest), "sentences": len(sets[langs[0]]),
+        "trained_langs": trained, "held_out": [lang for lang in langs if lang not in trained],
+        "mean_xsim_trained": mean_error(ratio, trained), "mean_xsim_cosine_trained": mean_error(cosine, trained),
+        "mean_recall@1_trained": _mean_recall(recall, trained, "recall@1"),
+        "mean_recall@5_trained": _mean_recall(recall, trained, "recall@5"),
+    }
+    write_report(ratio, out_dir, {**summary, "xsim_cosine_error": cosine, "search_recall": recall})
+    return {**summary, "xsim_error": ratio}
+
+
+def _mean_recall(recall: dict[str, dict[str, dict[str, float]]], langs: Sequence[str], key: str) -> float:
+    vals = [m[key] for a, row in recall.items() if a in langs for b, m in row.items() if b in langs]
+    return sum(vals) / len(vals) if vals else float("nan")
