@@ -104,5 +104,5 @@ def test_embed_text_hf_encoder_and_errors(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=rf"{inp}:2: empty line"):
         script.main([f"model={tmp_path / 'xlmr'}", f"input={inp}", f"output={tmp_path / 'bad.npy'}"])
     assert not (tmp_path / "bad.npy").exists()
-    with pytest.raises(SystemExit, match="no config.json"):
+    with pytest.raises(SystemExit, match=r"no config\.json"):
         script.main([f"model={tmp_path}", f"input={inp}", f"output={tmp_path / 'bad.npy'}"])
