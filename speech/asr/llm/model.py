@@ -25,9 +25,11 @@ class CausalSelfAttention(nn.Module):
         self.out = nn.Linear(d, d, bias=False)
 
     def forward(
-        self, x: Tensor, pos: Tensor, key_mask: Tensor, past: tuple[Tensor, Tensor] | None
+        self, x: Tensor, pos: Tensor, key_mask: Tensor | None, past: tuple[Tensor, Tensor] | None
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         b, t, d = x.shape
+        if key_mask is None and past is not None:
+            raise ValueError("decoding with a KV cache needs the key mask")
         dh = d // self.heads
         q, k, v = self.qkv(x).view(b, t, 3, self.heads, dh).permute(2, 0, 3, 1, 4)  # [B, H, T, Dh]
         inv = 1.0 / (10_000 ** (torch.arange(0, dh // 2, device=x.device, dtype=torch.float32) / (dh // 2)))
@@ -36,14 +38,16 @@ class CausalSelfAttention(nn.Module):
         q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
         if past is not None:
             k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
-        n = k.shape[2]
-        qi = torch.arange(n - t, n, device=x.device)[:, None]
-        kj = torch.arange(n, device=x.device)[None]
-        # Causal and not padding; a position always sees itself so a padding row never has all keys masked.
-        mask = ((kj <= qi)[None] & key_mask[:, None, :]) | (kj == qi)[None]  # [B, T, N]
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask[:, None], dropout_p=self.dropout if self.training else 0.0
-        )
+        drop = self.dropout if self.training else 0.0
+        if key_mask is None:  # right-padded training batches: causality alone keeps padding out of real rows
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=drop)
+        else:
+            n = k.shape[2]
+            qi = torch.arange(n - t, n, device=x.device)[:, None]
+            kj = torch.arange(n, device=x.device)[None]
+            # Causal and not padding; a position always sees itself so a padding row never has all keys masked.
+            mask = ((kj <= qi)[None] & key_mask[:, None, :]) | (kj == qi)[None]  # [B, T, N]
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None], dropout_p=drop)
         return self.out(y.transpose(1, 2).reshape(b, t, d)), (k, v)
 
 
@@ -60,7 +64,7 @@ class DecoderBlock(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(
-        self, x: Tensor, pos: Tensor, key_mask: Tensor, past: tuple[Tensor, Tensor] | None
+        self, x: Tensor, pos: Tensor, key_mask: Tensor | None, past: tuple[Tensor, Tensor] | None
     ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         y, kv = self.attn(self.norm1(x), pos, key_mask, past)
         x = x + self.drop(y)
@@ -79,9 +83,12 @@ class DecoderLM(nn.Module):
         self.norm = nn.LayerNorm(cfg.d_model)
 
     def forward(
-        self, x: Tensor, pos: Tensor, key_mask: Tensor, past: KVCache | None = None
+        self, x: Tensor, pos: Tensor, key_mask: Tensor | None, past: KVCache | None = None
     ) -> tuple[Tensor, KVCache]:
-        """Input embeddings [B, T, D] to logits [B, T, V]; ``key_mask`` [B, N] covers cached + new positions."""
+        """Input embeddings [B, T, D] to logits [B, T, V].
+
+        ``key_mask`` [B, N] (True = real) covers cached + new positions; ``None`` means right padding only.
+        """
         cache: KVCache = []
         for i, block in enumerate(self.blocks):
             x, kv = block(x, pos, key_mask, past[i] if past is not None else None)
@@ -141,7 +148,9 @@ class LLMASR(nn.Module):
         a = audio[clip.clamp_min(0), frame.clamp_min(0)].to(x.dtype)  # [B, L, D]
         return torch.where((ids < 0)[..., None], a, x)
 
-    def forward(self, x: Tensor, pos: Tensor, key_mask: Tensor, past: KVCache | None = None) -> tuple[Tensor, KVCache]:
+    def forward(
+        self, x: Tensor, pos: Tensor, key_mask: Tensor | None, past: KVCache | None = None
+    ) -> tuple[Tensor, KVCache]:
         """Embedded sequences [B, T, D] to next-token logits [B, T, V] (float32) and the KV cache."""
         logits, cache = self.lm(x, pos, key_mask, past)
         return logits.float(), cache

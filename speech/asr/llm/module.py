@@ -116,7 +116,7 @@ class LLMASRModule(L.LightningModule):
         seq = pad_sequences(self._sequences(batch, alens, "eos", drop), self.net.tok.pad_id)
         seq = {k: v.to(self.device) for k, v in seq.items()}
         x = self.net.embed(seq["ids"], seq["clip"], seq["frame"], audio)
-        logits, _ = self.net(x, seq["pos"], seq["mask"])  # [B, L, V]
+        logits, _ = self.net(x, seq["pos"], None)  # [B, L, V]; right padding needs no key mask
         return F.cross_entropy(logits[:, :-1].transpose(1, 2), seq["targets"][:, 1:], ignore_index=-100)
 
     def training_step(self, batch: dict[str, Any] | None, batch_idx: int) -> torch.Tensor | None:
