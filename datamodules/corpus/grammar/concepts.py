@@ -31,6 +31,8 @@ class Noun:
     """Has room beneath it."""
     seat: bool
     """Can be sat on."""
+    colours: tuple[str, ...] = ()
+    """Plausible colours (empty: any)."""
 
     @property
     def animate(self) -> bool:
@@ -76,7 +78,7 @@ class Concepts:
 def _noun(key: str, d: dict[str, Any]) -> Noun:
     return Noun(key, d["type"], int(d["size"]), tuple(d["postures"]), bool(d.get("figure", False)),
                 bool(d.get("ground", False)), bool(d.get("on", False)), bool(d.get("under", False)),
-                bool(d.get("seat", False)))
+                bool(d.get("seat", False)), tuple(d.get("colours", ())))
 
 
 @functools.cache

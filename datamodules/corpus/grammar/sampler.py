@@ -43,7 +43,7 @@ class MeaningSampler:
         """A random description of ``noun``; grounds are single and definite, ``varied`` spreads counts and modifiers
         wider (short sentences have nothing else to vary)."""
         n, r = self.c.nouns[noun], self.rng
-        colours = self.c.animal_colours if n.type == "animal" else self.c.colours
+        colours = n.colours or (self.c.animal_colours if n.type == "animal" else self.c.colours)
         p_colour, p_size = (0.4, 0.15) if ground else ((0.6, 0.4) if varied else (0.35, 0.3))
         colour = r.choice(colours) if n.type != "person" and r.random() < p_colour else None
         size = r.choice(self.c.sizes) if n.type != "person" and r.random() < p_size else None
@@ -57,7 +57,7 @@ class MeaningSampler:
             return self._action(with_relation=False, varied=True)
         noun = self.rng.choice([k for k in self.figures if self.c.nouns[k].type in ("object", "furniture", "vehicle")])
         subj = Entity(noun, 1, None, self.entity(noun, varied=True).size, True)
-        return Clause(subj, "be", attribute=self.rng.choice(self.c.colours))
+        return Clause(subj, "be", attribute=self.rng.choice(self.c.nouns[noun].colours or self.c.colours))
 
     def _action(self, with_relation: bool, anaphoric_to: Entity | None = None, varied: bool = False) -> Clause:
         noun = self.rng.choice(self.actors)
