@@ -25,7 +25,8 @@ log = logging.getLogger("transcribe")
 def main(cfg: DictConfig) -> None:
     runner.setup_threads(cfg.get("threads"))
     items = collect_inputs(cfg.input, cfg.get("lang"))
-    options = {"decoder": cfg.decoder, "chunk_seconds": cfg.chunk_seconds, "overlap_seconds": cfg.overlap_seconds}
+    options = {"decoder": cfg.decoder, "chunk_seconds": cfg.chunk_seconds, "overlap_seconds": cfg.overlap_seconds,
+               "min_pause_seconds": cfg.min_pause_seconds}
     if cfg.get("context") is not None:
         options["context"] = cfg.context
     transcriber = load_transcriber(cfg.model, device=cfg.device, **options)

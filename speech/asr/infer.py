@@ -85,14 +85,20 @@ class Transcriber:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu",
                         decoder: str = "auto", context: str | None = None, chunk_seconds: float = 30.0,
-                        overlap_seconds: float = 4.0, window_batch: int = 2) -> Transcriber:
-        """A model directory (with its ``char_lms.json`` when present) or a ``.ckpt``."""
+                        overlap_seconds: float = 4.0, window_batch: int = 2, min_pause_seconds: float = 0.25
+                        ) -> Transcriber:
+        """A model directory (with its ``char_lms.json`` when present) or a ``.ckpt``.
+
+        Inputs longer than ``chunk_seconds`` run in windows cut at pauses of ``min_pause_seconds`` or
+        more (see ``speech.asr.longform.windows``); ``context`` belongs to LLM-ASR models and is refused.
+        """
         if context is not None:
             raise ValueError(f"context={context}: in-context examples need an LLM-ASR model (model_type asr_llm); "
                              f"{path} is a CTC model")
         model, vocab = load_model(path, device)
         lms = LanguageModels.load(path) if Path(path).is_dir() else None
-        return cls(model, vocab, device, lms, decoder, WindowConfig(chunk_seconds, overlap_seconds, window_batch))
+        window = WindowConfig(chunk_seconds, overlap_seconds, window_batch, min_pause_seconds)
+        return cls(model, vocab, device, lms, decoder, window)
 
     @functools.cached_property
     def frame_samples(self) -> int:
@@ -163,7 +169,7 @@ class Transcriber:
                         timestamps: str = "none", name: str | None = None) -> dict[str, Any]:
         """Row of one input of any length, read and run window by window (memory does not grow with it)."""
         logp, samples = stitched_log_probs(stream_audio(src, name), lambda ws: self.log_probs(ws, [lang] * len(ws)),
-                                           self.frame_samples, self.window)
+                                           self.frame_samples, self.window, self.vocab.blank_id)
         duration = samples / SAMPLE_RATE
         return {**self.transcript(logp, lang, timestamps, duration), "duration": round(duration, 3)}
 

@@ -1,4 +1,4 @@
-"""Long audio in bounded memory: stream the file, run overlapping windows, stitch their CTC log-probs."""
+"""Long audio in bounded memory: stream the file, cut it into windows at pauses, stitch their CTC log-probs."""
 
 from __future__ import annotations
 
@@ -25,14 +25,22 @@ BLOCK_SECONDS = 10.0
 
 @dataclass
 class WindowConfig:
-    """How a long input is cut into overlapping windows for the encoder."""
+    """How a long input is cut into windows for the encoder."""
 
     chunk_seconds: float = 30.0
-    """Window length; inputs up to this length run in one piece."""
+    """Longest window; inputs up to this length run in one piece."""
     overlap_seconds: float = 4.0
-    """Overlap of neighbouring windows; each keeps its frames nearest the middle of the overlap."""
+    """Context shared by two windows where a cut falls in speech (no pause); half on each side."""
     window_batch: int = 2
     """Windows run through the model together."""
+    min_pause_seconds: float = 0.25
+    """Shortest pause a window may end in; 0 never looks for pauses."""
+    pause_db: float = 35.0
+    """A frame this many dB below the loudest so far counts as pause."""
+    min_segment_seconds: float = 1.0
+    """A window runs at least this long before a pause may end it."""
+    pause_margin_seconds: float = 0.08
+    """Pause kept at each side of a cut; the model was trained on clips with little silence around."""
 
     def __post_init__(self) -> None:
         if self.chunk_seconds <= 0 or not 0 <= self.overlap_seconds < self.chunk_seconds / 2:
@@ -131,26 +139,96 @@ def stream_audio(src: str | os.PathLike[str] | np.ndarray, name: str | None = No
         raise AudioError(label, "silent (peak amplitude below 1e-4)")
 
 
-def windows(blocks: Iterable[np.ndarray], size: int, step: int) -> Iterator[tuple[int, np.ndarray, bool]]:
-    """``(start sample, wave, is_last)`` of windows of ``size`` every ``step`` samples, holding one window at most."""
-    buf, start = np.zeros(0, dtype=np.float32), 0
-    held: tuple[int, np.ndarray] | None = None
-    for b in blocks:
-        buf = np.concatenate([buf, b])
-        while len(buf) >= size:
-            if held is not None:
-                yield held[0], held[1], False
-            held = (start, buf[:size].copy())
-            buf, start = buf[step:], start + step
-    # After the last full window the buffer holds samples from its start + step on; only the part
-    # past that window's end is new.
-    if held is None:
-        yield start, buf, True
-    elif len(buf) > size - step:
-        yield held[0], held[1], False
-        yield start, buf, True
-    else:
-        yield held[0], held[1], True
+@dataclass
+class Window:
+    """A stretch of audio to run through the model, and the part of its output that is kept."""
+
+    start: int
+    """Input sample of ``wave[0]``; a multiple of the model's frame stride."""
+    wave: np.ndarray
+    """16 kHz mono samples."""
+    keep_from: int
+    """First kept frame, counted over the whole input."""
+    keep_to: int | None
+    """End of the kept frames (exclusive) over the whole input; None for the last window (to its end)."""
+
+
+def _frame_rms(wave: np.ndarray, frame: int) -> np.ndarray:
+    n = len(wave) // frame
+    frames = wave[: n * frame].reshape(n, frame)  # [n, frame]
+    return np.sqrt(np.einsum("ij,ij->i", frames, frames) / frame)
+
+
+def _first_pause(quiet: np.ndarray, min_len: int, lo: int, hi: int) -> tuple[int, int] | None:
+    """Frames [start, end) of the first run of ``min_len`` or more quiet frames whose middle lies in [lo, hi)."""
+    i = 0
+    while i < len(quiet):
+        if not quiet[i]:
+            i += 1
+            continue
+        j = i
+        while j < len(quiet) and quiet[j]:
+            j += 1
+        mid = (i + j) // 2
+        if j - i >= min_len and lo <= mid < hi:
+            return i, j
+        if mid >= hi:
+            return None
+        i = j
+    return None
+
+
+def windows(blocks: Iterable[np.ndarray], frame: int, cfg: WindowConfig) -> Iterator[Window]:
+    """Cut streamed audio into windows of at most ``chunk_seconds``, holding about one window in memory.
+
+    A window ends in the first pause (``min_pause_seconds`` quieter than ``pause_db`` below the loudest
+    frame so far) after ``min_segment_seconds``, keeping ``pause_margin_seconds`` of it; the next one
+    starts as far before the pause ends. Such cuts need no context, and the frames in between belong
+    to no window (they are blank). Without a pause a window ends at the quietest frame of its last
+    third, and both neighbours then see ``overlap_seconds / 2`` of context past the cut, whose frames
+    only the owning side keeps.
+    """
+    chunk = max(1, round(cfg.chunk_seconds * SAMPLE_RATE / frame))  # all lengths in frames of the model
+    pad = round(cfg.overlap_seconds / 2 * SAMPLE_RATE / frame)
+    min_pause = max(1, round(cfg.min_pause_seconds * SAMPLE_RATE / frame)) if cfg.min_pause_seconds > 0 else 0
+    min_seg = min(chunk - 1, max(1, round(cfg.min_segment_seconds * SAMPLE_RATE / frame)))
+    margin = round(cfg.pause_margin_seconds * SAMPLE_RATE / frame)
+    source = iter(blocks)
+    buf, buf0 = np.zeros(0, dtype=np.float32), 0  # buf[0] is input frame buf0
+    cut, left, peak, ended = 0, 0, 0.0, False
+    while True:
+        while not ended and (buf0 * frame + len(buf)) < (cut + chunk + pad) * frame:
+            block = next(source, None)
+            if block is None:
+                ended = True
+            else:
+                buf = np.concatenate([buf, block])
+        total = buf0 * frame + len(buf)  # samples seen so far
+        avail = total // frame  # whole frames seen so far
+        rms = _frame_rms(buf[(cut - buf0) * frame :], frame)[:chunk]  # [frames] from the cut on
+        peak = max(peak, float(rms.max(initial=0.0)))
+        last = ended and total <= (cut + chunk) * frame
+        end, nxt, right = None, None, 0  # this window's last kept frame, the next one's first
+        if min_pause:
+            quiet = rms < max(peak * 10 ** (-cfg.pause_db / 20), SILENCE_PEAK)
+            hi = (avail - cut - min_seg) if ended else chunk
+            pause = _first_pause(quiet, min_pause, min_seg, hi)
+            if pause is not None:
+                i, j = pause
+                inner = j - i > 2 * margin
+                end, nxt = cut + (i + margin if inner else (i + j) // 2), cut + (j - margin if inner else (i + j) // 2)
+        if end is None and not last:
+            third = len(rms) * 2 // 3
+            end = nxt = cut + third + int(np.argmin(rms[third:]))
+            right = pad
+        lo = (cut - left - buf0) * frame
+        if end is None or nxt is None:
+            yield Window((cut - left) * frame, buf[lo:].copy(), cut, None)
+            return
+        yield Window((cut - left) * frame, buf[lo : (end + right - buf0) * frame].copy(), cut, end)
+        cut, left = nxt, right
+        drop = cut - left - buf0
+        buf, buf0 = buf[drop * frame :], buf0 + drop
 
 
 LogProbFn = Callable[[Sequence[np.ndarray]], tuple[Tensor, Tensor]]
@@ -158,33 +236,36 @@ LogProbFn = Callable[[Sequence[np.ndarray]], tuple[Tensor, Tensor]]
 
 
 def stitched_log_probs(
-    blocks: Iterable[np.ndarray], log_probs: LogProbFn, frame_samples: int, cfg: WindowConfig
+    blocks: Iterable[np.ndarray], log_probs: LogProbFn, frame_samples: int, cfg: WindowConfig, blank: int = 0
 ) -> tuple[Tensor, int]:
     """Log-probs [T, V] of a whole input run window by window, and its length in samples.
 
     Windows start on frame boundaries, so window frame j is frame ``start / frame_samples + j`` of the
-    whole input; window i keeps its frames up to the middle of its overlap with window i + 1.
+    whole input; each window gives the frames it keeps (see ``windows``), and frames no window keeps
+    (inside pauses) are blank.
     """
-    step = max(1, round((cfg.chunk_seconds - cfg.overlap_seconds) * SAMPLE_RATE / frame_samples)) * frame_samples
-    size = step + round(cfg.overlap_seconds * SAMPLE_RATE / frame_samples) * frame_samples
-    half = (size - step) // frame_samples // 2  # frames of overlap each side gives up
     pieces: list[Tensor] = []
-    pending: list[tuple[int, np.ndarray, bool]] = []
-    samples = 0
+    pending: list[Window] = []
+    samples, cursor = 0, 0  # cursor: frames stitched so far
 
     def run() -> None:
-        logp, lens = log_probs([w for _, w, _ in pending])  # [B, T, V], [B]
-        for (start, _, last), lp, n in zip(pending, logp, lens.tolist()):
-            first = start // frame_samples
-            lo = 0 if first == 0 else half
-            hi = n if last else min(n, step // frame_samples + half)
-            pieces.append(lp[lo:hi].float().cpu())  # global frames [first + lo, first + hi)
+        nonlocal cursor
+        logp, lens = log_probs([w.wave for w in pending])  # [B, T, V], [B]
+        for w, lp, n in zip(pending, logp, lens.tolist()):
+            if w.keep_from > cursor:
+                gap = torch.full((w.keep_from - cursor, lp.shape[-1]), float("-inf"))
+                gap[:, blank] = 0.0
+                pieces.append(gap)
+            first = w.start // frame_samples
+            hi = n if w.keep_to is None else min(n, w.keep_to - first)
+            pieces.append(lp[w.keep_from - first : hi].float().cpu())
+            cursor = w.keep_from + len(pieces[-1])
         pending.clear()
 
-    for start, wave, last in windows(blocks, size, step):
-        samples = start + len(wave)
-        pending.append((start, wave, last))
-        if len(pending) >= cfg.window_batch or last:
+    for w in windows(blocks, frame_samples, cfg):
+        samples = w.start + len(w.wave)
+        pending.append(w)
+        if len(pending) >= cfg.window_batch or w.keep_to is None:
             run()
     return torch.cat(pieces), samples
 
