@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -60,7 +62,7 @@ def test_greedy_text_aligns_with_monotonic_times_inside_the_file() -> None:
     assert "".join(c["char"] for c in chars) == text.replace(" ", "")
     starts = [c["start"] for c in chars]
     assert starts == sorted(starts) and all(0 <= c["start"] < c["end"] <= duration for c in chars)
-    assert all(a["end"] <= b["start"] for a, b in zip(words, words[1:]))
+    assert all(a["end"] <= b["start"] for a, b in itertools.pairwise(words))
 
 
 def test_timestamp_levels() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -58,7 +59,7 @@ def test_cues_respect_line_length_lines_duration_and_pauses() -> None:
     assert " ".join(" ".join(c.lines) for c in cues).split() == [w["word"] for w in words]
     assert all(len(line) <= 20 for c in cues for line in c.lines)
     assert all(1 <= len(c.lines) <= 2 and c.end - c.start <= 5.0 for c in cues)
-    assert all(a.end <= b.start for a, b in zip(cues, cues[1:]))
+    assert all(a.end <= b.start for a, b in itertools.pairwise(cues))
     assert any(c.start == 60.0 for c in cues)  # the pause starts a new cue
     long_word = build_cues([{"word": "x" * 50, "start": 0.0, "end": 1.0}], cfg)
     assert long_word[0].lines == ["x" * 50]
