@@ -140,7 +140,7 @@ def test_splits_do_not_leak() -> None:
 
 def test_build_writes_aligned_files_and_resumes(tmp_path: Path) -> None:
     cfg = TextCorpusConfig(out_dir=str(tmp_path / "text"), train=60, dev=10, test=20, mono_phrases=5)
-    stats = build_text_corpus(cfg)
+    stats = build_text_corpus(TextCorpusConfig(**{**cfg.__dict__, "overwrite": True}))
     root = tmp_path / "text"
     rows = [json.loads(line) for line in (root / "parallel" / "dev.jsonl").read_text().splitlines()]
     assert len(rows) == 10 and stats["splits"]["train"]["meanings"] == 60

@@ -120,13 +120,18 @@ def _mono(lang: str, train: list[str], cfg: TextCorpusConfig) -> list[str]:
     return list(dict.fromkeys(lines))
 
 
+def _same_corpus(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two configs describe the same corpus (``overwrite`` is how to build, not what)."""
+    return {k: v for k, v in a.items() if k != "overwrite"} == {k: v for k, v in b.items() if k != "overwrite"}
+
+
 def build_text_corpus(cfg: TextCorpusConfig) -> dict[str, Any]:
     """Write the corpus (skipped when it exists with the same config) and return its statistics."""
     root = Path(cfg.out_dir)
     stats_path = root / "stats.json"
     if stats_path.exists() and not cfg.overwrite:
         old = json.loads(stats_path.read_text(encoding="utf-8"))
-        if old.get("config") == asdict(cfg):
+        if _same_corpus(old.get("config") or {}, asdict(cfg)):
             log.info("%s exists with the same config; skipping (overwrite=true rebuilds)", stats_path)
             return dict(old)
         raise FileExistsError(f"{stats_path}: corpus exists with another config; pass overwrite=true to rebuild")
