@@ -200,20 +200,33 @@ def test_identify_transcribe_and_context(tiny_corpus: Path, tmp_path: Path) -> N
         read_context(too_many)
 
 
-def test_train_export_load_via_real_config(tiny_corpus: Path, tmp_path: Path) -> None:
-    train = load_script("train")
-    fdr = compose_cfg("train", ["experiment=asr_llm", "debug=fdr", *tiny_overrides(tiny_corpus), *TINY_LM],
-                      tmp_path / "fdr")
-    assert train.train(fdr)["train/loss"] > 0
+def test_fast_dev_run_via_real_config(tiny_corpus: Path, tmp_path: Path) -> None:
+    cfg = compose_cfg("train", ["experiment=asr_llm", "debug=fdr", *tiny_overrides(tiny_corpus), *TINY_LM], tmp_path)
+    assert load_script("train").train(cfg)["train/loss"] > 0
 
+
+def test_export_load_round_trip(tmp_path: Path) -> None:
+    module = LLMASRModule(LANGS, encoder={"d_model": 32, "num_layers": 1, "num_heads": 2, "conv_kernel": 5},
+                          lm={"d_model": 32, "num_layers": 1, "num_heads": 2}, stack=2).eval()
+    module.export(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["model_type"] == "asr_llm"
+    tr = LLMTranscriber.from_pretrained(tmp_path / "m", beam=1, max_bytes_per_second=8.0)
+    for k, v in module.net.state_dict().items():
+        torch.testing.assert_close(v, tr.model.state_dict()[k])
+    direct = LLMTranscriber(module.net, beam=1, max_bytes_per_second=8.0)
+    w = waves(2)
+    assert tr.transcribe_waves(w, ["deu_Latn", None]) == direct.transcribe_waves(w, ["deu_Latn", None])
+
+
+@pytest.mark.slow
+def test_train_export_load_via_real_config(tiny_corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     cfg = compose_cfg("train", ["experiment=asr_llm", *tiny_overrides(tiny_corpus), *TINY_LM, "trainer.max_epochs=1",
                                 "trainer.max_time=null", "data.context_prob=1.0", "trainer.limit_val_batches=2",
                                 "trainer.val_check_interval=1.0", "model.max_bytes_per_second=4"], out)
-    metrics = train.train(cfg)
+    metrics = load_script("train").train(cfg)
     assert "val_deu_Latn/cer" in metrics and "val/lid_acc" in metrics and "test/cer" in metrics
     model_dir = out / "model"
-    assert json.loads((model_dir / "config.json").read_text())["model_type"] == "asr_llm"
     tr = LLMTranscriber.from_pretrained(model_dir, beam=1)
     ckpt = LLMASRModule.load_from_checkpoint(json.loads((out / "metrics.json").read_text())["best_checkpoint"],
                                              map_location="cpu", weights_only=True)
