@@ -255,3 +255,19 @@ def test_frozen_encoder_has_no_dropout_or_gradients(tmp_path: Path) -> None:
     a1, _ = module._encode(batch)
     a2, _ = module._encode(batch)
     torch.testing.assert_close(a1, a2)  # deterministic: no encoder dropout
+
+
+def test_transcribe_entry_point_dispatches_to_llm(tiny_corpus: Path, tmp_path: Path) -> None:
+    from speech.asr.batch import collect_inputs, transcribe_to_file
+    from speech.asr.infer import load_transcriber
+
+    save_pretrained(tiny_model(3), tmp_path / "m")
+    rows = [json.loads(x) for x in (tiny_corpus / "train.jsonl").read_text().splitlines()]
+    ctx = _write_manifest(tmp_path / "ctx.jsonl", [{**r, "audio": str(tiny_corpus / r["audio"])} for r in rows[:2]])
+    tr = load_transcriber(tmp_path / "m", "cpu", decoder="auto", context=str(ctx), max_bytes_per_second=4.0)
+    assert isinstance(tr, LLMTranscriber) and len(tr.context) == 2
+    out = tmp_path / "hyp.jsonl"
+    report = transcribe_to_file(tr, collect_inputs(tiny_corpus / "test.jsonl"), out, progress=False)
+    hyps = [json.loads(x) for x in out.read_text().splitlines()]
+    assert report.done == len(hyps) == len((tiny_corpus / "test.jsonl").read_text().splitlines())
+    assert all(isinstance(h["text"], str) for h in hyps)
