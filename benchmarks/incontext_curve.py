@@ -18,7 +18,6 @@ import sys
 import time
 from typing import Any
 
-from benchmarks.asr_llm_eval import parse_args
 from common.io import atomic_open
 from common.metrics import ErrorRates
 from datamodules.manifest import read_manifest
@@ -27,6 +26,17 @@ from speech.asr.llm.hub import from_pretrained
 from speech.asr.llm.infer import LLMTranscriber
 from speech.audio import load_audio
 from text.normalize import normalize_transcript
+
+
+def parse_args(argv: list[str], defaults: dict[str, str]) -> dict[str, str]:
+    """``key=value`` pairs over ``defaults``; an unknown key is an error."""
+    args = dict(defaults)
+    for a in argv:
+        key, sep, value = a.partition("=")
+        if not sep or key not in args:
+            raise SystemExit(f"unknown argument {a!r}; expected key=value with key in {sorted(args)}")
+        args[key] = value
+    return args
 
 
 def main() -> None:
