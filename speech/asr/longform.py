@@ -216,7 +216,8 @@ def windows(blocks: Iterable[np.ndarray], frame: int, cfg: WindowConfig) -> Iter
             if pause is not None:
                 i, j = pause
                 inner = j - i > 2 * margin
-                end, nxt = cut + (i + margin if inner else (i + j) // 2), cut + (j - margin if inner else (i + j) // 2)
+                end = cut + max(1, i + margin if inner else (i + j) // 2)
+                nxt = max(end, cut + (j - margin if inner else (i + j) // 2))
         if end is None and not last:
             third = len(rms) * 2 // 3
             end = nxt = cut + third + int(np.argmin(rms[third:]))
