@@ -9,12 +9,16 @@ by CER. Writes ``<model>/char_lms.json``, which ``transcribe.py`` (decoder=auto)
 ``Transcriber.from_pretrained`` then use.
 
 Options: order=6, lexicon_words=30000 (0: transcripts only), text.<lang>=<one sentence a line>.
+kenlm=true also writes word-level KenLM models from the same text (``<model>/kenlm/<lang>.arpa``,
+kenlm_order=3, see text/word_lm.py) with their own tuned weights in ``kenlm.json``, for
+``transcribe.py decoder=kenlm`` (needs ``pip install pyctcdecode kenlm``).
 """
 
 from __future__ import annotations
 
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
@@ -24,8 +28,11 @@ from datamodules.corpus.text_sources import lexicon, user_sentences
 from datamodules.manifest import read_manifest
 from speech.asr.beam import LanguageModels
 from speech.asr.infer import Transcriber
+from speech.asr.kenlm_decode import WordLMDecoders
 from speech.audio import AudioError, load_audio
+from text.char_vocab import CharVocab
 from text.normalize import normalize_transcript
+from text.word_lm import KneserNeyLM
 
 
 def dev_logits(t: Transcriber, manifest: str) -> list[tuple[str, str, np.ndarray]]:
@@ -75,24 +82,45 @@ def main() -> None:
             extra += [normalize_transcript(x) for x in user_sentences(args[f"text.{lang}"])]
         texts[lang] += extra
         print(f"{lang}: {len(texts[lang])} LM lines ({len(extra)} from text-only sources)")
-    lms = LanguageModels.fit(dict(texts), order=order)
     dev = dev_logits(t, args["dev"])
+    plain = LanguageModels({}, 0.0, 0.0)
+    print(f"dev CER, beam search without LM: {100 * dev_cer(plain, t.vocab, dev):.2f}%")
 
-    def cer(alpha: float, beta: float, use_lm: bool = True) -> float:
-        lms.alpha, lms.beta = alpha, beta
-        rates = ErrorRates()
-        for lang, ref, lp in dev:
-            hyp = (lms if use_lm else LanguageModels({}, 0.0, 0.0)).decode(lp, t.vocab, lang)
-            rates.update([hyp], [ref], [lang])
-        return rates.summary()["all"]["cer"]
-
-    print(f"dev CER, beam search without LM: {100 * cer(0.0, 0.0, use_lm=False):.2f}%")
-    grid = [(a, b) for a in (0.3, 0.45, 0.6) for b in (1.0, 2.0, 3.0)]
-    scores = {ab: cer(*ab) for ab in grid}
-    (alpha, beta), best = min(scores.items(), key=lambda kv: kv[1])
-    lms.alpha, lms.beta = alpha, beta
+    lms = LanguageModels.fit(dict(texts), order=order)
+    (alpha, beta), best = tune(lms, t.vocab, dev, [(a, b) for a in (0.3, 0.45, 0.6) for b in (1.0, 2.0, 3.0)])
     path = lms.save(args["model"])
     print(f"dev CER with {order}-gram character LMs: {100 * best:.2f}% (alpha={alpha}, beta={beta}) -> {path}")
+
+    if args.get("kenlm", "false").lower() in ("1", "true", "yes"):
+        kenlm_order = int(args.get("kenlm_order", 3))
+        arpa = {}
+        for lang, lines in texts.items():
+            arpa[lang] = KneserNeyLM(kenlm_order).write_arpa_for(lines, Path(args["model"]) / "kenlm" / f"{lang}.arpa")
+        words = WordLMDecoders(t.vocab, arpa)
+        (alpha, beta), best = tune(words, t.vocab, dev, [(a, b) for a in (0.3, 0.5, 0.8) for b in (0.5, 1.0, 2.0)])
+        path = words.save(args["model"])
+        print(f"dev CER with word {kenlm_order}-gram KenLM models: {100 * best:.2f}% (alpha={alpha}, beta={beta})"
+              f" -> {path}")
+
+
+def dev_cer(decoder: LanguageModels | WordLMDecoders, vocab: CharVocab,
+            dev: list[tuple[str, str, np.ndarray]]) -> float:
+    rates = ErrorRates()
+    for lang, ref, lp in dev:
+        rates.update([decoder.decode(lp, vocab, lang)], [ref], [lang])
+    return float(rates.summary()["all"]["cer"])
+
+
+def tune(decoder: LanguageModels | WordLMDecoders, vocab: CharVocab, dev: list[tuple[str, str, np.ndarray]],
+         grid: list[tuple[float, float]]) -> tuple[tuple[float, float], float]:
+    """Pick the fusion weights (alpha, beta) with the lowest dev CER and leave them set."""
+    scores = {}
+    for ab in grid:
+        decoder.set_weights(*ab)
+        scores[ab] = dev_cer(decoder, vocab, dev)
+    best = min(scores, key=scores.__getitem__)
+    decoder.set_weights(*best)
+    return best, scores[best]
 
 
 if __name__ == "__main__":

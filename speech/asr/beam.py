@@ -99,6 +99,9 @@ class LanguageModels:
     def fit(cls, texts_by_lang: dict[str, list[str]], order: int = 6) -> LanguageModels:
         return cls({lang: CharNgramLM(order).fit(texts) for lang, texts in texts_by_lang.items()})
 
+    def set_weights(self, alpha: float, beta: float) -> None:
+        self.alpha, self.beta = alpha, beta
+
     def decode(self, logp: np.ndarray, vocab: CharVocab, lang: str | None) -> str:
         """Beam search with the language's LM (plain beam search for a language without one)."""
         return prefix_beam_search(logp, vocab, self.lms.get(lang or ""), self.alpha, self.beta, self.beam,
