@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 AudioInput = str | os.PathLike[str] | bytes | np.ndarray
 """What ``transcribe`` accepts: a path, encoded bytes, or a 16 kHz mono array."""
 
+DECODE_PIECE_SECONDS = 10.0
+"""Longest stretch decoded (and aligned) in one piece; beam search slows down with the prefix length."""
+
 LLM_TRANSCRIBERS = {"asr_llm": "speech.asr.llm.infer.LLMTranscriber"}
 """config.json model_type -> dotted path of the transcriber class (imported only when used)."""
 
@@ -138,7 +141,7 @@ class Transcriber:
 
         Long inputs are decoded and aligned in pieces cut between words, so both stay cheap.
         """
-        max_frames = max(1, int(self.window.chunk_seconds / self.frame_seconds))
+        max_frames = max(1, int(DECODE_PIECE_SECONDS / self.frame_seconds))
         bounds = [0, *split_points(logp, self.vocab, max_frames), logp.shape[0]]
         texts, words, chars = [], [], []
         for lo, hi in itertools.pairwise(bounds):
