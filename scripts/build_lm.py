@@ -87,7 +87,7 @@ def main() -> None:
     print(f"dev CER, beam search without LM: {100 * dev_cer(plain, t.vocab, dev):.2f}%")
 
     lms = LanguageModels.fit(dict(texts), order=order)
-    (alpha, beta), best = tune(lms, t.vocab, dev, [(a, b) for a in (0.3, 0.45, 0.6) for b in (1.0, 2.0, 3.0)])
+    (alpha, beta), best = tune(lms, t.vocab, dev, [(a, b) for a in (0.3, 0.45, 0.6) for b in (1.0, 2.0)])
     path = lms.save(args["model"])
     print(f"dev CER with {order}-gram character LMs: {100 * best:.2f}% (alpha={alpha}, beta={beta}) -> {path}")
 

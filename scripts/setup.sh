@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Set up a fresh machine: Debian tools (espeak-ng, sox, ffmpeg) when missing, and .venv with the suite.
+# Usage: bash scripts/setup.sh [extras]   (default "dev"; the tests use "dev,lm", which adds KenLM decoding)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,13 +19,14 @@ if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
 fi
 # Reinstall only when the dependency list changed.
-stamp=.venv/.suite-installed
+extras=${1:-dev}
+stamp=.venv/.suite-installed-${extras//,/-}
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "[setup] installing the suite and its pinned dependencies into .venv (first time: a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev,lm]"
-  .venv/bin/python -m pip install -q --no-deps "pyctcdecode==0.5.0"
+  .venv/bin/python -m pip install -q -e ".[$extras]"
+  if [[ ",$extras," == *",lm,"* ]]; then .venv/bin/python -m pip install -q --no-deps "pyctcdecode==0.5.0"; fi
   echo "$want" > "$stamp"
 fi
 echo "[setup] ready: $(.venv/bin/python -c 'import torch, lightning; print("torch", torch.__version__, "lightning", lightning.__version__)')"
