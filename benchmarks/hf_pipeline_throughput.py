@@ -45,7 +45,7 @@ def build_random_base(out: Path) -> Path:
     with torch.no_grad():  # a confident head, as trained models have, so argmax ties are rare
         model.lm_head.weight.normal_(0.0, 0.5)
         model.lm_head.bias[0] = 2.0  # blank-heavy like a trained CTC model
-        model.lm_head.bias[1:4] = -10.0  # <s>, </s>, <unk> never win
+        model.lm_head.bias[1:4] = -1e4  # <s>, </s>, <unk> never win (transformers would print them)
     model.save_pretrained(tmp)
     Wav2Vec2CTCTokenizer(str(tmp / "vocab.json")).save_pretrained(tmp)
     Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=False).save_pretrained(tmp)
