@@ -108,3 +108,14 @@ def test_lightning_checkpoint_of_a_wav2vec2_module_loads(tmp_path: Path) -> None
     assert model.model_type == "ctc_wav2vec2" and vocab.tokens == module.vocab.tokens
     for k, v in module.net.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
+
+
+def test_utterances_shorter_than_one_frame_get_no_frames() -> None:
+    enc = _tiny("group")
+    assert enc.feature_extractor.receptive_field() == 400
+    with torch.no_grad():
+        x, lens = enc(torch.randn(2, 300), torch.tensor([300, 120]))
+        assert x.shape[:2] == (2, 0)
+        assert lens.tolist() == [0, 0]
+        _, lens = enc(torch.randn(2, 1_000), torch.tensor([1_000, 100]))
+        assert lens.tolist() == [2, 0]

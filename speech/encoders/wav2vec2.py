@@ -109,6 +109,13 @@ class ConvFeatureExtractor(nn.Module):
             else [nn.GroupNorm(cfg.conv_dims[0], cfg.conv_dims[0])]
         )
 
+    def receptive_field(self) -> int:
+        """Samples behind one output frame (400 = 25 ms for the standard stack)."""
+        r = 1
+        for k, s in reversed(list(zip(self.cfg.conv_kernels, self.cfg.conv_strides))):
+            r = (r - 1) * s + k
+        return r
+
     def output_lens(self, lens: Tensor) -> Tensor:
         """Frames each layer keeps: only windows that lie wholly inside the input."""
         for k, s in zip(self.cfg.conv_kernels, self.cfg.conv_strides):
@@ -116,6 +123,8 @@ class ConvFeatureExtractor(nn.Module):
         return lens.clamp_min(0)
 
     def forward(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
+        # A batch shorter than one frame still runs (its utterances get 0 frames).
+        wave = F.pad(wave, (0, max(0, self.receptive_field() - wave.shape[-1])))
         x, lens = wave[:, None, :], wave_lens  # [B, 1, S]
         for i, (conv, k, s) in enumerate(zip(self.convs, self.cfg.conv_kernels, self.cfg.conv_strides)):
             x = conv(x)  # [B, C, T_i]
