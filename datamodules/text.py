@@ -16,6 +16,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.bucketing import DurationBatchSampler
 from text.tokenizer import SentencePieceTokenizer, pad_ids
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ class ParallelTextDataModule(L.LightningDataModule):
         langs: list[str] | None = None,
         held_out: list[str] | None = None,
         batch_size: int = 128,
+        batch_tokens_per_item: int = 24,
+        num_buckets: int = 20,
         max_length: int = 64,
         pivot_share: float = 0.5,
         eval_sentences: int = 500,
@@ -171,8 +174,16 @@ class ParallelTextDataModule(L.LightningDataModule):
         ds = PairDataset(self.rows("train"), self.train_langs(), self.hp.pivot_share)
         if len(ds) < 2:
             raise ValueError(f"{self.hp.train_manifest}: fewer than 2 rows with two training languages")
-        return DataLoader(ds, batch_size=self.hp.batch_size, shuffle=True, drop_last=len(ds) > self.hp.batch_size,
-                          collate_fn=self._collate_pairs, num_workers=self.hp.num_workers)
+        # Meanings of similar length share a batch: padding would otherwise more than double the compute.
+        lengths = [max(len(i) for i in self.tokenizer.encode(list(r.values()), max_length=self.hp.max_length))
+                   for r in ds.rows]
+        trainer = self.trainer
+        sampler = DurationBatchSampler(
+            lengths, max_batch_seconds=self.hp.batch_size * self.hp.batch_tokens_per_item,
+            max_batch_size=self.hp.batch_size, num_buckets=self.hp.num_buckets, shuffle=True, seed=self.hp.seed,
+            rank=trainer.global_rank if trainer else 0, world_size=trainer.world_size if trainer else 1,
+        )
+        return DataLoader(ds, batch_sampler=sampler, collate_fn=self._collate_pairs, num_workers=self.hp.num_workers)
 
     def eval_items(self, stage: str) -> list[tuple[str, int, str]]:
         """(lang, meaning index, sentence) of the aligned evaluation sets, every language.

@@ -1,0 +1,93 @@
+"""Language extension by distillation: xsim error of a held-out language against the number of parallel pairs.
+
+    python benchmarks/text_extension_curve.py model=<text encoder dir> [lang=tur_Latn] [sizes=50,100,200,500]
+        [steps=300] [data=data/text/parallel] [out=runs/bench/text_extension] [threads=1]
+
+For each size, distils the encoder onto ``lang`` from the first N pairs of train.eng_Latn-<lang>.tsv, then measures
+xsim (ratio margin) on the test split: eng<->lang, and lang<->every trained language (mean of both directions).
+Prints a table and writes curve.json and curve.png.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from common.io import atomic_open
+from datamodules.text import aligned_sets, read_parallel
+from text.distill import embed
+from text.extend import extend, read_pairs
+from text.sentence_encoder import SentenceEncoder, from_pretrained, read_config
+from text.tokenizer import SentencePieceTokenizer
+from text.xsim import xsim_error
+
+
+def held_out_errors(model: SentenceEncoder, tok: SentencePieceTokenizer, sets: dict[str, list[str]], lang: str,
+                    trained: list[str]) -> dict[str, float]:
+    """xsim eng->lang, lang->eng, and the mean over lang<->each trained language."""
+    embs = {x: embed(model, tok, sets[x], x) for x in [lang, *trained]}
+    pairs = [xsim_error(embs[lang], embs[b]) for b in trained] + [xsim_error(embs[b], embs[lang]) for b in trained]
+    eng = embs["eng_Latn"]
+    return {"eng->lang": xsim_error(eng, embs[lang]), "lang->eng": xsim_error(embs[lang], eng),
+            "lang<->trained": sum(pairs) / len(pairs)}
+
+
+def plot(rows: list[dict[str, float]], lang: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    sizes = [r["pairs"] for r in rows]
+    for key in ("eng->lang", "lang->eng", "lang<->trained"):
+        ax.plot(sizes, [100 * r[key] for r in rows], marker="o", label=key.replace("lang", lang))
+    ax.set_xscale("log")
+    ax.set_xticks(sizes, [str(int(s)) for s in sizes])
+    ax.set_xlabel("parallel pairs (English-" + lang + ")")
+    ax.set_ylabel("xsim error (%)")
+    ax.set_title(f"Extending the sentence encoder to {lang}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    args = dict(a.split("=", 1) for a in sys.argv[1:])
+    model_dir, lang = args["model"], args.get("lang", "tur_Latn")
+    sizes = [int(s) for s in args.get("sizes", "50,100,200,500").split(",")]
+    steps, data = int(args.get("steps", 300)), Path(args.get("data", "data/text/parallel"))
+    out = Path(args.get("out", "runs/bench/text_extension"))
+    torch.set_num_threads(int(args.get("threads", 1)))
+    trained = [x for x in read_config(model_dir)["langs"] if x != lang]
+    sets = aligned_sets(read_parallel(data / "test.jsonl"), [lang, *trained])
+    teacher, tok = from_pretrained(model_dir)
+    rows = [{"pairs": 0, "seconds": 0.0, **held_out_errors(teacher, tok, sets, lang, trained)}]
+    pool = read_pairs(data / f"train.eng_Latn-{lang}.tsv", max(sizes))
+    for n in sizes:
+        start = time.perf_counter()
+        extend(model_dir, lang, pool[:n], out / f"pairs{n}", steps=steps)
+        seconds = time.perf_counter() - start
+        student, _ = from_pretrained(out / f"pairs{n}")
+        rows.append({"pairs": n, "seconds": round(seconds, 1), **held_out_errors(student, tok, sets, lang, trained)})
+        print(f"{n} pairs done in {seconds:.0f} s", flush=True)
+    print(f"\nxsim error % on {len(sets[lang])} test sentences, {steps} distillation steps per size")
+    print(f"{'pairs':>6} {'eng->' + lang:>14} {lang + '->eng':>14} {lang + '<->trained':>19} {'seconds':>8}")
+    for r in rows:
+        print(f"{int(r['pairs']):>6} {100 * r['eng->lang']:>14.2f} {100 * r['lang->eng']:>14.2f} "
+              f"{100 * r['lang<->trained']:>19.2f} {r['seconds']:>8.1f}")
+    with atomic_open(out / "curve.json", "w", encoding="utf-8") as f:
+        json.dump({"model": model_dir, "lang": lang, "steps": steps, "rows": rows}, f, indent=2)
+    plot(rows[1:], lang, out / "curve.png")
+    print(f"wrote {out / 'curve.json'} and {out / 'curve.png'}")
+
+
+if __name__ == "__main__":
+    main()
