@@ -2,7 +2,7 @@
 
     python benchmarks/fewshot_curve.py [model=runs/train/asr_lowres_default/model] [lang=tur_Latn] \\
         [train=data/speech_tur/train.jsonl] [test=data/speech_tur/test.jsonl] [old=data/speech/test.jsonl] \\
-        [sizes=0,5,10,20,50] [steps=150] [old_per_lang=20] [text=<text for a char LM>] [out=runs/benchmarks/fewshot]
+        [sizes=0,5,10,20,50] [steps=60] [old_per_lang=20] [text=<text for a char LM>] [out=runs/benchmarks/fewshot]
 
 0 utterances is the base model as it is (greedy, no language hint, alphabet unrestricted). Each size
 n trains a fresh adapter on the first n utterances of one fixed shuffle (nested subsets) and is scored
@@ -69,7 +69,7 @@ def main(args: dict[str, str]) -> dict[str, Any]:
     lang = args.get("lang", "tur_Latn")
     sizes = [int(x) for x in args.get("sizes", "0,5,10,20,50").split(",")]
     out = Path(args.get("out", "runs/benchmarks/fewshot"))
-    steps, rank = int(args.get("steps", 150)), int(args.get("rank", 8))
+    steps, rank = int(args.get("steps", 60)), int(args.get("rank", 8))
     torch.set_num_threads(int(args.get("threads", 2)))
     pool = load_examples(args.get("train", "data/speech_tur/train.jsonl"), lang)
     random.Random(0).shuffle(pool)
@@ -90,8 +90,9 @@ def main(args: dict[str, str]) -> dict[str, Any]:
             subset = pool[:n]
             add_language(model, vocab, lang, [e[1] for e in subset])
             t0 = time.time()
-            cfg = ExtendConfig(steps=steps, batch_size=min(6, n), adapter=model.cfg)
-            finetune(model, vocab, lang, subset, cfg, log=False)
+            cfg = ExtendConfig(steps=steps, batch_size=min(int(args.get("batch_size", 4)), n), adapter=model.cfg,
+                               lr=float(args.get("lr", 5e-3)), warmup=max(1, steps // 10))
+            finetune(model, vocab, lang, subset, cfg)
             row["train_seconds"] = round(time.time() - t0, 1)
         summary = error_rates(transcribe(model, vocab, test, hint=n > 0), test)
         row["cer"], row["wer"] = 100 * summary["all"]["cer"], 100 * summary["all"]["wer"]

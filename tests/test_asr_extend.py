@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from datamodules.corpus.speech import SpeechCorpusConfig, build_speech_corpus
-from speech.asr.adapters import load_adapted
+from speech.asr.adapters import AdaptedCTCModel, load_adapted
 from speech.asr.config import CTCModelConfig, SpecAugmentConfig, conformer
 from speech.asr.extend import (
     ExtendConfig,
@@ -22,8 +22,10 @@ from speech.asr.extend import (
     main,
     pad_waves,
 )
-from speech.asr.hub import save_pretrained
+from speech.asr.hub import load_model, save_pretrained
+from speech.asr.infer import greedy_decode, load_transcriber
 from speech.asr.model import CTCModel
+from tests.helpers import load_script
 from text.char_vocab import CharVocab
 
 
@@ -64,9 +66,9 @@ def base_dir(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 @pytest.fixture(scope="module")
 def extended(base_dir: Path, new_corpus: Path, tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ext") / "tur"
-    result = main({"model": str(base_dir), "lang": "tur_Latn", "train": str(new_corpus / "train.jsonl"),
-                   "output": str(out), "steps": "6", "rank": "4", "batch_size": "3",
-                   "dev": str(new_corpus / "dev.jsonl"), "check": str(tiny_corpus / "test.jsonl")})
+    result = load_script("extend_language").main([
+        f"model={base_dir}", "lang=tur_Latn", f"train={new_corpus / 'train.jsonl'}", f"output={out}", "steps=6",
+        "rank=4", "batch_size=3", f"dev={new_corpus / 'dev.jsonl'}", f"check={tiny_corpus / 'test.jsonl'}"])
     assert result["drift_hint"] == 0.0 and result["drift_nohint"] == 0.0
     return out
 
@@ -115,10 +117,16 @@ def test_routing_mixed_batch_and_round_trip(extended: Path, new_corpus: Path, ti
     t = alone_tur.shape[1]
     torch.testing.assert_close(mixed[1, :t], alone_tur[0], atol=1e-4, rtol=1e-4)
     assert not torch.allclose(mixed[1, :t], mixed[2, :t])  # the adapter changes the output
-    # Saved and reloaded: the same function.
-    again, vocab = load_adapted(extended)
+    # Saved and reloaded, also through the hub's registry: the same function.
+    again, vocab = load_model(extended)
+    assert isinstance(again, AdaptedCTCModel)
     assert torch.equal(_logp(again, tur, ["tur_Latn"]), alone_tur)
     assert len(vocab) == again.vocab_size == alone_tur.shape[-1]
+    # The transcriber routes by its language hint and keeps to the language's alphabet.
+    t = load_transcriber(extended, decoder="greedy")
+    hyp = t.transcribe_waves([tur[0][0]], ["tur_Latn"])[0]
+    assert set(hyp) <= set(vocab.lang_chars["tur_Latn"]) | {" "}
+    assert hyp == greedy_decode(alone_tur, torch.tensor([alone_tur.shape[1]]), vocab, ["tur_Latn"])[0]
 
 
 def test_second_language_keeps_the_first(extended: Path, new_corpus: Path, tmp_path: Path) -> None:

@@ -30,10 +30,10 @@ class AdapterConfig:
     """Rank of each LoRA delta."""
     alpha: float = 16.0
     """LoRA scale numerator: a delta is multiplied by ``alpha / rank``."""
-    targets: list[str] = field(default_factory=lambda: ["attn.qkv", "attn.out", "ff1.1", "ff1.4", "ff2.1", "ff2.4"])
-    """Name suffixes of the encoder's ``nn.Linear`` modules that get a LoRA delta."""
+    targets: list[str] | None = None
+    """Name suffixes of the encoder's ``nn.Linear`` modules that get a LoRA delta (None: every one)."""
     layers: list[int] | None = None
-    """Encoder blocks to adapt (None: all)."""
+    """Encoder blocks to adapt, by index (None: all, and linears outside the blocks too)."""
     head_lora: bool = True
     """Also give the head's existing rows a low-rank delta."""
     specaug: SpecAugmentConfig = field(
@@ -101,11 +101,9 @@ class AdaptedCTCModel(nn.Module):
 
     def __init__(self, base: nn.Module, vocab_size: int, cfg: AdapterConfig | None = None):
         super().__init__()
-        for name in ("frontend", "encoder", "head"):
-            if not hasattr(base, name):
-                raise TypeError(f"{type(base).__name__} has no .{name}: only frontend/encoder/head CTC models adapt")
-        if not isinstance(base.head, nn.Linear):
-            raise TypeError(f"{type(base).__name__}.head must be an nn.Linear")
+        if not isinstance(getattr(base, "encoder", None), nn.Module) or not isinstance(getattr(base, "head", None),
+                                                                                       nn.Linear):
+            raise TypeError(f"{type(base).__name__}: only CTC models with an .encoder and a linear .head adapt")
         self.base = base
         self.cfg = cfg or AdapterConfig()
         self.vocab_size = vocab_size
@@ -118,7 +116,8 @@ class AdaptedCTCModel(nn.Module):
         self._targets = self._find_targets()
         for name, lin in self._targets.items():
             lin.register_forward_hook(self._lora_hook(name))
-        cast(nn.Module, base.frontend).register_forward_hook(self._specaug_hook)
+        if isinstance(getattr(base, "frontend", None), nn.Module):  # log-mel models: mask the features
+            cast(nn.Module, base.frontend).register_forward_hook(self._specaug_hook)
         self.head.register_forward_hook(self._capture_hook)
 
     @property
@@ -133,14 +132,15 @@ class AdaptedCTCModel(nn.Module):
     def _find_targets(self) -> dict[str, nn.Linear]:
         found: dict[str, nn.Linear] = {}
         for name, mod in cast(nn.Module, self.base.encoder).named_modules():
-            if not isinstance(mod, nn.Linear) or not any(name.endswith(t) for t in self.cfg.targets):
+            if not isinstance(mod, nn.Linear):
                 continue
-            parts = name.split(".")
-            layer = int(parts[1]) if len(parts) > 1 and parts[0] == "blocks" and parts[1].isdigit() else None
+            if self.cfg.targets is not None and not any(name.endswith(t) for t in self.cfg.targets):
+                continue
+            layer = next((int(p) for p in name.split(".") if p.isdigit()), None)  # blocks.3.attn.qkv -> 3
             if self.cfg.layers is None or layer in self.cfg.layers:
                 found[f"encoder.{name}"] = mod
         if not found:
-            raise ValueError(f"no encoder linear matches adapter targets {self.cfg.targets}")
+            raise ValueError(f"no encoder linear matches targets {self.cfg.targets} in layers {self.cfg.layers}")
         return found
 
     def add_language(self, lang: str, new_ids: Sequence[int], vocab: CharVocab | None = None) -> LanguageAdapter:
@@ -247,14 +247,23 @@ def save_adapted(model: AdaptedCTCModel, vocab: CharVocab, base_config: dict[str
 
 
 def build_base(base_config: dict[str, Any]) -> nn.Module:
-    """The base network of a config.json dict (conformer CTC)."""
-    from speech.asr.hub import config_from_dict  # hub registers this module's loader: import it late
-    from speech.asr.model import CTCModel
+    """The base network of a config.json dict, through the hub's registry."""
+    from speech.asr.hub import MODEL_TYPES  # hub registers build_adapted: import it late
 
     kind = base_config.get("model_type")
-    if kind != "ctc_conformer":
-        raise ValueError(f"adapters need a ctc_conformer base model, got model_type {kind!r}")
-    return CTCModel(config_from_dict(base_config))
+    if kind == MODEL_TYPE or kind not in MODEL_TYPES:
+        raise ValueError(f"an adapted model needs a plain CTC base model, got model_type {kind!r}")
+    return MODEL_TYPES[str(kind)](base_config)
+
+
+def build_adapted(config: dict[str, Any]) -> AdaptedCTCModel:
+    """An adapted model with untrained adapters from its config.json dict (weights load afterwards)."""
+    acfg = dict(config["adapter"])
+    acfg["specaug"] = SpecAugmentConfig(**acfg.get("specaug", {}))
+    model = AdaptedCTCModel(build_base(config["base"]), int(config["vocab_size"]), AdapterConfig(**acfg))
+    for lang, ids in config["languages"].items():
+        model.add_language(lang, ids)
+    return model
 
 
 def load_adapted(model_dir: str | os.PathLike[str],
@@ -267,10 +276,6 @@ def load_adapted(model_dir: str | os.PathLike[str],
     cfg = json.loads((d / "config.json").read_text(encoding="utf-8"))
     if cfg.get("model_type") != MODEL_TYPE:
         raise ValueError(f"{d}/config.json: model_type {cfg.get('model_type')!r} is not {MODEL_TYPE!r}")
-    acfg = dict(cfg["adapter"])
-    acfg["specaug"] = SpecAugmentConfig(**acfg.get("specaug", {}))
-    model = AdaptedCTCModel(build_base(cfg["base"]), int(cfg["vocab_size"]), AdapterConfig(**acfg))
-    for lang, ids in cfg["languages"].items():
-        model.add_language(lang, ids)
+    model = build_adapted(cfg)
     model.load_state_dict(load_file(str(d / "model.safetensors"), device=str(device)))
     return model.to(device).eval(), CharVocab.load(d / "vocab.json")

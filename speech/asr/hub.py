@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from common.io import atomic_open
+from speech.asr.adapters import build_adapted
 from speech.asr.config import ENCODER_CONFIGS, CTCModelConfig, SpecAugmentConfig
 from speech.asr.interop.vocab import TokenVocab
 from speech.asr.model import CTCModel
@@ -46,6 +47,7 @@ def build_ctc_model(d: dict[str, Any]) -> nn.Module:
 MODEL_TYPES: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
     "ctc_conformer": build_ctc_model,
     "ctc_wav2vec2": build_ctc_model,
+    "ctc_adapted": build_adapted,
 }
 """config.json ``model_type`` -> builder of the network from the config dict."""
 
