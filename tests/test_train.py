@@ -74,13 +74,18 @@ def test_train_export_transcribe(tiny_corpus: Path, tmp_path: Path) -> None:
     import sys
 
     argv = sys.argv
-    sys.argv = ["build_lm.py", f"model={model_dir}", f"train={tiny_corpus}/train.jsonl", f"dev={tiny_corpus}/dev.jsonl"]
+    sys.argv = ["build_lm.py", f"model={model_dir}", f"train={tiny_corpus}/train.jsonl", f"dev={tiny_corpus}/dev.jsonl",
+                "kenlm=true"]
     try:
         load_script("build_lm").main()
     finally:
         sys.argv = argv
     assert (model_dir / "char_lms.json").exists()
     assert Transcriber.from_pretrained(model_dir).lms is not None
+    # ... and word-level KenLM models for decoder=kenlm.
+    assert (model_dir / "kenlm.json").exists()
+    words = Transcriber.from_pretrained(model_dir, decoder="kenlm")
+    assert len(words.transcribe([tiny_corpus / r["audio"] for r in rows[:3]], lang=rows[0]["lang"])) == 3
 
     # score.py on the transcripts agrees with the model's own test metric.
     scores = load_script("score").score(str(output))

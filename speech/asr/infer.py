@@ -20,6 +20,7 @@ from torch import Tensor
 from speech.asr.align import align_text, check_timestamps
 from speech.asr.beam import LanguageModels
 from speech.asr.hub import load_model
+from speech.asr.kenlm_decode import WordLMDecoders, require_pyctcdecode
 from speech.asr.longform import WindowConfig, probe_duration, split_points, stitched_log_probs, stream_audio
 from speech.asr.model import CTCModel
 from speech.audio import SAMPLE_RATE, decode_audio
@@ -78,9 +79,10 @@ class Transcriber:
     """
 
     def __init__(self, model: CTCModel, vocab: CharVocab, device: str | torch.device = "cpu",
-                 lms: LanguageModels | None = None, decoder: str = "auto", window: WindowConfig | None = None):
-        if decoder not in ("auto", "greedy", "beam"):
-            raise ValueError(f"decoder must be auto, greedy or beam, got {decoder!r}")
+                 lms: LanguageModels | WordLMDecoders | None = None, decoder: str = "auto",
+                 window: WindowConfig | None = None):
+        if decoder not in ("auto", "greedy", "beam", "kenlm"):
+            raise ValueError(f"decoder must be auto, greedy, beam or kenlm, got {decoder!r}")
         self.model, self.vocab, self.device = model.eval().to(device), vocab, torch.device(device)
         self.lms, self.decoder = lms, decoder
         self.window = window or WindowConfig()
@@ -92,6 +94,9 @@ class Transcriber:
                         ) -> Transcriber:
         """A model directory (with its ``char_lms.json`` when present) or a ``.ckpt``.
 
+        ``decoder``: auto (character-LM beam search where the language has an LM, else greedy),
+        greedy, beam, or kenlm (word-level KenLM models from ``kenlm.json``, see scripts/build_lm.py).
+
         Inputs longer than ``chunk_seconds`` run in windows cut at pauses of ``min_pause_seconds`` or
         more (see ``speech.asr.longform.windows``); ``context`` belongs to LLM-ASR models and is refused.
         """
@@ -99,7 +104,15 @@ class Transcriber:
             raise ValueError(f"context={context}: in-context examples need an LLM-ASR model (model_type asr_llm); "
                              f"{path} is a CTC model")
         model, vocab = load_model(path, device)
-        lms = LanguageModels.load(path) if Path(path).is_dir() else None
+        lms: LanguageModels | WordLMDecoders | None
+        if decoder == "kenlm":
+            require_pyctcdecode()
+            lms = WordLMDecoders.load(path, vocab) if Path(path).is_dir() else None
+            if lms is None:
+                raise FileNotFoundError(f"{path}: decoder=kenlm needs {WordLMDecoders.FILE} in a model directory "
+                                        "(python scripts/build_lm.py model=... train=... dev=... kenlm=true)")
+        else:
+            lms = LanguageModels.load(path) if Path(path).is_dir() else None
         window = WindowConfig(chunk_seconds, overlap_seconds, window_batch, min_pause_seconds)
         return cls(model, vocab, device, lms, decoder, window)
 
@@ -116,10 +129,10 @@ class Transcriber:
         return self.frame_samples / SAMPLE_RATE
 
     def _use_beam(self, lang: str | None) -> bool:
-        """``auto``: beam search with the language's LM when there is one, else greedy."""
+        """``auto`` and ``kenlm``: beam search with the language's LM when there is one, else greedy."""
         if self.decoder == "beam":
             return True
-        return self.decoder == "auto" and self.lms is not None and (lang or "") in self.lms.lms
+        return self.decoder in ("auto", "kenlm") and self.lms is not None and (lang or "") in self.lms.lms
 
     @torch.inference_mode()
     def log_probs(self, waves: Sequence[np.ndarray], langs: Sequence[str | None] | None = None
