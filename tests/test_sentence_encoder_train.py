@@ -55,7 +55,7 @@ def test_train_export_eval_embed(corpus: Path, tmp_path: Path) -> None:
                                 "model.warmup_steps=5", "model.lr=3e-3", "model.encoder.dropout=0.0"], run)
     metrics = load_script("train").train(cfg)
     assert {"val/xsim", "test/xsim", "test_tur_Latn/xsim"} <= metrics.keys()
-    assert metrics["test/xsim"] < 0.6  # chance is 1 - 1/24; 150 steps of a 32-wide model
+    assert metrics["test/xsim"] < 0.75  # chance is 1 - 1/24 = 0.96; 150 steps of a 32-wide model on 120 meanings
     model_dir = run / "model"
     config = json.loads((model_dir / "config.json").read_text())
     assert config["model_type"] == "sentence_encoder" and config["held_out"] == ["tur_Latn"]

@@ -19,16 +19,16 @@ def write_tiny_corpus(out: Path, sizes: dict[str, int] | None = None, seed: int 
     """parallel/{split}.jsonl, parallel/{split}.eng_Latn-<lang>.tsv and mono/<lang>.txt under ``out``."""
     rng = random.Random(seed)
     sizes = sizes or {"train": 120, "dev": 24, "test": 24}
-    seen: set[tuple[int, ...]] = set()
+    seen: set[frozenset[int]] = set()  # no two meanings share a bag of words
     (out / "parallel").mkdir(parents=True, exist_ok=True)
     (out / "mono").mkdir(parents=True, exist_ok=True)
     for split, n in sizes.items():
         rows = []
         while len(rows) < n:
             words = tuple(rng.sample(range(15), rng.randint(3, 6)))
-            if words in seen:
+            if frozenset(words) in seen:
                 continue
-            seen.add(words)
+            seen.add(frozenset(words))
             texts = {lang: " ".join(lex[w] for w in words) for lang, lex in LEXICON.items()}
             rows.append({"id": f"{split}-{len(rows)}", "meaning": " ".join(map(str, words)), "texts": texts})
         (out / "parallel" / f"{split}.jsonl").write_text(
