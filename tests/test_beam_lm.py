@@ -86,3 +86,15 @@ def test_lm_lexicon_lines_keep_to_the_alphabet_and_are_deterministic() -> None:
     # A smaller alphabet drops the words it can't spell; an unknown language has no lexicon.
     assert len(" ".join(build_lm.lexicon_lines("ukr_Cyrl", 2000, alphabet.replace("і", ""))).split()) < len(words)
     assert build_lm.lexicon_lines("xyz_Latn", 2000, "abc") == []
+
+
+def test_beam_search_never_writes_an_imported_tables_special_tokens() -> None:
+    from speech.asr.interop.vocab import TokenVocab
+
+    # transformers-style table: <pad> (blank) 0, <s> 1, </s> 2, <unk> 3, then the letters.
+    vocab = TokenVocab(["<pad>", "<s>", "</s>", "<unk>", " ", "a", "b"], blank_id=0, unk_id=3, specials=[1, 2])
+    logp = np.log(np.full((6, len(vocab)), 0.02))
+    for t, best in enumerate([1, 5, 0, 2, 6, 3]):  # the specials win their frames, the blank comes next
+        logp[t, 0] = np.log(0.3)
+        logp[t, best] = np.log(0.6)
+    assert prefix_beam_search(logp, vocab, beam=4) == "ab"

@@ -65,6 +65,11 @@ class CharVocab:
     def unk_id(self) -> int:
         return 1
 
+    @property
+    def silent_ids(self) -> list[int]:
+        """Ids that write no text (blank and UNK here; imported token tables add their specials)."""
+        return [0, 1]
+
     def encode(self, text: str) -> list[int]:
         return [self.index.get(c, 1) for c in text]
 

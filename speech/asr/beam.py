@@ -51,7 +51,7 @@ def prefix_beam_search(
     (a language's alphabet), ``prune`` skips characters far below the frame's best.
     """
     ids = np.asarray(allowed if allowed is not None else range(len(vocab)))
-    ids = ids[(ids != vocab.blank_id) & (ids != vocab.unk_id)]
+    ids = ids[~np.isin(ids, vocab.silent_ids)]
     beams: dict[str, tuple[float, float, float]] = {"": (0.0, _NEG, 0.0)}  # text -> (p_blank, p_char, lm)
     for frame in logp:
         best = float(frame.max())

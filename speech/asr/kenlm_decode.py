@@ -18,6 +18,7 @@ from common.io import atomic_open
 from text.char_vocab import CharVocab
 
 _MASKED = -1e4  # far below pyctcdecode's pruning threshold, but finite
+_SILENT, _SILENT_END = 0xF0000, 0xFFFFE  # Unicode's supplementary private use area
 
 
 def require_pyctcdecode() -> Any:
@@ -46,8 +47,11 @@ class WordLMDecoders:
         return self.arpa
 
     def labels(self) -> list[str]:
-        # pyctcdecode wants "" for the blank and a one-character stand-in for UNK.
-        return ["", "\u2047", *self.vocab.tokens[2:]]
+        # pyctcdecode wants "" for the blank and distinct one-character stand-ins for the silent ids
+        # (UNK, an imported table's <s> ...): private-use characters, removed after decoding.
+        silent = set(self.vocab.silent_ids)
+        return ["" if i == self.vocab.blank_id else chr(_SILENT + i) if i in silent else t
+                for i, t in enumerate(self.vocab.tokens)]
 
     def _decoder(self, lang: str) -> Any:
         if lang not in self._decoders:
@@ -71,7 +75,7 @@ class WordLMDecoders:
             masked[:, allowed] = logp[:, allowed]
             logp = masked
         text = self._decoder(lang).decode(np.ascontiguousarray(logp, dtype=np.float32), beam_width=self.beam)
-        return " ".join(text.replace("\u2047", "").split())
+        return " ".join("".join(c for c in text if not _SILENT <= ord(c) < _SILENT_END).split())
 
     def save(self, model_dir: str | os.PathLike[str]) -> Path:
         """Write ``kenlm.json``; the ARPA files must already sit under the model directory."""

@@ -42,6 +42,10 @@ class TokenVocab(CharVocab):
     def unk_id(self) -> int:
         return self._unk
 
+    @property
+    def silent_ids(self) -> list[int]:
+        return self.specials
+
     def allowed_ids(self, lang: str | None) -> list[int] | None:
         if not lang or lang not in self.lang_chars:
             return None
