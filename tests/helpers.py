@@ -57,6 +57,19 @@ def tiny_overrides(corpus: Path) -> list[str]:
     ]
 
 
+def tiny_text_overrides(corpus: Path) -> list[str]:
+    """A tiny sentence encoder on a tiny parallel corpus (tests/text_data.py writes one)."""
+    p = corpus / "parallel"
+    return [
+        f"data.train_manifest={p}/train.jsonl", f"data.val_manifest={p}/dev.jsonl",
+        f"data.test_manifest={p}/test.jsonl", f"data.mono_dir={corpus}/mono",
+        "data.vocab_size=300", "data.batch_size=16",
+        "+model.encoder.d_model=32", "+model.encoder.num_heads=2", "+model.encoder.ffn_dim=64",
+        "+model.encoder.embed_dim=16", "logger=csv", "callbacks.progress_bar=null",
+        "trainer.enable_progress_bar=false", "trainer.accelerator=cpu",
+    ]
+
+
 class CrashAt(L.Callback):
     """Raise after a given optimiser step, as a killed job would stop."""
 
