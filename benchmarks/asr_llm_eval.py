@@ -53,12 +53,17 @@ def main() -> None:
     tr = LLMTranscriber.from_pretrained(args["model"], beam=int(args["beam"]))
     bs = int(args["batch_size"])
     summary: dict[str, Any] = {"args": args, "n": len(rows)}
+    # Batches of similar length: decoding runs to the longest utterance's byte budget.
+    order = sorted(range(len(rows)), key=lambda i: len(waves[i]))
     for mode in ("lang", "no_lang"):
         t0 = time.perf_counter()
-        hyps: list[str] = []
-        for s in range(0, len(rows), bs):
-            hint = langs[s : s + bs] if mode == "lang" else [None] * len(waves[s : s + bs])
-            hyps += tr.transcribe_waves(waves[s : s + bs], hint)
+        hyps = [""] * len(rows)
+        for s in range(0, len(order), bs):
+            idx = order[s : s + bs]
+            hint = [langs[i] if mode == "lang" else None for i in idx]
+            for i, h in zip(idx, tr.transcribe_waves([waves[i] for i in idx], hint)):
+                hyps[i] = h
+            print(f"{mode}: {min(s + bs, len(rows))}/{len(rows)}", file=sys.stderr, flush=True)
         rates = ErrorRates()
         rates.update(hyps, refs, langs)
         shown = list(zip(refs, hyps))[:: max(1, len(rows) // 8)]
