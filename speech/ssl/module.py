@@ -1,0 +1,141 @@
+"""LightningModule for wav2vec 2.0 pretraining: objective, temperature annealing, optimisation, logs and export."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Timer
+
+from speech.asr.module import warmup_cosine
+from speech.encoders.wav2vec2 import Wav2Vec2Config
+from speech.ssl.config import SSLObjectiveConfig
+from speech.ssl.hub import load_heads, read_pretrained, save_pretrained
+from speech.ssl.model import SSLOutput, Wav2Vec2SSL
+
+
+def time_progress(trainer: L.Trainer | None) -> float:
+    """Share of ``trainer.max_time`` used so far (0 without a time budget); rank 0's clock decides."""
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None) if trainer else None  # type: ignore[attr-defined]
+    if trainer is None or timer is None or timer.time_remaining("train") is None:
+        return 0.0
+    elapsed, remaining = timer.time_elapsed("train"), float(timer.time_remaining("train") or 0.0)
+    progress = elapsed / max(elapsed + remaining, 1e-9)
+    return float(trainer.strategy.broadcast(progress)) if trainer.world_size > 1 else progress
+
+
+def load_init_encoder(net: Wav2Vec2SSL, path: str | Path) -> None:
+    """Start from the encoder of a transformers wav2vec2 directory (pretraining heads too when it has them)
+    or of a suite CTC model directory; the shapes must match the configured encoder (dropout aside)."""
+    d = Path(path)
+    meta = json.loads((d / "config.json").read_text(encoding="utf-8")) if (d / "config.json").is_file() else {}
+    heads: dict[str, torch.Tensor] = {}
+    if meta.get("model_type") == "wav2vec2":
+        src_cfg, state, heads = read_pretrained(d)
+    elif str(meta.get("model_type", "")).startswith("ctc_"):
+        from speech.asr.hub import from_pretrained
+
+        source, _ = from_pretrained(d)
+        src_cfg, state = source.cfg.encoder, source.encoder.state_dict()
+    else:
+        raise ValueError(f"{d}: neither a transformers wav2vec2 directory nor a suite CTC model directory")
+    if not isinstance(src_cfg, Wav2Vec2Config):
+        raise ValueError(f"{d}: its encoder is a {type(src_cfg).__name__}, not a Wav2Vec2Config")
+    ours, theirs = asdict(net.cfg), asdict(src_cfg)
+    diff = {k: (ours[k], theirs[k]) for k in ours if k not in ("dropout", "attention_dropout") and ours[k] != theirs[k]}
+    if diff:
+        raise ValueError(f"{d}: encoder shape differs from the configured one (ours, theirs): {diff}")
+    net.encoder.load_state_dict(state)
+    if heads and meta.get("ssl_objective") == asdict(net.objective):
+        load_heads(net, heads, d)
+
+
+class SSLModule(L.LightningModule):
+    """Self-supervised (continued) pretraining of a wav2vec2 encoder on unlabelled audio.
+
+    ``init_encoder`` continues from a pretrained encoder (an exported run, XLS-R/MMS in transformers
+    layout, or a suite CTC model); ``export`` writes what ASR fine-tuning reads as ``model.init_encoder``.
+    """
+
+    def __init__(
+        self,
+        encoder: Wav2Vec2Config | dict[str, Any],
+        objective: SSLObjectiveConfig | dict[str, Any] | None = None,
+        lr: float = 5e-4,
+        weight_decay: float = 1e-2,
+        betas: tuple[float, float] = (0.9, 0.98),
+        warmup_steps: int = 500,
+        min_lr_ratio: float = 0.05,
+        init_encoder: str | None = None,
+    ):
+        super().__init__()
+        enc = asdict(encoder) if isinstance(encoder, Wav2Vec2Config) else dict(encoder)
+        obj = asdict(objective) if isinstance(objective, SSLObjectiveConfig) else dict(objective or {})
+        self.save_hyperparameters({  # plain lists and dicts, so checkpoints load with weights_only=True
+            "encoder": {k: list(v) if isinstance(v, tuple) else v for k, v in enc.items()}, "objective": obj, "lr": lr,
+            "weight_decay": weight_decay, "betas": list(betas), "warmup_steps": warmup_steps,
+            "min_lr_ratio": min_lr_ratio, "init_encoder": init_encoder,
+        })
+        self.objective = SSLObjectiveConfig(**self.hparams["objective"])
+        self.net = Wav2Vec2SSL(Wav2Vec2Config(**self.hparams["encoder"]), self.objective)
+        if init_encoder:
+            load_init_encoder(self.net, init_encoder)
+
+    def _log_output(self, out: SSLOutput, stage: str, batch_size: int) -> None:
+        on_step = stage == "train"
+        values = {"loss": out.loss, "contrastive": out.contrastive, "accuracy": out.accuracy,
+                  "code_perplexity": out.code_perplexity, "prob_perplexity": out.prob_perplexity,
+                  "diversity": out.diversity, "feature_penalty": out.feature_penalty}
+        for name, v in values.items():
+            self.log(f"{stage}/{name}", v, prog_bar=name in ("loss", "accuracy"), batch_size=batch_size,
+                     on_step=on_step, on_epoch=not on_step, sync_dist=not on_step)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self.net.temperature = self.objective.temperature(self.global_step)
+
+    def training_step(self, batch: dict[str, Any] | None, batch_idx: int) -> torch.Tensor | None:
+        if batch is None:  # every item of the batch was unreadable
+            return None
+        out = self.net(batch["wave"], batch["wave_lens"])
+        bs = batch["wave"].shape[0]
+        self._log_output(out, "train", bs)
+        self.log("train/temperature", self.net.temperature, batch_size=bs)
+        self.log("train/audio_seconds", batch["seconds"], reduce_fx="sum", on_step=False, on_epoch=True,
+                 batch_size=bs)
+        return out.loss
+
+    def _eval_step(self, batch: dict[str, Any] | None, batch_idx: int, stage: str) -> None:
+        if batch is None:
+            return
+        # The same masks and distractors for a batch at every validation, so the curve is comparable.
+        gen = torch.Generator().manual_seed(batch_idx)
+        self._log_output(self.net(batch["wave"], batch["wave_lens"], generator=gen), stage, batch["wave"].shape[0])
+
+    def validation_step(self, batch: dict[str, Any] | None, batch_idx: int) -> None:
+        self._eval_step(batch, batch_idx, "val")
+
+    def test_step(self, batch: dict[str, Any] | None, batch_idx: int) -> None:
+        self._eval_step(batch, batch_idx, "test")
+
+    def configure_optimizers(self) -> Any:
+        decay = [p for p in self.parameters() if p.ndim >= 2 and p.requires_grad]
+        no_decay = [p for p in self.parameters() if p.ndim < 2 and p.requires_grad]
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.hparams["weight_decay"]},
+             {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.hparams["lr"], betas=tuple(self.hparams["betas"]),
+        )
+        total = int(self.trainer.estimated_stepping_batches)
+        warmup, floor = self.hparams["warmup_steps"], self.hparams["min_lr_ratio"]
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: warmup_cosine(s, warmup, total, floor, time_progress(self._trainer))
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def export(self, out_dir: str | Path) -> Path:
+        """Write a transformers-layout wav2vec2 directory: ``model.init_encoder=<dir>`` for ASR fine-tuning."""
+        return save_pretrained(self.net, out_dir)
