@@ -1,7 +1,10 @@
 """Batch transcription: python scripts/transcribe.py model=<dir|ckpt> input=<folder|manifest|file> output=out.jsonl
 
 The output suffix picks the format (.jsonl, .tsv, .srt, .vtt; or format=); timestamps=word|char adds word
-(and character) times. Exit code 0 when every file was transcribed, 3 when some were skipped (listed in
+(and character) times. A model directory with a language-ID head (scripts/build_lid.py) detects the
+language of inputs without one (lid=true|false to force it on or off): rows get lang, lang_confidence and,
+on inputs of 4 s or more, segments [{start, end, lang, confidence}]; the detected language steers decoding.
+Exit code 0 when every file was transcribed, 3 when some were skipped (listed in
 <output>.failed.jsonl).
 """
 
@@ -29,10 +32,12 @@ def main(cfg: DictConfig) -> None:
                "min_pause_seconds": cfg.min_pause_seconds}
     if cfg.get("context") is not None:
         options["context"] = cfg.context
+    if cfg.get("lid") is not None:
+        options |= {"lid": bool(cfg.lid), "lid_min_confidence": cfg.lid_min_confidence}
     transcriber = load_transcriber(cfg.model, device=cfg.device, **options)
     report = transcribe_to_file(transcriber, items, cfg.output, cfg.max_batch_seconds, cfg.num_workers, cfg.progress,
                                 cfg.lang_alphabet, cfg.timestamps, cfg.get("format"),
-                                SubtitleConfig(**cfg.subtitles))
+                                SubtitleConfig(**cfg.subtitles), cfg.get("lid"))
     log.info("%d transcribed, %d already done, %d failed -> %s", report.done, report.skipped_existing,
              len(report.failed), cfg.output)
     if report.failed:

@@ -23,6 +23,9 @@ from speech.audio import SAMPLE_RATE, AudioError, decode_audio
 
 log = logging.getLogger(__name__)
 
+LID_FIELDS = ("lang_confidence", "lang_detected", "segments")
+"""Language-ID fields a row carries over from the transcriber's result."""
+
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".webm", ".aiff", ".aif", ".au", ".wma"}
 
 
@@ -87,18 +90,23 @@ def transcribe_to_file(
     timestamps: str = "none",
     fmt: str | None = None,
     subtitles: SubtitleConfig | None = None,
+    lid: bool | None = None,
 ) -> BatchReport:
     """Transcribe every input into ``output`` (JSONL, TSV, SRT or VTT), resuming a previous partial run.
 
     Rows go to ``<record>.partial`` as they are produced (the record is the JSONL output itself, or
     ``<output>.jsonl`` beside other formats); final files are written atomically. Inputs longer than
     the transcriber's window run window by window. Failures are listed in ``<output>.failed.jsonl``.
+    ``lid`` (CTC models with a language-ID head): None detects the language of inputs without one, True
+    of every input, False never; rows then carry ``lang``, ``lang_confidence`` and, on long ones, ``segments``.
     """
     plan = plan_output(output, fmt)
     if plan.format in SUBTITLES and timestamps == "none":
         timestamps = "word"  # cues need word times
     check_timestamps(timestamps)
     windowed = isinstance(transcriber, Transcriber)
+    if lid is None and not lang_alphabet:
+        lid = False  # decoding ignores languages, so detecting one would only steer it back
     if timestamps != "none" and not windowed:
         raise ValueError(f"timestamps={timestamps} needs a CTC model; {type(transcriber).__name__} has none")
     need = {"none": (), "word": ("words",), "char": ("words", "chars")}[timestamps]
@@ -116,8 +124,9 @@ def transcribe_to_file(
         log.warning("skipping %s: %s", it.audio, reason)
 
     def finish(it: Item, result: dict[str, Any]) -> None:
-        row: dict[str, Any] = {"audio": it.audio, "text": result["text"], "lang": it.lang,
-                               "duration": result["duration"], **{k: result[k] for k in need}}
+        row: dict[str, Any] = {"audio": it.audio, "text": result["text"], "lang": result.get("lang", it.lang),
+                               "duration": result["duration"], **{k: result[k] for k in need},
+                               **{k: result[k] for k in LID_FIELDS if k in result}}
         if "text" in it.extra:
             row["ref"] = it.extra["text"]
         append_jsonl(partial, row)
@@ -143,7 +152,7 @@ def transcribe_to_file(
                 if good:
                     langs = [it.lang if lang_alphabet else None for it, _ in good]
                     if windowed:
-                        results = transcriber.transcribe_batch([w for _, w in good], langs, timestamps)
+                        results = transcriber.transcribe_batch([w for _, w in good], langs, timestamps, lid)
                     else:
                         texts = transcriber.transcribe_waves([w for _, w in good], langs)
                         results = [{"text": t, "duration": round(len(w) / SAMPLE_RATE, 3)}
@@ -155,7 +164,7 @@ def transcribe_to_file(
             it = todo[i]
             try:
                 finish(it, transcriber.transcribe_long(it.path, it.lang if lang_alphabet else None, timestamps,
-                                                       name=it.audio))
+                                                       name=it.audio, lid=lid))
             except AudioError as e:
                 fail(it, e.reason)
             bar.update(1)

@@ -21,6 +21,7 @@ from speech.asr.align import align_text, check_timestamps
 from speech.asr.beam import LanguageModels
 from speech.asr.hub import load_model
 from speech.asr.kenlm_decode import WordLMDecoders, require_pyctcdecode
+from speech.asr.lid import LIDHead, SegmentConfig, capture_hidden, has_lid, identify_frames, load_lid
 from speech.asr.longform import WindowConfig, probe_duration, split_points, stitched_log_probs, stream_audio
 from speech.asr.model import CTCModel
 from speech.audio import SAMPLE_RATE, decode_audio
@@ -80,18 +81,22 @@ class Transcriber:
 
     def __init__(self, model: CTCModel, vocab: CharVocab, device: str | torch.device = "cpu",
                  lms: LanguageModels | WordLMDecoders | None = None, decoder: str = "auto",
-                 window: WindowConfig | None = None):
+                 window: WindowConfig | None = None, lid: LIDHead | None = None,
+                 lid_segments: SegmentConfig | None = None, lid_min_confidence: float = 0.5):
         if decoder not in ("auto", "greedy", "beam", "kenlm"):
             raise ValueError(f"decoder must be auto, greedy, beam or kenlm, got {decoder!r}")
         self.model, self.vocab, self.device = model.eval().to(device), vocab, torch.device(device)
         self.lms, self.decoder = lms, decoder
         self.window = window or WindowConfig()
+        self.lid = lid.eval().to(device) if lid is not None else None
+        self.lid_segments = lid_segments or SegmentConfig()
+        self.lid_min_confidence = lid_min_confidence
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu",
                         decoder: str = "auto", context: str | None = None, chunk_seconds: float = 30.0,
-                        overlap_seconds: float = 4.0, window_batch: int = 2, min_pause_seconds: float = 0.25
-                        ) -> Transcriber:
+                        overlap_seconds: float = 4.0, window_batch: int = 2, min_pause_seconds: float = 0.25,
+                        lid: bool | None = None, lid_min_confidence: float = 0.5) -> Transcriber:
         """A model directory (with its ``char_lms.json`` when present) or a ``.ckpt``.
 
         ``decoder``: auto (character-LM beam search where the language has an LM, else greedy),
@@ -99,6 +104,10 @@ class Transcriber:
 
         Inputs longer than ``chunk_seconds`` run in windows cut at pauses of ``min_pause_seconds`` or
         more (see ``speech.asr.longform.windows``); ``context`` belongs to LLM-ASR models and is refused.
+
+        ``lid``: load the directory's language-ID head (``lid.safetensors``, see scripts/build_lid.py) when
+        there is one (None), insist on it (True) or ignore it (False). A detected language below
+        ``lid_min_confidence`` is reported but does not steer decoding.
         """
         if context is not None:
             raise ValueError(f"context={context}: in-context examples need an LLM-ASR model (model_type asr_llm); "
@@ -114,7 +123,8 @@ class Transcriber:
         else:
             lms = LanguageModels.load(path) if Path(path).is_dir() else None
         window = WindowConfig(chunk_seconds, overlap_seconds, window_batch, min_pause_seconds)
-        return cls(model, vocab, device, lms, decoder, window)
+        head = load_lid(path, device) if lid or (lid is None and Path(path).is_dir() and has_lid(path)) else None
+        return cls(model, vocab, device, lms, decoder, window, head, lid_min_confidence=lid_min_confidence)
 
     @functools.cached_property
     def frame_samples(self) -> int:
@@ -149,10 +159,11 @@ class Transcriber:
         return greedy_decode(logp[None], torch.tensor([logp.shape[0]]), self.vocab, [lang])[0]
 
     def transcript(self, logp: Tensor, lang: str | None, timestamps: str = "none",
-                   duration: float | None = None) -> dict[str, Any]:
+                   duration: float | None = None, offset: float = 0.0) -> dict[str, Any]:
         """Row of one input's log-probs [T, V]: text, plus ``words`` (and ``chars``) with times in seconds.
 
-        Long inputs are decoded and aligned in pieces cut between words, so both stay cheap.
+        Long inputs are decoded and aligned in pieces cut between words, so both stay cheap. ``offset``:
+        seconds of the input before ``logp[0]``.
         """
         max_frames = max(1, int(DECODE_PIECE_SECONDS / self.frame_seconds))
         bounds = [0, *split_points(logp, self.vocab, max_frames), logp.shape[0]]
@@ -161,33 +172,120 @@ class Transcriber:
             text = self.decode(logp[lo:hi], lang)
             texts.append(text)
             if timestamps != "none" and text:
-                w, c = align_text(logp[lo:hi], text, self.vocab, self.frame_seconds, lo * self.frame_seconds,
-                                  duration)
+                w, c = align_text(logp[lo:hi], text, self.vocab, self.frame_seconds,
+                                  offset + lo * self.frame_seconds, duration)
                 words += w
                 chars += c
-        row: dict[str, Any] = {"text": " ".join(" ".join(texts).split())}
-        if timestamps != "none":
-            row["words"] = words
-        if timestamps == "char":
-            row["chars"] = chars
+        return _row(texts, words, chars, timestamps)
+
+    def transcript_runs(self, logp: Tensor, runs: Sequence[dict[str, Any]], timestamps: str = "none",
+                        duration: float | None = None) -> dict[str, Any]:
+        """Row of a code-switched input's log-probs [T, V]: each language run decoded in its own language."""
+        texts, words, chars = [], [], []
+        for run in runs:
+            lo = round(run["start"] / self.frame_seconds)
+            hi = logp.shape[0] if run is runs[-1] else round(run["end"] / self.frame_seconds)
+            if hi > lo:
+                lang = run["lang"] if run["confidence"] >= self.lid_min_confidence else None
+                part = self.transcript(logp[lo:hi], lang, timestamps, duration, lo * self.frame_seconds)
+                texts.append(part["text"])
+                words += part.get("words", [])
+                chars += part.get("chars", [])
+        return _row(texts, words, chars, timestamps)
+
+    def _wants_lid(self, lang: str | None, lid: bool | None) -> bool:
+        """Language ID runs on an input without a hint (``lid`` None) or on every input (True), given a head."""
+        if lid and self.lid is None:
+            raise ValueError("lid=true needs a model directory with a language-ID head "
+                             "(python scripts/build_lid.py model=<dir> train=<manifest> dev=<manifest>)")
+        return self.lid is not None and (bool(lid) or (lid is None and lang is None))
+
+    @torch.inference_mode()
+    def _forward(self, waves: Sequence[np.ndarray], langs: Sequence[str | None] | None = None
+                 ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``log_probs`` plus the encoder frames [B, T, D] the LID head reads (None without a head)."""
+        if self.lid is None:
+            logp, lens = self.log_probs(waves, langs)
+            return logp, lens, None
+        with capture_hidden(self.model) as seen:
+            logp, lens = self.log_probs(waves, langs)
+        return logp, lens, seen[-1]
+
+    def _identify(self, hidden: Tensor, valid: Tensor | None, duration: float) -> dict[str, Any]:
+        assert self.lid is not None
+        return identify_frames(self.lid, hidden, valid, self.frame_seconds, self.lid_segments, duration)
+
+    def _steer(self, hint: str | None, info: dict[str, Any] | None) -> str | None:
+        """The language decoding uses: the hint, else a detection at least ``lid_min_confidence`` sure."""
+        if hint is not None or info is None:
+            return hint
+        return info["lang"] if info["confidence"] >= self.lid_min_confidence else None
+
+    def _decode_row(self, logp: Tensor, hint: str | None, info: dict[str, Any] | None, timestamps: str,
+                    duration: float) -> dict[str, Any]:
+        """Row of one input decoded in its hinted or detected language(s), with the LID fields when LID ran."""
+        runs = (info or {}).get("segments") or []
+        if hint is None and len(runs) > 1:
+            row = self.transcript_runs(logp, runs, timestamps, duration)
+        else:
+            row = self.transcript(logp, self._steer(hint, info), timestamps, duration)
+        if info is not None:
+            row |= {"lang": hint or info["lang"], "lang_confidence": info["confidence"]}
+            if hint is not None:
+                row["lang_detected"] = info["lang"]
+            if "segments" in info:
+                row["segments"] = info["segments"]
         return row
 
     def transcribe_batch(self, waves: Sequence[np.ndarray], langs: Sequence[str | None] | None = None,
-                         timestamps: str = "none") -> list[dict[str, Any]]:
-        """Rows of one batch of (window-length or shorter) 16 kHz waveforms, run through the model at once."""
+                         timestamps: str = "none", lid: bool | None = None) -> list[dict[str, Any]]:
+        """Rows of one batch of (window-length or shorter) 16 kHz waveforms, run through the model at once.
+
+        With a LID head, inputs without a language (or all, ``lid=True``) get ``lang``, ``lang_confidence``
+        (and ``segments`` when long enough), and the detected language steers their decoding.
+        """
         langs = list(langs) if langs is not None else [None] * len(waves)
-        logp, out_lens = self.log_probs(waves, langs)
-        return [{**self.transcript(logp[i, : int(n)], lang, timestamps, len(w) / SAMPLE_RATE),
+        logp, out_lens, hidden = self._forward(waves, langs)
+        infos = [self._identify(hidden[i, : int(n)], None, len(w) / SAMPLE_RATE)
+                 if hidden is not None and self._wants_lid(lang, lid) else None
+                 for i, (w, n, lang) in enumerate(zip(waves, out_lens.tolist(), langs))]
+        steered = [self._steer(lang, info) for lang, info in zip(langs, infos)]
+        if not isinstance(self.model, CTCModel) and steered != langs:
+            logp, out_lens = self.log_probs(waves, steered)  # language-routed models (adapters) need it in the pass
+        return [{**self._decode_row(logp[i, : int(n)], lang, info, timestamps, len(w) / SAMPLE_RATE),
                  "duration": round(len(w) / SAMPLE_RATE, 3)}
-                for i, (w, n, lang) in enumerate(zip(waves, out_lens.tolist(), langs))]
+                for i, (w, n, lang, info) in enumerate(zip(waves, out_lens.tolist(), langs, infos))]
+
+    def _long_pass(self, src: str | os.PathLike[str] | np.ndarray, lang: str | None, name: str | None,
+                   with_frames: bool) -> tuple[Tensor, int, Tensor | None, Tensor | None]:
+        """Stitched log-probs [T, V] of a long input, its samples, and (``with_frames``) its frames [T, D]
+        with a mask [T] of the frames some window kept (the rest lie in pauses)."""
+        blocks = stream_audio(src, name)
+        if not with_frames or self.lid is None:
+            logp, samples = stitched_log_probs(blocks, lambda ws: self.log_probs(ws, [lang] * len(ws)),
+                                               self.frame_samples, self.window, self.vocab.blank_id)
+            return logp, samples, None, None
+
+        def both(ws: Sequence[np.ndarray]) -> tuple[Tensor, Tensor]:
+            lp, lens, hidden = self._forward(ws, [lang] * len(ws))
+            assert hidden is not None
+            return torch.cat([lp, hidden.to(lp.dtype)], -1), lens  # stitched together; pause frames get -inf
+
+        joint, samples = stitched_log_probs(blocks, both, self.frame_samples, self.window, self.vocab.blank_id)
+        d = self.lid.cfg.d_model
+        hidden = joint[:, -d:]
+        valid = hidden.isfinite().all(-1)
+        return joint[:, :-d], samples, hidden.masked_fill(~valid[:, None], 0.0), valid
 
     def transcribe_long(self, src: str | os.PathLike[str] | np.ndarray, lang: str | None = None,
-                        timestamps: str = "none", name: str | None = None) -> dict[str, Any]:
+                        timestamps: str = "none", name: str | None = None, lid: bool | None = None
+                        ) -> dict[str, Any]:
         """Row of one input of any length, read and run window by window (memory does not grow with it)."""
-        logp, samples = stitched_log_probs(stream_audio(src, name), lambda ws: self.log_probs(ws, [lang] * len(ws)),
-                                           self.frame_samples, self.window, self.vocab.blank_id)
+        want = self._wants_lid(lang, lid)
+        logp, samples, hidden, valid = self._long_pass(src, lang, name, want)
         duration = samples / SAMPLE_RATE
-        return {**self.transcript(logp, lang, timestamps, duration), "duration": round(duration, 3)}
+        info = self._identify(hidden, valid, duration) if hidden is not None else None
+        return {**self._decode_row(logp, lang, info, timestamps, duration), "duration": round(duration, 3)}
 
     def is_long(self, src: AudioInput) -> bool:
         """Whether ``src`` needs the windowed path: longer than one window, or of unknown length."""
@@ -202,30 +300,70 @@ class Transcriber:
         """Transcribe one batch of 16 kHz mono float32 waveforms (``langs``: optional hint per item)."""
         return [r["text"] for r in self.transcribe_batch(waves, langs)]
 
-    def transcribe(self, inputs: Sequence[AudioInput], batch_size: int = 16, lang: str | None = None,
-                   timestamps: str = "none") -> list[str] | list[dict[str, Any]]:
-        """Transcribe paths, encoded bytes or 16 kHz arrays; short ones in batches formed by length.
-
-        ``lang`` keeps the output to that language's alphabet as seen in training. With ``timestamps``
-        "word" or "char" the result is one dict per input (text, words, chars) instead of the text.
-        """
-        check_timestamps(timestamps)
-        rows: list[dict[str, Any]] = [{} for _ in inputs]
+    def _split(self, inputs: Sequence[AudioInput]) -> tuple[dict[int, Any], dict[int, np.ndarray]]:
+        """Long inputs (path or array, streamed later) and short ones (decoded now) by position."""
+        long: dict[int, Any] = {}
         short: dict[int, np.ndarray] = {}
         for i, x in enumerate(inputs):
             if not isinstance(x, bytes) and self.is_long(x):
-                rows[i] = self.transcribe_long(np.asarray(x, np.float32) if isinstance(x, np.ndarray) else x,
-                                               lang, timestamps)
+                long[i] = np.asarray(x, np.float32) if isinstance(x, np.ndarray) else x
             else:
                 short[i] = np.asarray(x, np.float32) if isinstance(x, np.ndarray) else decode_audio(x, SAMPLE_RATE)
+        return long, short
+
+    def identify(self, inputs: Sequence[AudioInput], batch_size: int = 16) -> list[dict[str, Any]]:
+        """Language of each path, encoded bytes or 16 kHz array: ``{lang, confidence, scores}``, plus
+        ``segments`` (``[{start, end, lang, confidence}]``) on inputs of ``lid_segments.min_seconds`` or more."""
+        if self.lid is None:
+            raise ValueError("identify needs a model directory with a language-ID head "
+                             "(python scripts/build_lid.py model=<dir> train=<manifest> dev=<manifest>)")
+        long, short = self._split(inputs)
+        rows: list[dict[str, Any]] = [{} for _ in inputs]
+        for i, src in long.items():
+            _, samples, hidden, valid = self._long_pass(src, None, None, True)
+            assert hidden is not None
+            rows[i] = self._identify(hidden, valid, samples / SAMPLE_RATE)
         order = sorted(short, key=lambda i: len(short[i]))
         for s in range(0, len(order), batch_size):
             idx = order[s : s + batch_size]
-            for i, row in zip(idx, self.transcribe_batch([short[i] for i in idx], [lang] * len(idx), timestamps)):
+            _, lens, hidden = self._forward([short[i] for i in idx])
+            assert hidden is not None
+            for j, i in enumerate(idx):
+                rows[i] = self._identify(hidden[j, : int(lens[j])], None, len(short[i]) / SAMPLE_RATE)
+        return rows
+
+    def transcribe(self, inputs: Sequence[AudioInput], batch_size: int = 16, lang: str | None = None,
+                   timestamps: str = "none", lid: bool | None = None) -> list[str] | list[dict[str, Any]]:
+        """Transcribe paths, encoded bytes or 16 kHz arrays; short ones in batches formed by length.
+
+        ``lang`` keeps the output to that language's alphabet as seen in training; without it, a model with
+        a LID head decodes each input in its detected language. With ``timestamps`` "word" or "char", or
+        ``lid=True``, the result is one dict per input (text, words, chars, lang, lang_confidence, segments).
+        """
+        check_timestamps(timestamps)
+        long, short = self._split(inputs)
+        rows: list[dict[str, Any]] = [{} for _ in inputs]
+        for i, src in long.items():
+            rows[i] = self.transcribe_long(src, lang, timestamps, lid=lid)
+        order = sorted(short, key=lambda i: len(short[i]))
+        for s in range(0, len(order), batch_size):
+            idx = order[s : s + batch_size]
+            batch = self.transcribe_batch([short[i] for i in idx], [lang] * len(idx), timestamps, lid)
+            for i, row in zip(idx, batch):
                 rows[i] = row
-        if timestamps == "none":
+        if timestamps == "none" and not lid:
             return [r["text"] for r in rows]
         return rows
+
+
+def _row(texts: list[str], words: list[dict[str, Any]], chars: list[dict[str, Any]], timestamps: str
+         ) -> dict[str, Any]:
+    row: dict[str, Any] = {"text": " ".join(" ".join(texts).split())}
+    if timestamps != "none":
+        row["words"] = words
+    if timestamps == "char":
+        row["chars"] = chars
+    return row
 
 
 def model_type(path: str | os.PathLike[str]) -> str | None:
