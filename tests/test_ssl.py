@@ -189,7 +189,7 @@ def test_audio_only_manifest_without_text(tmp_path: Path, tiny_corpus: Path) -> 
     rows = [json.loads(line) for line in (tiny_corpus / "train.jsonl").read_text().splitlines()][:4]
     manifest = tmp_path / "audio.tsv"
     manifest.write_text("audio\n" + "".join(f"{tiny_corpus / r['audio']}\n" for r in rows))
-    dm = AudioOnlyDataModule(train_manifest=str(manifest), num_workers=0, max_batch_seconds=1000)
+    dm = AudioOnlyDataModule(train_manifest=str(manifest), num_workers=0, max_batch_seconds=1000, num_buckets=1)
     assert dm.model_kwargs() == {}
     batch = next(iter(dm.train_dataloader()))
     assert batch["wave"].shape[0] == 4 and batch["wave_lens"].max() == batch["wave"].shape[1]
