@@ -119,3 +119,29 @@ def test_utterances_shorter_than_one_frame_get_no_frames() -> None:
         assert lens.tolist() == [0, 0]
         _, lens = enc(torch.randn(2, 1_000), torch.tensor([1_000, 100]))
         assert lens.tolist() == [2, 0]
+
+
+@pytest.mark.parametrize("norm", ["group", "layer"])
+def test_inference_conv_path_matches_the_batched_training_path(norm: str) -> None:
+    enc = _tiny(norm, normalize_wave=True)
+    lens = torch.tensor([12_000, 7_777, 300])
+    wave = torch.randn(3, 12_000) * (torch.arange(12_000)[None] < lens[:, None])
+    with torch.no_grad():  # per utterance, normalised and activated in place
+        each, each_lens = enc.extract_features(wave, lens)
+    batched, batched_lens = enc.extract_features(wave, lens)  # grad enabled: the batched path
+    assert each.shape == batched.shape and each_lens.tolist() == batched_lens.tolist() == [37, 24, 0]
+    for b, n in enumerate(each_lens.tolist()):
+        torch.testing.assert_close(each[b, :n], batched[b, :n].detach(), atol=1e-5, rtol=1e-4)
+        assert not each[b, n:].any()  # frames past the end are zeros
+
+
+def test_unpadded_batch_attends_without_a_mask_and_gives_the_masked_result() -> None:
+    enc = _tiny("group")
+    x, lens = torch.randn(2, 50, enc.cfg.d_model), torch.tensor([50, 50])
+    seen: list[object] = []
+    enc.layers[0].attn.register_forward_pre_hook(lambda _, args: seen.append(args[1]))
+    with torch.no_grad():
+        fast = enc.contextualize(x, lens)
+        masked = enc.contextualize(torch.cat([x, torch.randn(2, 1, enc.cfg.d_model)], 1), lens)
+    assert seen[0] is None and isinstance(seen[1], torch.Tensor)
+    torch.testing.assert_close(fast, masked[:, :50], atol=1e-5, rtol=1e-4)

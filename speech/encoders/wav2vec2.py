@@ -125,6 +125,8 @@ class ConvFeatureExtractor(nn.Module):
     def forward(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
         # A batch shorter than one frame still runs (its utterances get 0 frames).
         wave = F.pad(wave, (0, max(0, self.receptive_field() - wave.shape[-1])))
+        if not torch.is_grad_enabled():
+            return self._forward_each(wave, wave_lens)
         x, lens = wave[:, None, :], wave_lens  # [B, 1, S]
         for i, (conv, k, s) in enumerate(zip(self.convs, self.cfg.conv_kernels, self.cfg.conv_strides)):
             x = conv(x)  # [B, C, T_i]
@@ -136,6 +138,34 @@ class ConvFeatureExtractor(nn.Module):
             x = F.gelu(x)
         return x.transpose(1, 2), lens.clamp_min(0)  # [B, T, C]
 
+    def _forward_each(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
+        """Inference: one utterance at a time over its own samples, normalised and activated in place.
+
+        The first layers' [C, S/5] activations are the widest tensors of the model; run one utterance at a
+        time, without padding, and with one copy of each alive, they bound the peak memory by the longest
+        utterance instead of the batch (and no compute goes to padding).
+        """
+        lens = self.output_lens(wave_lens)
+        width = int(self.output_lens(torch.tensor(wave.shape[-1])))  # the frames of the padded batch
+        out = wave.new_zeros(wave.shape[0], width, self.cfg.conv_dims[-1])  # [B, T, C]
+        for b, n in enumerate(wave_lens.tolist()):
+            if int(lens[b]) == 0:
+                continue
+            x = wave[b : b + 1, None, :n]  # [1, 1, S_b]
+            for i, conv in enumerate(self.convs):
+                x = conv(x)  # [1, C, T_i]
+                if self.cfg.feature_norm == "layer":
+                    norm = self.norms[i]
+                    assert isinstance(norm, nn.LayerNorm)
+                    _normalize_(x, 1, norm.weight, norm.bias, norm.eps)  # over channels, per frame
+                elif i == 0:
+                    group = self.norms[0]
+                    assert isinstance(group, nn.GroupNorm)
+                    _normalize_(x, 2, group.weight, group.bias, group.eps)  # over frames, per channel
+                torch.ops.aten.gelu_(x)
+            out[b, : x.shape[-1]] = x[0].T  # [T_b, C]
+        return out, lens
+
     def _masked_instance_norm(self, x: Tensor, lens: Tensor) -> Tensor:
         """GroupNorm with one group per channel, with statistics over each utterance's valid frames only."""
         norm = self.norms[0]
@@ -146,6 +176,13 @@ class ConvFeatureExtractor(nn.Module):
             F.pad(F.group_norm(x[b : b + 1, :, :n], norm.num_groups, norm.weight, norm.bias, norm.eps), (0, t - n))
             for b, n in enumerate(lens.tolist())
         ])
+
+
+def _normalize_(x: Tensor, dim: int, weight: Tensor, bias: Tensor, eps: float) -> None:
+    """In place: zero mean, unit variance along ``dim`` of [1, C, T], then the per-channel affine."""
+    var, mean = torch.var_mean(x, dim=dim, keepdim=True, correction=0)
+    scale = torch.rsqrt(var + eps)
+    x.sub_(mean).mul_(scale).mul_(weight[:, None]).add_(bias[:, None])
 
 
 class PositionalConv(nn.Module):
@@ -171,14 +208,16 @@ class SelfAttention(nn.Module):
         self.heads, self.dropout = heads, dropout
         self.q, self.k, self.v, self.out = (nn.Linear(d, d) for _ in range(4))
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        """``mask`` [B, T]: True at the keys to attend to; None when no utterance is padded."""
         b, t, d = x.shape
 
         def split(y: Tensor) -> Tensor:
             return y.view(b, t, self.heads, d // self.heads).transpose(1, 2)  # [B, H, T, Dh]
 
+        keep = None if mask is None else mask[:, None, None, :]  # [B, 1, 1, T]
         y = F.scaled_dot_product_attention(
-            split(self.q(x)), split(self.k(x)), split(self.v(x)), attn_mask=mask[:, None, None, :],
+            split(self.q(x)), split(self.k(x)), split(self.v(x)), attn_mask=keep,
             dropout_p=self.dropout if self.training else 0.0,
         )
         return self.out(y.transpose(1, 2).reshape(b, t, d))
@@ -200,7 +239,7 @@ class TransformerLayer(nn.Module):
     def _ffn(self, x: Tensor) -> Tensor:
         return self.drop(self.fc2(self.drop(F.gelu(self.fc1(x)))))
 
-    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
         if self.pre_norm:
             x = x + self.drop(self.attn(self.attn_norm(x), mask))
             return x + self._ffn(self.ffn_norm(x))
@@ -259,13 +298,16 @@ class Wav2Vec2Encoder(nn.Module):
     def contextualize(self, x: Tensor, lens: Tensor) -> Tensor:
         """Positional convolution and transformer layers over projected frames [B, T, D]."""
         valid = lengths_mask(lens, x.shape[1])  # [B, T]
-        x = x * valid[..., None].to(x.dtype)  # the positional conv must read zeros past the end
+        padded = not bool(valid.all())
+        if padded:
+            x = x * valid[..., None].to(x.dtype)  # the positional conv must read zeros past the end
         x = x + self.pos_conv(x)
         if not self.cfg.pre_norm:
             x = self.norm(x)
         x = self.drop(x)
+        mask = valid if padded else None  # unpadded batches attend without a mask (a faster kernel path)
         for layer in self.layers:
-            x = layer(x, valid)
+            x = layer(x, mask)
         return self.norm(x) if self.cfg.pre_norm else x
 
     def forward(self, wave: Tensor, wave_lens: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
