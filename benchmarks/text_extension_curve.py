@@ -1,7 +1,7 @@
 """Language extension by distillation: xsim error of a held-out language against the number of parallel pairs.
 
     python benchmarks/text_extension_curve.py model=<text encoder dir> [lang=tur_Latn] [sizes=50,100,200,500]
-        [steps=300] [data=data/text/parallel] [out=runs/bench/text_extension] [threads=1]
+        [steps=300] [lr=2e-4] [data=data/text/parallel] [out=runs/bench/text_extension] [threads=1]
 
 For each size, distils the encoder onto ``lang`` from the first N pairs of train.eng_Latn-<lang>.tsv, then measures
 xsim (ratio margin) on the test split: eng<->lang, and lang<->every trained language (mean of both directions).
@@ -64,6 +64,7 @@ def main() -> None:
     model_dir, lang = args["model"], args.get("lang", "tur_Latn")
     sizes = [int(s) for s in args.get("sizes", "50,100,200,500").split(",")]
     steps, data = int(args.get("steps", 300)), Path(args.get("data", "data/text/parallel"))
+    lr = float(args.get("lr", 2e-4))
     out = Path(args.get("out", "runs/bench/text_extension"))
     torch.set_num_threads(int(args.get("threads", 1)))
     trained = [x for x in read_config(model_dir)["langs"] if x != lang]
@@ -73,18 +74,18 @@ def main() -> None:
     pool = read_pairs(data / f"train.eng_Latn-{lang}.tsv", max(sizes))
     for n in sizes:
         start = time.perf_counter()
-        extend(model_dir, lang, pool[:n], out / f"pairs{n}", steps=steps)
+        extend(model_dir, lang, pool[:n], out / f"pairs{n}", steps=steps, lr=lr)
         seconds = time.perf_counter() - start
         student, _ = from_pretrained(out / f"pairs{n}")
         rows.append({"pairs": n, "seconds": round(seconds, 1), **held_out_errors(student, tok, sets, lang, trained)})
         print(f"{n} pairs done in {seconds:.0f} s", flush=True)
-    print(f"\nxsim error % on {len(sets[lang])} test sentences, {steps} distillation steps per size")
+    print(f"\nxsim error % on {len(sets[lang])} test sentences, {steps} distillation steps per size, lr {lr}")
     print(f"{'pairs':>6} {'eng->' + lang:>14} {lang + '->eng':>14} {lang + '<->trained':>19} {'seconds':>8}")
     for r in rows:
         print(f"{int(r['pairs']):>6} {100 * r['eng->lang']:>14.2f} {100 * r['lang->eng']:>14.2f} "
               f"{100 * r['lang<->trained']:>19.2f} {r['seconds']:>8.1f}")
     with atomic_open(out / "curve.json", "w", encoding="utf-8") as f:
-        json.dump({"model": model_dir, "lang": lang, "steps": steps, "rows": rows}, f, indent=2)
+        json.dump({"model": model_dir, "lang": lang, "steps": steps, "lr": lr, "rows": rows}, f, indent=2)
     plot(rows[1:], lang, out / "curve.png")
     print(f"wrote {out / 'curve.json'} and {out / 'curve.png'}")
 
