@@ -47,6 +47,7 @@ def plot(rows: list[dict[str, float]], lang: str, path: Path) -> None:
     for key in ("eng->lang", "lang->eng", "lang<->trained"):
         ax.plot(sizes, [100 * r[key] for r in rows], marker="o", label=key.replace("lang", lang))
     ax.set_xscale("log")
+    ax.minorticks_off()
     ax.set_xticks(sizes, [str(int(s)) for s in sizes])
     ax.set_xlabel("parallel pairs (English-" + lang + ")")
     ax.set_ylabel("xsim error (%)")
