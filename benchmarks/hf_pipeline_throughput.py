@@ -1,20 +1,30 @@
-"""Batch transcription throughput: the suite's Transcriber vs the transformers ASR pipeline, same checkpoint.
+"""Batch transcription throughput: the suite vs the transformers ASR pipeline, same Wav2Vec2ForCTC checkpoint.
 
-    python benchmarks/hf_pipeline_throughput.py [model=<Wav2Vec2ForCTC dir>] [n=300] [batch_size=8]
-        [hf_batch_size=1] [min_s=1] [max_s=30] [threads=0] [out=runs/bench/hf_pipeline_throughput.json]
+    python benchmarks/hf_pipeline_throughput.py [model=<Wav2Vec2ForCTC dir>] [n=300] [min_s=1] [max_s=30]
+        [modes=fp32,bf16,int8] [max_batch_seconds=120] [hf_batch_size=1] [threads=2]
+        [out=runs/bench/hf_pipeline_throughput.json]
 
-Without ``model=`` a wav2vec2-base-sized random Wav2Vec2ForCTC is built once into runs/bench/. The N files
-(mixed 1-30 s) are data/speech/**/*.wav clips concatenated, or synthetic audio when there are none. Each side
-runs in its own subprocess, so its peak RSS (getrusage in the child) is its own: the suite imports the
-checkpoint (``speech.asr.interop.hf.load_hf``) and transcribes batched by length; the pipeline gets the
-same file paths (it decodes them with ffmpeg) and its default batch size of 1, since wav2vec2-base
-(group norm) has no padding mask in transformers. Transcripts are compared exactly and after removing
-special-token strings and repeated spaces (the suite drops <unk>/<s>/</s>; transformers prints them).
+Without ``model=`` a wav2vec2-base-sized random Wav2Vec2ForCTC is built once into runs/bench/ (random
+weights: the agreement of the reduced-precision modes is measured on it, not on a trained model). The N
+files (mixed ``min_s``-``max_s`` s) are data/speech/**/*.wav clips concatenated, or synthetic audio when
+there are none. Every side runs in its own subprocess with ``threads`` torch threads, so its peak RSS
+(getrusage in the child) is its own, and each is warmed up on one second of audio before the clock starts.
+
+- suite (``modes``: fp32 exact; bf16 autocast and int8 dynamically quantised linear layers are optional
+  modes, never defaults): the checkpoint imported with ``speech.asr.interop.hf.load_hf``, transcribed by the
+  suite's batch path (``speech.asr.batch.transcribe_to_file``, as scripts/transcribe.py runs it): files read
+  batch by batch, batches formed by length and capped at ``max_batch_seconds`` of padded audio.
+- transformers: ``pipeline("automatic-speech-recognition")`` on the same paths, default batch size 1, since
+  wav2vec2-base (group norm) has no padding mask in transformers.
+
+Transcripts are compared with the transformers fp32 ones exactly and after removing special-token strings
+and repeated spaces (the suite drops <unk>/<s>/</s>; transformers prints them).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import resource
 import subprocess
@@ -80,29 +90,74 @@ def make_files(n: int, min_s: float, max_s: float, out: Path) -> list[Path]:
     return paths
 
 
-def run_side(side: str, model: str, files: list[str], batch_size: int, threads: int) -> dict[str, Any]:
-    """Load and transcribe in this process; report times, transcripts and peak RSS."""
+def _suite(model: str, mode: str, max_batch_seconds: float) -> tuple[Any, Any]:
+    """Load the suite's transcriber in ``mode``; return it and a function that transcribes paths in order."""
+    import contextlib
+    import tempfile
+
     import torch
 
-    if threads:
-        torch.set_num_threads(threads)
-    t0 = time.perf_counter()
-    if side == "suite":
-        from speech.asr.infer import Transcriber
-        from speech.asr.interop.hf import load_hf
+    from speech.asr.batch import Item, transcribe_to_file
+    from speech.asr.infer import Transcriber
+    from speech.asr.interop.hf import load_hf
 
-        transcriber = Transcriber(*load_hf(model), decoder="greedy")
-        t1 = time.perf_counter()
-        texts = transcriber.transcribe(files, batch_size=batch_size)
-    else:
+    model_, vocab = load_hf(model)
+    if mode == "int8":
+        model_ = torch.ao.quantization.quantize_dynamic(model_.eval(), {torch.nn.Linear}, dtype=torch.qint8)
+    elif mode not in ("fp32", "bf16"):
+        raise ValueError(f"mode must be fp32, bf16 or int8, got {mode!r}")
+    transcriber = Transcriber(model_, vocab, decoder="greedy")
+
+    def run(paths: list[str]) -> list[str]:
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if mode == "bf16" else contextlib.nullcontext()
+        with tempfile.TemporaryDirectory() as tmp, autocast:
+            out = Path(tmp) / "out.jsonl"
+            transcribe_to_file(transcriber, [Item(p, p) for p in paths], out, max_batch_seconds=max_batch_seconds,
+                               num_workers=0, progress=False, lang_alphabet=False)
+            rows = {r["audio"]: r["text"] for r in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
+        return [rows[p] for p in paths]
+
+    return transcriber, run
+
+
+def run_side(side: str, model: str, files: list[str], args: dict[str, str]) -> dict[str, Any]:
+    """Load, warm up and transcribe in this process; report times, transcripts and peak RSS."""
+    import torch
+
+    from speech.audio import write_audio
+
+    torch.set_num_threads(int(args["threads"]))
+    t0 = time.perf_counter()
+    if side == "transformers":
         from transformers import pipeline
 
         pipe = pipeline("automatic-speech-recognition", model=model, device=-1)
-        t1 = time.perf_counter()
-        texts = [o["text"] for o in pipe(files, batch_size=batch_size)]
+        batch = int(args["hf_batch_size"])
+
+        def run(paths: list[str]) -> list[str]:
+            return [o["text"] for o in pipe(paths, batch_size=batch)]
+    else:
+        _, run = _suite(model, side.removeprefix("suite_"), float(args["max_batch_seconds"]))
+        batch = 0
+    warm = BENCH / "warmup_1s.wav"
+    write_audio(warm, np.random.default_rng(1).standard_normal(16_000).astype(np.float32) * 0.1)
+    t1 = time.perf_counter()
+    run([str(warm)])
     t2 = time.perf_counter()
-    return {"side": side, "load_s": t1 - t0, "wall_s": t2 - t1, "texts": texts, "threads": torch.get_num_threads(),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "batch_size": batch_size}
+    rss_ready = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    texts = run(files)
+    t3 = time.perf_counter()
+    return {"side": side, "load_s": t1 - t0, "warmup_s": t2 - t1, "wall_s": t3 - t2, "texts": texts,
+            "threads": torch.get_num_threads(), "rss_ready_mb": rss_ready, "batch": batch,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _cer(hyps: list[str], refs: list[str]) -> float:
+    """Character error rate of ``hyps`` against ``refs``, summed over the corpus."""
+    from common.metrics import error_counts
+
+    counts = [error_counts(h, r)[:2] for h, r in zip(hyps, refs)]
+    return sum(e for e, _ in counts) / max(1, sum(n for _, n in counts))
 
 
 def _normalise(text: str) -> str:
@@ -110,10 +165,10 @@ def _normalise(text: str) -> str:
 
 
 def main(argv: list[str]) -> None:
-    args = dict(a.split("=", 1) for a in argv)
+    args = {"threads": "2", "hf_batch_size": "1", "max_batch_seconds": "120", **dict(a.split("=", 1) for a in argv)}
     if "side" in args:  # child process
         files = json.loads(Path(args["files"]).read_text())
-        result = run_side(args["side"], args["model"], files, int(args["batch_size"]), int(args["threads"]))
+        result = run_side(args["side"], args["model"], files, args)
         Path(args["result"]).write_text(json.dumps(result, ensure_ascii=False))
         return
     from common.io import atomic_open
@@ -124,33 +179,36 @@ def main(argv: list[str]) -> None:
     files = make_files(n, min_s, max_s, BENCH / f"audio_{n}_{min_s:g}-{max_s:g}s")
     audio_s = sum(audio_duration(f) for f in files)
     (BENCH / "files.json").write_text(json.dumps([str(f) for f in files]))
-    sides = {"suite": int(args.get("batch_size", 8)), "transformers": int(args.get("hf_batch_size", 1))}
+    sides = ["transformers", *(f"suite_{m}" for m in args.get("modes", "fp32,bf16,int8").split(","))]
     results = {}
-    for side, bs in sides.items():
+    for side in sides:
         res_path = BENCH / f"result_{side}.json"
         cmd = [sys.executable, __file__, f"side={side}", f"model={model}", f"files={BENCH / 'files.json'}",
-               f"batch_size={bs}", f"threads={args.get('threads', 0)}", f"result={res_path}"]
+               f"result={res_path}", *(f"{k}={args[k]}" for k in ("threads", "hf_batch_size", "max_batch_seconds"))]
         subprocess.run(cmd, check=True, cwd=ROOT)
         results[side] = json.loads(res_path.read_text())
-    s, h = results["suite"], results["transformers"]
-    exact = sum(a == b for a, b in zip(s["texts"], h["texts"]))
-    normalised = sum(_normalise(a) == _normalise(b) for a, b in zip(s["texts"], h["texts"]))
-    summary: dict[str, Any] = {"model": str(model), "files": n, "audio_s": audio_s, "sides": {}}
-    print(f"{n} files, {audio_s / 60:.1f} min of audio, model {model}, {s['threads']} threads")
-    print(f"{'side':<13} {'batch':>5} {'load s':>7} {'wall s':>8} {'RTF':>7} {'audio-s/s':>10} {'peak RSS MB':>12}")
+    ref = results["transformers"]
+    load = os.getloadavg()
+    summary: dict[str, Any] = {"model": str(model), "files": n, "min_s": min_s, "max_s": max_s, "audio_s": audio_s,
+                               "threads": int(args["threads"]), "max_batch_seconds": float(args["max_batch_seconds"]),
+                               "load_avg_1_5_15": load, "sides": {}}
+    print(f"{n} files ({min_s:g}-{max_s:g} s), {audio_s / 60:.1f} min of audio, model {model}, "
+          f"{args['threads']} threads, load average {load[0]:.1f}")
+    print(f"{'side':<14} {'load s':>6} {'warm s':>6} {'wall s':>7} {'RTF':>7} {'audio-s/s':>9} {'speed-up':>8} "
+          f"{'peak RSS MB':>11} {'RSS/hf':>6} {'identical':>9} {'normalised':>10} {'CER vs hf':>9}")
     for side, r in results.items():
-        row = {k: r[k] for k in ("load_s", "wall_s", "peak_rss_mb", "batch_size", "threads")}
-        row |= {"rtf": r["wall_s"] / audio_s, "audio_s_per_s": audio_s / r["wall_s"]}
+        row = {k: r[k] for k in ("load_s", "warmup_s", "wall_s", "peak_rss_mb", "rss_ready_mb", "batch")}
+        row |= {"rtf": r["wall_s"] / audio_s, "audio_s_per_s": audio_s / r["wall_s"],
+                "speedup": ref["wall_s"] / r["wall_s"], "rss_ratio": r["peak_rss_mb"] / ref["peak_rss_mb"],
+                "identical": sum(a == b for a, b in zip(r["texts"], ref["texts"])),
+                "identical_normalised": sum(_normalise(a) == _normalise(b) for a, b in zip(r["texts"], ref["texts"])),
+                "cer_vs_transformers": _cer([_normalise(t) for t in r["texts"]], [_normalise(t) for t in ref["texts"]])}
         summary["sides"][side] = row
-        print(f"{side:<13} {r['batch_size']:>5} {r['load_s']:>7.1f} {r['wall_s']:>8.1f} {row['rtf']:>7.4f} "
-              f"{row['audio_s_per_s']:>10.1f} {r['peak_rss_mb']:>12.0f}")
-    summary["speedup"] = h["wall_s"] / s["wall_s"]
-    summary["rss_ratio"] = s["peak_rss_mb"] / h["peak_rss_mb"]
-    summary["identical"] = exact
-    summary["identical_normalised"] = normalised
-    summary["examples"] = [{"suite": a, "transformers": b} for a, b in zip(s["texts"][:3], h["texts"][:3])]
-    print(f"suite speed-up {summary['speedup']:.2f}x, peak RSS suite/transformers {summary['rss_ratio']:.2f}; "
-          f"transcripts identical {exact}/{n}, after normalising specials and spaces {normalised}/{n}")
+        print(f"{side:<14} {r['load_s']:>6.1f} {r['warmup_s']:>6.1f} {r['wall_s']:>7.1f} {row['rtf']:>7.3f} "
+              f"{row['audio_s_per_s']:>9.2f} {row['speedup']:>7.2f}x {r['peak_rss_mb']:>11.0f} "
+              f"{row['rss_ratio']:>6.2f} {row['identical']:>5}/{n:<3} {row['identical_normalised']:>6}/{n:<3} "
+              f"{100 * row['cer_vs_transformers']:>8.2f}%")
+    summary["examples"] = [{side: r["texts"][i] for side, r in results.items()} for i in range(min(2, n))]
     out = Path(args.get("out", BENCH / "hf_pipeline_throughput.json"))
     with atomic_open(out, "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2, ensure_ascii=False)
