@@ -201,8 +201,8 @@ class Transcriber:
         return self.lid is not None and (bool(lid) or (lid is None and lang is None))
 
     @torch.inference_mode()
-    def _forward(self, waves: Sequence[np.ndarray], langs: Sequence[str | None] | None = None
-                 ) -> tuple[Tensor, Tensor, Tensor | None]:
+    def log_probs_and_frames(self, waves: Sequence[np.ndarray], langs: Sequence[str | None] | None = None
+                             ) -> tuple[Tensor, Tensor, Tensor | None]:
         """``log_probs`` plus the encoder frames [B, T, D] the LID head reads (None without a head)."""
         if self.lid is None:
             logp, lens = self.log_probs(waves, langs)
@@ -211,7 +211,8 @@ class Transcriber:
             logp, lens = self.log_probs(waves, langs)
         return logp, lens, seen[-1]
 
-    def _identify(self, hidden: Tensor, valid: Tensor | None, duration: float) -> dict[str, Any]:
+    def identify_frames(self, hidden: Tensor, valid: Tensor | None, duration: float) -> dict[str, Any]:
+        """LID row of one input's encoder frames [T, D] (see ``speech.asr.lid.identify_frames``)."""
         assert self.lid is not None
         return identify_frames(self.lid, hidden, valid, self.frame_seconds, self.lid_segments, duration)
 
@@ -245,8 +246,8 @@ class Transcriber:
         (and ``segments`` when long enough), and the detected language steers their decoding.
         """
         langs = list(langs) if langs is not None else [None] * len(waves)
-        logp, out_lens, hidden = self._forward(waves, langs)
-        infos = [self._identify(hidden[i, : int(n)], None, len(w) / SAMPLE_RATE)
+        logp, out_lens, hidden = self.log_probs_and_frames(waves, langs)
+        infos = [self.identify_frames(hidden[i, : int(n)], None, len(w) / SAMPLE_RATE)
                  if hidden is not None and self._wants_lid(lang, lid) else None
                  for i, (w, n, lang) in enumerate(zip(waves, out_lens.tolist(), langs))]
         steered = [self._steer(lang, info) for lang, info in zip(langs, infos)]
@@ -267,7 +268,7 @@ class Transcriber:
             return logp, samples, None, None
 
         def both(ws: Sequence[np.ndarray]) -> tuple[Tensor, Tensor]:
-            lp, lens, hidden = self._forward(ws, [lang] * len(ws))
+            lp, lens, hidden = self.log_probs_and_frames(ws, [lang] * len(ws))
             assert hidden is not None
             return torch.cat([lp, hidden.to(lp.dtype)], -1), lens  # stitched together; pause frames get -inf
 
@@ -284,7 +285,7 @@ class Transcriber:
         want = self._wants_lid(lang, lid)
         logp, samples, hidden, valid = self._long_pass(src, lang, name, want)
         duration = samples / SAMPLE_RATE
-        info = self._identify(hidden, valid, duration) if hidden is not None else None
+        info = self.identify_frames(hidden, valid, duration) if hidden is not None else None
         return {**self._decode_row(logp, lang, info, timestamps, duration), "duration": round(duration, 3)}
 
     def is_long(self, src: AudioInput) -> bool:
@@ -322,14 +323,14 @@ class Transcriber:
         for i, src in long.items():
             _, samples, hidden, valid = self._long_pass(src, None, None, True)
             assert hidden is not None
-            rows[i] = self._identify(hidden, valid, samples / SAMPLE_RATE)
+            rows[i] = self.identify_frames(hidden, valid, samples / SAMPLE_RATE)
         order = sorted(short, key=lambda i: len(short[i]))
         for s in range(0, len(order), batch_size):
             idx = order[s : s + batch_size]
-            _, lens, hidden = self._forward([short[i] for i in idx])
+            _, lens, hidden = self.log_probs_and_frames([short[i] for i in idx])
             assert hidden is not None
             for j, i in enumerate(idx):
-                rows[i] = self._identify(hidden[j, : int(lens[j])], None, len(short[i]) / SAMPLE_RATE)
+                rows[i] = self.identify_frames(hidden[j, : int(lens[j])], None, len(short[i]) / SAMPLE_RATE)
         return rows
 
     def transcribe(self, inputs: Sequence[AudioInput], batch_size: int = 16, lang: str | None = None,
