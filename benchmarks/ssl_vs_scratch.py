@@ -91,6 +91,7 @@ def main(argv: list[str]) -> None:
         "experiment=ssl_pretrain", f"data.train_manifest={ROOT / args['unlabelled']}",
         f"data.val_manifest={ROOT / args['dev']}", f"trainer.max_time={budget(float(args['ssl_minutes']))}",
         f"data.max_batch_seconds={args['ssl_batch_seconds']}", "trainer.val_check_interval=60",
+        "model.warmup_steps=50",
     ], threads))], parallel=False)
     ssl_time = time.time() - t0
 

@@ -128,6 +128,19 @@ def test_loss_decreases_on_a_tiny_batch(one_thread: None) -> None:
     assert sum(contrastive[-5:]) / 5 < sum(contrastive[:5]) / 5
 
 
+def test_collapsed_codebook_is_no_shortcut() -> None:
+    """One code for every frame makes target and distractors identical: chance-level loss, zero accuracy."""
+    net = tiny_net().eval()
+    with torch.no_grad():
+        net.quantizer.weight_proj.weight.zero_()
+        net.quantizer.weight_proj.bias.copy_(torch.arange(32.0))  # argmax: the last entry of each group
+    wave, lens = chirps([8_000, 6_000])
+    out = net(wave, lens, generator=torch.Generator().manual_seed(0))
+    assert out.code_perplexity.item() == pytest.approx(2.0, abs=1e-4)
+    assert out.contrastive.item() == pytest.approx(torch.log(torch.tensor(11.0)).item(), abs=1e-4)
+    assert out.accuracy.item() == 0.0
+
+
 def test_export_round_trip_and_transformers_layout(tmp_path: Path) -> None:
     net = tiny_net().eval()
     d = save_pretrained(net, tmp_path / "ssl")

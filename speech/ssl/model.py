@@ -159,13 +159,12 @@ class Wav2Vec2SSL(nn.Module):
         negs = q[neg_idx]  # [N, K, P]
         cands = torch.cat([q[:, None], negs], 1)  # [N, 1 + K, P]
         logits = F.cosine_similarity(c[:, None].float(), cands.float(), dim=-1) / o.logit_temp  # [N, 1 + K]
-        # A distractor identical to the target (same code, same frame content) can't be told apart.
-        same = (negs == q[:, None]).all(-1)
-        logits = torch.cat([logits[:, :1], logits[:, 1:].masked_fill(same, float("-inf"))], 1)
+        # Unlike fairseq, a distractor with the target's code is kept, not set to -inf: with small codebooks
+        # that rule made a collapsed codebook (one code per group) the optimum, with zero contrastive loss.
         logits = logits[ok]
         if len(logits):
             contrastive = F.cross_entropy(logits, logits.new_zeros(len(logits), dtype=torch.long))
-            accuracy = (logits.argmax(-1) == 0).float().mean()
+            accuracy = (logits[:, 0] > logits[:, 1:].max(-1).values).float().mean()  # ties count as wrong
         else:
             contrastive, accuracy = c.sum() * 0.0 + q.sum() * 0.0, c.new_zeros(())
         gv = o.num_groups * o.num_vars
