@@ -52,7 +52,7 @@ def clip_eval(t: Transcriber, rows: list[dict[str, Any]], waves: list[np.ndarray
         logp, lens, hidden = t.log_probs_and_frames([waves[i] for i in idx])
         t1 = time.perf_counter()
         assert hidden is not None
-        infos = [t.identify_frames(hidden[j, : int(lens[j])], None, len(waves[i]) / SAMPLE_RATE)
+        infos = [t.identify_frames(hidden[j, : int(lens[j])], None, len(waves[i]) / SAMPLE_RATE, waves[i])
                  for j, i in enumerate(idx)]
         secs["encode"] += t1 - t0
         secs["lid"] += time.perf_counter() - t1
@@ -115,6 +115,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     args = dict(a.split("=", 1) for a in argv if "=" in a)
     t = Transcriber.from_pretrained(args["model"], decoder=args.get("decoder", "auto"), lid=True,
                                     lid_min_confidence=float(args.get("min_confidence", 0.5)))
+    t.lid_segments.reencode = args.get("reencode", "true").lower() == "true"
     rows = pick(read_manifest(args.get("test", "data/speech/test.jsonl")), int(args.get("per_lang", 25)))
     waves = [load_audio(r["audio"]) for r in rows]
     t0 = time.perf_counter()

@@ -21,7 +21,7 @@ from speech.asr.align import align_text, check_timestamps
 from speech.asr.beam import LanguageModels
 from speech.asr.hub import load_model
 from speech.asr.kenlm_decode import WordLMDecoders, require_pyctcdecode
-from speech.asr.lid import LIDHead, SegmentConfig, capture_hidden, has_lid, identify_frames, load_lid
+from speech.asr.lid import LIDHead, SegmentConfig, capture_hidden, has_lid, identify_frames, load_lid, runs_of
 from speech.asr.longform import WindowConfig, probe_duration, split_points, stitched_log_probs, stream_audio
 from speech.asr.model import CTCModel
 from speech.audio import SAMPLE_RATE, decode_audio
@@ -211,10 +211,32 @@ class Transcriber:
             logp, lens = self.log_probs(waves, langs)
         return logp, lens, seen[-1]
 
-    def identify_frames(self, hidden: Tensor, valid: Tensor | None, duration: float) -> dict[str, Any]:
-        """LID row of one input's encoder frames [T, D] (see ``speech.asr.lid.identify_frames``)."""
+    def identify_frames(self, hidden: Tensor, valid: Tensor | None, duration: float,
+                        wave: np.ndarray | None = None) -> dict[str, Any]:
+        """LID row of one input's encoder frames [T, D] (see ``speech.asr.lid.identify_frames``); with its
+        ``wave`` and ``lid_segments.reencode``, segments come from windows of audio encoded on their own."""
         assert self.lid is not None
-        return identify_frames(self.lid, hidden, valid, self.frame_seconds, self.lid_segments, duration)
+        row = identify_frames(self.lid, hidden, valid, self.frame_seconds, self.lid_segments, duration)
+        if "segments" in row and wave is not None and self.lid_segments.reencode:
+            row["segments"] = self.audio_segments(wave)
+        return row
+
+    def audio_segments(self, wave: np.ndarray, batch: int = 16) -> list[dict[str, Any]]:
+        """Language runs of a 16 kHz waveform from the LID head on sliding windows of audio, each encoded alone."""
+        assert self.lid is not None
+        cfg = self.lid_segments
+        win, hop = int(cfg.window_seconds * SAMPLE_RATE), max(1, int(cfg.hop_seconds * SAMPLE_RATE))
+        starts = list(range(0, max(len(wave) - win, 0) + 1, hop))
+        if starts[-1] + win < len(wave):
+            starts.append(len(wave) - win)
+        scores = []
+        for b in range(0, len(starts), batch):
+            _, lens, hidden = self.log_probs_and_frames([wave[s : s + win] for s in starts[b : b + batch]])
+            assert hidden is not None
+            with torch.no_grad():
+                scores.append(self.lid(hidden, lens).float().log_softmax(-1).cpu())
+        centres = [(s + min(win, len(wave)) / 2) / SAMPLE_RATE for s in starts]
+        return runs_of(torch.cat(scores), centres, len(wave) / SAMPLE_RATE, self.lid.cfg.langs, cfg.switch_penalty)
 
     def _steer(self, hint: str | None, info: dict[str, Any] | None) -> str | None:
         """The language decoding uses: the hint, else a detection at least ``lid_min_confidence`` sure."""
@@ -247,7 +269,7 @@ class Transcriber:
         """
         langs = list(langs) if langs is not None else [None] * len(waves)
         logp, out_lens, hidden = self.log_probs_and_frames(waves, langs)
-        infos = [self.identify_frames(hidden[i, : int(n)], None, len(w) / SAMPLE_RATE)
+        infos = [self.identify_frames(hidden[i, : int(n)], None, len(w) / SAMPLE_RATE, w)
                  if hidden is not None and self._wants_lid(lang, lid) else None
                  for i, (w, n, lang) in enumerate(zip(waves, out_lens.tolist(), langs))]
         steered = [self._steer(lang, info) for lang, info in zip(langs, infos)]
@@ -330,7 +352,8 @@ class Transcriber:
             _, lens, hidden = self.log_probs_and_frames([short[i] for i in idx])
             assert hidden is not None
             for j, i in enumerate(idx):
-                rows[i] = self.identify_frames(hidden[j, : int(lens[j])], None, len(short[i]) / SAMPLE_RATE)
+                rows[i] = self.identify_frames(hidden[j, : int(lens[j])], None, len(short[i]) / SAMPLE_RATE,
+                                               short[i])
         return rows
 
     def transcribe(self, inputs: Sequence[AudioInput], batch_size: int = 16, lang: str | None = None,

@@ -121,8 +121,11 @@ class SegmentConfig:
 
     window_seconds: float = 2.0
     """Encoder frames pooled per window."""
-    hop_seconds: float = 0.5
+    hop_seconds: float = 1.0
     """Step between windows."""
+    reencode: bool = True
+    """Run the encoder on each window's own audio (inputs up to one long-form window): the encoder's attention
+    over the whole input blurs the frames of two languages into each other. False pools slices of its frames."""
     switch_penalty: float = 4.0
     """Log-score cost of changing language between two windows; higher gives fewer, longer runs."""
     min_seconds: float = 4.0
@@ -172,18 +175,24 @@ def viterbi_runs(logp: Tensor, penalty: float) -> list[int]:
 
 def segments(head: LIDHead, hidden: Tensor, valid: Tensor, frame_seconds: float, cfg: SegmentConfig,
              duration: float | None = None) -> list[dict[str, Any]]:
-    """Runs of one language over an input's frames [T, D]: ``[{start, end, lang, confidence}]`` in seconds.
+    """Runs of one language over an input's frames [T, D]: ``[{start, end, lang, confidence}]`` in seconds."""
+    if hidden.shape[0] == 0:
+        return []
+    logp, starts = window_log_probs(head, hidden, valid, frame_seconds, cfg)
+    win = min(hidden.shape[0], max(1, round(cfg.window_seconds / frame_seconds)))
+    centres = ((starts.float() + win / 2) * frame_seconds).tolist()
+    end = duration if duration is not None else hidden.shape[0] * frame_seconds
+    return runs_of(logp, centres, end, head.cfg.langs, cfg.switch_penalty)
+
+
+def runs_of(logp: Tensor, centres: list[float], end: float, langs: list[str], penalty: float
+            ) -> list[dict[str, Any]]:
+    """Viterbi-smoothed runs of window language log-probs [W, L] whose windows are centred at ``centres`` (s).
 
     A run's confidence is the mean probability of its language over its windows; boundaries fall halfway
     between the centres of the last window of one run and the first of the next.
     """
-    if hidden.shape[0] == 0:
-        return []
-    logp, starts = window_log_probs(head, hidden, valid, frame_seconds, cfg)
-    path = viterbi_runs(logp, cfg.switch_penalty)
-    win = min(hidden.shape[0], max(1, round(cfg.window_seconds / frame_seconds)))
-    centres = (starts.float() + win / 2) * frame_seconds
-    end_all = duration if duration is not None else hidden.shape[0] * frame_seconds
+    path = viterbi_runs(logp, penalty)
     runs: list[dict[str, Any]] = []
     first = 0
     for i in range(1, len(path) + 1):
@@ -191,9 +200,9 @@ def segments(head: LIDHead, hidden: Tensor, valid: Tensor, frame_seconds: float,
             continue
         lang = path[first]
         start = 0.0 if not runs else runs[-1]["end"]
-        end = end_all if i == len(path) else float(centres[i - 1] + centres[i]) / 2
+        stop = end if i == len(path) else (centres[i - 1] + centres[i]) / 2
         conf = float(logp[first:i, lang].exp().mean())
-        runs.append({"start": round(start, 3), "end": round(end, 3), "lang": head.cfg.langs[lang],
+        runs.append({"start": round(start, 3), "end": round(stop, 3), "lang": langs[lang],
                      "confidence": round(conf, 4)})
         first = i
     return runs
