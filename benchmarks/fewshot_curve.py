@@ -5,9 +5,10 @@
         [sizes=0,5,10,20,50] [steps=60] [old_per_lang=20] [text=<text for a char LM>] [out=runs/benchmarks/fewshot]
 
 0 utterances is the base model as it is (greedy, no language hint, alphabet unrestricted). Each size
-n trains a fresh adapter on the first n utterances of one fixed shuffle (nested subsets) and is scored
-greedy with the language hint. Drift: CER change on ``old_per_lang`` utterances of every old language,
-adapted minus base model, with and without the hint. Writes curve.md, curve.json and curve.png.
+n (skipped when ``out/rows.jsonl`` already holds it for the same settings) trains a fresh adapter on the
+first n utterances of one fixed shuffle (nested subsets) and is scored greedy with the language hint.
+Drift: the largest per-language CER change (points) on ``old_per_lang`` utterances of every old
+language, adapted against base model, with and without the hint. Writes curve.md, curve.json and curve.png.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import torch
 
-from common.io import atomic_open
+from common.io import append_jsonl, atomic_open, read_jsonl_lenient
 from speech.asr.beam import LanguageModels
 from speech.asr.extend import (
     AdapterConfig,
@@ -75,23 +76,29 @@ def main(args: dict[str, str]) -> dict[str, Any]:
     random.Random(0).shuffle(pool)
     test = load_examples(args.get("test", "data/speech_tur/test.jsonl"), lang)
     old = per_lang(load_examples(args.get("old", "data/speech/test.jsonl")), int(args.get("old_per_lang", 20)))
+    out.mkdir(parents=True, exist_ok=True)
     lm = None
     if "text" in args:
         lines = [normalize_transcript(x) for x in Path(args["text"]).read_text(encoding="utf-8").splitlines()]
         lm = CharNgramLM(6).fit([x for x in lines if x])
 
+    # Finished sizes are kept in rows.jsonl, so a re-run (or a parallel run on other sizes) skips them.
+    setting: dict[str, Any] = {"steps": steps, "rank": rank, "batch_size": int(args.get("batch_size", 4)),
+               "lr": float(args.get("lr", 5e-3)), "old_per_lang": int(args.get("old_per_lang", 20)),
+               "lm": lm is not None}
+    done = {r["utterances"]: r for r in read_jsonl_lenient(out / "rows.jsonl") if r.get("setting") == setting}
+    todo = [n for n in sizes if n not in done]
     base, base_vocab, _ = load_for_extension(model_dir)
-    old_ref = {h: error_rates(transcribe(base, base_vocab, old, hint=h), old) for h in (True, False)}
-    rows: list[dict[str, Any]] = []
-    for n in sizes:
+    old_ref = {h: error_rates(transcribe(base, base_vocab, old, hint=h), old) for h in (True, False)} if todo else {}
+    for n in todo:
         model, vocab, _ = load_for_extension(model_dir, AdapterConfig(rank=rank, alpha=2.0 * rank))
-        row: dict[str, Any] = {"utterances": n, "train_seconds": 0.0}
+        row: dict[str, Any] = {"utterances": n, "train_seconds": 0.0, "setting": setting}
         if n > 0:
             subset = pool[:n]
             add_language(model, vocab, lang, [e[1] for e in subset])
             t0 = time.time()
-            cfg = ExtendConfig(steps=steps, batch_size=min(int(args.get("batch_size", 4)), n), adapter=model.cfg,
-                               lr=float(args.get("lr", 5e-3)), warmup=max(1, steps // 10))
+            cfg = ExtendConfig(steps=steps, batch_size=min(setting["batch_size"], n), adapter=model.cfg,
+                               lr=setting["lr"], warmup=max(1, steps // 10))
             finetune(model, vocab, lang, subset, cfg)
             row["train_seconds"] = round(time.time() - t0, 1)
         summary = error_rates(transcribe(model, vocab, test, hint=n > 0), test)
@@ -102,12 +109,14 @@ def main(args: dict[str, str]) -> dict[str, Any]:
             now = error_rates(transcribe(model, vocab, old, hint=h), old)
             key = "drift_hint" if h else "drift_nohint"
             row[key] = max((abs(100 * (now[k]["cer"] - old_ref[h][k]["cer"])) for k in now), default=0.0)
-        rows.append(row)
+        row["old_cer_base"] = 100 * old_ref[True]["all"]["cer"]
+        append_jsonl(out / "rows.jsonl", row)
+        done[n] = row
         print(json.dumps(row), flush=True)
+    rows = [done[n] for n in sizes]
 
-    result = {"lang": lang, "model": model_dir, "steps": steps, "rank": rank, "test_utterances": len(test),
-              "old_utterances": len(old), "old_cer_base": {k: 100 * v["cer"] for k, v in old_ref[True].items()},
-              "rows": rows}
+    result = {"lang": lang, "model": model_dir, **setting, "test_utterances": len(test),
+              "old_utterances": len(old), "rows": rows}
     write_outputs(result, out)
     return result
 
