@@ -60,7 +60,7 @@ class SpeechDataset(Dataset):
             f = random.choice(self.speeds)
             if f != 1.0:
                 wave = soxr.resample(wave, int(SAMPLE_RATE * f), SAMPLE_RATE).astype(np.float32)
-        text = normalize_transcript(row.get("text", ""))
+        text = normalize_transcript(row.get("text", ""), row.get("lang"))
         target = self.vocab.encode(text) if self.vocab is not None else []
         return {"wave": torch.from_numpy(wave), "target": torch.tensor(target, dtype=torch.long), "text": text,
                 "lang": row.get("lang", "und"), "audio": row["audio_raw"]}
@@ -147,7 +147,7 @@ class SpeechDataModule(L.LightningDataModule):
                 self._vocab = CharVocab.load(self.hp.vocab_path)
             else:
                 rows = self.rows("train")
-                self._vocab = CharVocab.build((normalize_transcript(r.get("text", "")) for r in rows),
+                self._vocab = CharVocab.build((normalize_transcript(r.get("text", ""), r.get("lang")) for r in rows),
                                               langs=[r.get("lang", "und") for r in rows])
         return self._vocab
 

@@ -46,7 +46,7 @@ def dev_logits(t: Transcriber, manifest: str) -> list[tuple[str, str, np.ndarray
     for i in range(0, len(rows), 16):
         batch = rows[i : i + 16]
         logp, out_lens = t.log_probs([w for _, w in batch])
-        out += [(r["lang"], normalize_transcript(r["text"]), lp[:n].cpu().numpy())
+        out += [(r["lang"], normalize_transcript(r["text"], r["lang"]), lp[:n].cpu().numpy())
                 for (r, _), lp, n in zip(batch, logp, out_lens.tolist())]
     return out
 
@@ -60,7 +60,7 @@ def lexicon_lines(lang: str, size: int, alphabet: str, per_line: int = 8) -> lis
     if lang not in LANGUAGES:
         return []
     allowed = set(alphabet) | {" "}
-    words = [w for w in (normalize_transcript(x) for x in lexicon(lang, size)) if w and set(w) <= allowed]
+    words = [w for w in (normalize_transcript(x, lang) for x in lexicon(lang, size)) if w and set(w) <= allowed]
     np.random.default_rng(0).shuffle(words)
     return [" ".join(words[i : i + per_line]) for i in range(0, len(words), per_line)]
 
@@ -73,13 +73,13 @@ def main() -> None:
     texts: dict[str, list[str]] = defaultdict(list)
     for r in read_manifest(args["train"], resolve_paths=False):
         if r.get("text") and r.get("lang"):
-            texts[r["lang"]].append(normalize_transcript(r["text"]))
+            texts[r["lang"]].append(normalize_transcript(r["text"], r["lang"]))
     t = Transcriber.from_pretrained(args["model"], decoder="greedy")
     n_lex = int(args.get("lexicon_words", 30_000))
     for lang in list(texts):
         extra = lexicon_lines(lang, n_lex, t.vocab.lang_chars.get(lang, "")) if n_lex > 0 else []
         if f"text.{lang}" in args:
-            extra += [normalize_transcript(x) for x in user_sentences(args[f"text.{lang}"])]
+            extra += [normalize_transcript(x, lang) for x in user_sentences(args[f"text.{lang}"])]
         texts[lang] += extra
         print(f"{lang}: {len(texts[lang])} LM lines ({len(extra)} from text-only sources)")
     dev = dev_logits(t, args["dev"])

@@ -27,7 +27,7 @@ def score(hyp_path: str, ref_path: str | None = None) -> dict[str, dict[str, flo
             missing += 1
             continue
         lang = h.get("lang") or refs.get(h["audio"], {}).get("lang") or "und"
-        rates.update([normalize_transcript(h["text"])], [normalize_transcript(ref)], [lang])
+        rates.update([normalize_transcript(h["text"], lang)], [normalize_transcript(ref, lang)], [lang])
     if missing:
         print(f"{missing} transcript(s) had no reference and were not scored", file=sys.stderr)
     return rates.summary()

@@ -187,3 +187,12 @@ def test_specials_in_chars_are_not_duplicated() -> None:
     vocab = CharVocab([BLANK, "a", SPACE, UNK, "b"])
     assert vocab.tokens == [BLANK, UNK, SPACE, "a", "b"]
     assert vocab.encode("a b") == [3, 2, 4]
+
+
+def test_turkish_casing() -> None:
+    from text.normalize import normalize_transcript
+
+    # Dotted capital İ never leaves a stray combining dot; Turkish capital I is dotless ı.
+    assert normalize_transcript("İstanbul'da IŞIK var") == "istanbul'da işik var"
+    assert normalize_transcript("İstanbul'da IŞIK var", "tur_Latn") == "istanbul'da ışık var"
+    assert normalize_transcript("Ich bin IN Berlin", "deu_Latn") == "ich bin in berlin"

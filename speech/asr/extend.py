@@ -70,7 +70,7 @@ def load_examples(manifest: str | Path, lang: str | None = None, limit: int | No
     for row in read_manifest(manifest):
         if lang is not None and row.get("lang", lang) != lang:
             continue
-        text = normalize_transcript(row.get("text", ""))
+        text = normalize_transcript(row.get("text", ""), row.get("lang"))
         if not text:
             raise ValueError(f"{manifest}: {row['audio_raw']} has no transcript")
         try:
