@@ -1,7 +1,7 @@
 """Language extension by distillation: xsim error of a held-out language against the number of parallel pairs.
 
     python benchmarks/text_extension_curve.py model=<text encoder dir> [lang=tur_Latn] [sizes=50,100,200,500]
-        [steps=300] [lr=2e-4] [data=data/text/parallel] [out=runs/bench/text_extension] [threads=1]
+        [steps=300] [lr=1e-3] [data=data/text/parallel] [out=runs/bench/text_extension] [threads=1]
 
 For each size, distils the encoder onto ``lang`` from the first N pairs of train.eng_Latn-<lang>.tsv, then measures
 xsim (ratio margin) on the test split: eng<->lang, and lang<->every trained language (mean of both directions).
@@ -65,7 +65,7 @@ def main() -> None:
     model_dir, lang = args["model"], args.get("lang", "tur_Latn")
     sizes = [int(s) for s in args.get("sizes", "50,100,200,500").split(",")]
     steps, data = int(args.get("steps", 300)), Path(args.get("data", "data/text/parallel"))
-    lr = float(args.get("lr", 2e-4))
+    lr = float(args.get("lr", 1e-3))
     out = Path(args.get("out", "runs/bench/text_extension"))
     torch.set_num_threads(int(args.get("threads", 1)))
     trained = [x for x in read_config(model_dir)["langs"] if x != lang]

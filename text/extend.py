@@ -1,7 +1,7 @@
 """Extend a trained sentence encoder to a new language from a few hundred English-X pairs, by distillation.
 
 python scripts/extend_language.py model=<encoder dir> lang=tur_Latn parallel=<eng-tur .tsv> output=<dir>
-    [pairs=200 steps=300 batch_size=32 lr=2e-4 dev=<held-out eng-tur .tsv> seed=0 threads=]
+    [pairs=200 steps=300 batch_size=32 lr=1e-3 dev=<held-out eng-tur .tsv> seed=0 threads=]
 
 The tokenizer is reused as is: byte fallback covers characters it never saw.
 """
@@ -60,7 +60,7 @@ def pair_errors(model: SentenceEncoder, tokenizer: SentencePieceTokenizer, pairs
 
 def extend(
     model_dir: str | Path, lang: str, pairs: list[tuple[str, str]], output: str | Path | None = None,
-    steps: int = 300, batch_size: int = 32, lr: float = 2e-4, seed: int = 0,
+    steps: int = 300, batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
     dev: list[tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Distil the encoder at ``model_dir`` onto ``lang``; writes the student to ``output`` when given."""
@@ -108,7 +108,7 @@ def main(args: dict[str, str]) -> dict[str, Any]:
     pairs = read_pairs(args["parallel"], int(args.get("pairs", 200)))
     dev = read_pairs(args["dev"]) if args.get("dev") else None
     report = extend(args["model"], args["lang"], pairs, args["output"], steps=int(args.get("steps", 300)),
-                    batch_size=int(args.get("batch_size", 32)), lr=float(args.get("lr", 2e-4)),
+                    batch_size=int(args.get("batch_size", 32)), lr=float(args.get("lr", 1e-3)),
                     seed=int(args.get("seed", 0)), dev=dev)
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return report
