@@ -10,10 +10,11 @@ files (mixed ``min_s``-``max_s`` s) are data/speech/**/*.wav clips concatenated,
 there are none. Every side runs in its own subprocess with ``threads`` torch threads, so its peak RSS
 (getrusage in the child) is its own, and each is warmed up on one second of audio before the clock starts.
 
-- suite (``modes``: fp32 exact; bf16 autocast and int8 dynamically quantised linear layers are optional
-  modes, never defaults): the checkpoint imported with ``speech.asr.interop.hf.load_hf``, transcribed by the
-  suite's batch path (``speech.asr.batch.transcribe_to_file``, as scripts/transcribe.py runs it): files read
-  batch by batch, batches formed by length and capped at ``max_batch_seconds`` of padded audio.
+- suite (``modes``: fp32 is exact; bf16 autocast and int8 dynamically quantised linear layers are the
+  optional modes of ``speech.asr.precision.with_precision``, never defaults): the checkpoint imported with
+  ``speech.asr.interop.hf.load_hf`` and transcribed by the suite's batch path (``transcribe_to_file``, as
+  scripts/transcribe.py runs it): files read batch by batch, batches formed by length and capped at
+  ``max_batch_seconds`` of padded audio.
 - transformers: ``pipeline("automatic-speech-recognition")`` on the same paths, default batch size 1, since
   wav2vec2-base (group norm) has no padding mask in transformers.
 
@@ -92,25 +93,19 @@ def make_files(n: int, min_s: float, max_s: float, out: Path) -> list[Path]:
 
 def _suite(model: str, mode: str, max_batch_seconds: float) -> tuple[Any, Any]:
     """Load the suite's transcriber in ``mode``; return it and a function that transcribes paths in order."""
-    import contextlib
     import tempfile
-
-    import torch
 
     from speech.asr.batch import Item, transcribe_to_file
     from speech.asr.infer import Transcriber
     from speech.asr.interop.hf import load_hf
+    from speech.asr.precision import with_precision
 
     model_, vocab = load_hf(model)
-    if mode == "int8":
-        model_ = torch.ao.quantization.quantize_dynamic(model_.eval(), {torch.nn.Linear}, dtype=torch.qint8)
-    elif mode not in ("fp32", "bf16"):
-        raise ValueError(f"mode must be fp32, bf16 or int8, got {mode!r}")
-    transcriber = Transcriber(model_, vocab, decoder="greedy")
+    model_, precision = with_precision(model_, mode)
+    transcriber = Transcriber(model_, vocab, decoder="greedy")  # type: ignore[arg-type]
 
     def run(paths: list[str]) -> list[str]:
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if mode == "bf16" else contextlib.nullcontext()
-        with tempfile.TemporaryDirectory() as tmp, autocast:
+        with tempfile.TemporaryDirectory() as tmp, precision():
             out = Path(tmp) / "out.jsonl"
             transcribe_to_file(transcriber, [Item(p, p) for p in paths], out, max_batch_seconds=max_batch_seconds,
                                num_workers=0, progress=False, lang_alphabet=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from speech.asr.config import CTCModelConfig
 from speech.asr.hub import MODEL_TYPES, load_model, save_pretrained
 from speech.asr.model import CTCModel
+from speech.asr.precision import with_precision
 from speech.encoders.wav2vec2 import Wav2Vec2Encoder, mms_1b, wav2vec2_base, wav2vec2_tiny, xlsr_300m
 from tests.helpers import compose_cfg, load_script, tiny_overrides
 from text.char_vocab import CharVocab
@@ -145,3 +147,26 @@ def test_unpadded_batch_attends_without_a_mask_and_gives_the_masked_result() -> 
         masked = enc.contextualize(torch.cat([x, torch.randn(2, 1, enc.cfg.d_model)], 1), lens)
     assert seen[0] is None and isinstance(seen[1], torch.Tensor)
     torch.testing.assert_close(fast, masked[:, :50], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_reduced_precision_modes_stay_close_to_fp32(precision: str) -> None:
+    torch.manual_seed(0)
+    cfg = CTCModelConfig(vocab_size=12, encoder_type="wav2vec2",
+                         encoder=wav2vec2_tiny(num_layers=2, dropout=0.0, attention_dropout=0.0))
+    model = CTCModel(cfg).eval()
+    wave, lens = torch.randn(2, 8_000) * 0.1, torch.tensor([8_000, 5_000])
+    with torch.no_grad():
+        ref, ref_lens = model(wave, lens)
+        fast, run = with_precision(copy.deepcopy(model), precision)
+        with run():
+            out, out_lens = fast(wave, lens)
+    assert out.dtype == torch.float32 and out.shape == ref.shape and out_lens.tolist() == ref_lens.tolist()
+    assert (out - ref).abs().max() < 0.2  # close, not exact: these modes are never the default
+    if precision == "int8":
+        assert not any(type(m) is torch.nn.Linear for m in fast.modules())
+
+
+def test_unknown_precision_is_named() -> None:
+    with pytest.raises(ValueError, match="fp16"):
+        with_precision(torch.nn.Linear(2, 2), "fp16")
