@@ -34,4 +34,4 @@ def test_ddp_two_cpu_processes_match_one(tiny_corpus: Path, tmp_path: Path) -> N
     moved = max((single[k] - init[k]).abs().max().item() for k in single)
     assert moved > 1e-3  # training really changed the weights
     for k in single:
-        torch.testing.assert_close(ddp[k], single[k], atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(ddp[k], single[k], atol=5e-5, rtol=1e-4)  # gloo all-reduce sums in another order
