@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from common.losses import ContrastiveLoss
+from common.optim import adamw_warmup_cosine, decay_groups
 from text.sentence_encoder import SentenceEncoder, SentenceEncoderConfig, save_pretrained
 from text.tokenizer import SentencePieceTokenizer
 from text.xsim import format_matrix, mean_error, xsim_matrix
@@ -21,14 +21,6 @@ from text.xsim import format_matrix, mean_error, xsim_matrix
 
 def _as_dict(x: Any) -> dict[str, Any]:
     return asdict(x) if is_dataclass(x) and not isinstance(x, type) else dict(x or {})
-
-
-def warmup_cosine(step: int, warmup: int, total: int, floor: float) -> float:
-    """LR multiplier: linear warm-up, then cosine decay to ``floor`` at ``total`` steps."""
-    if step < warmup:
-        return (step + 1) / max(warmup, 1)
-    progress = min(1.0, (step - warmup) / max(total - warmup, 1))
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class SentenceEncoderModule(L.LightningModule):
@@ -107,16 +99,9 @@ class SentenceEncoderModule(L.LightningModule):
             rank_zero_info(f"\ntest:\n{format_matrix(matrix)}")
 
     def configure_optimizers(self) -> Any:
-        decay = [p for p in self.parameters() if p.ndim >= 2]
-        no_decay = [p for p in self.parameters() if p.ndim < 2]
-        opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.hparams["weight_decay"]}, {"params": no_decay, "weight_decay": 0}],
-            lr=self.hparams["lr"], betas=(0.9, 0.98),
-        )
-        total = int(self.trainer.estimated_stepping_batches)
-        warmup, floor = self.hparams["warmup_steps"], self.hparams["min_lr_ratio"]
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, warmup, total, floor))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        hp = self.hparams
+        return adamw_warmup_cosine(self, decay_groups(self.named_parameters(), hp["weight_decay"]), hp["lr"],
+                                   (0.9, 0.98), hp["warmup_steps"], hp["min_lr_ratio"])
 
     def export(self, out_dir: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` + ``tokenizer.model`` for ``from_pretrained``."""

@@ -27,12 +27,12 @@ import torch
 import torch.nn.functional as F
 
 from common.metrics import ErrorRates, format_table
+from common.optim import warmup_cosine
 from datamodules.manifest import read_manifest
 from speech.asr.adapters import MODEL_TYPE, AdaptedCTCModel, AdapterConfig, load_adapted, save_adapted
 from speech.asr.beam import LanguageModels
 from speech.asr.hub import load_model
 from speech.asr.infer import greedy_decode, pad_waves
-from speech.asr.module import warmup_cosine
 from speech.audio import SAMPLE_RATE, AudioError, load_audio
 from text.char_lm import CharNgramLM
 from text.char_vocab import SPACE, CharVocab

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -10,10 +9,10 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Timer
 from lightning.pytorch.utilities import rank_zero_info
 
 from common.metrics import LanguageErrorRates, format_table
+from common.optim import adamw_warmup_cosine, decay_groups
 from speech.asr.config import CTCModelConfig, SpecAugmentConfig
 from speech.asr.hub import load_encoder_weights, save_pretrained
 from speech.asr.infer import greedy_decode
@@ -26,18 +25,6 @@ from text.char_vocab import CharVocab
 def _as_dict(x: Any) -> dict[str, Any]:
     d = asdict(x) if is_dataclass(x) and not isinstance(x, type) else dict(x or {})
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}  # plain YAML/JSON in hparams
-
-
-def warmup_cosine(step: int, warmup: int, total: int, floor: float, time_progress: float = 0.0) -> float:
-    """LR multiplier: linear warm-up, then cosine decay to ``floor``.
-
-    The decay follows whichever budget runs out first: steps, or wall time (``time_progress``,
-    the used share of ``trainer.max_time``), so a time-capped run still ends at a low LR.
-    """
-    if step < warmup:
-        return (step + 1) / max(warmup, 1)
-    progress = min(1.0, max((step - warmup) / max(total - warmup, 1), time_progress))
-    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class ASRModule(L.LightningModule):
@@ -140,32 +127,9 @@ class ASRModule(L.LightningModule):
         rank_zero_info(f"\ntest:\n{format_table(summary)}")
 
     def configure_optimizers(self) -> Any:
-        decay = [p for n, p in self.named_parameters() if p.ndim >= 2]
-        no_decay = [p for n, p in self.named_parameters() if p.ndim < 2]
-        opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.hparams["weight_decay"]},
-             {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.hparams["lr"], betas=tuple(self.hparams["betas"]),
-        )
-        total = int(self.trainer.estimated_stepping_batches)
-        warmup, floor = self.hparams["warmup_steps"], self.hparams["min_lr_ratio"]
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: warmup_cosine(s, warmup, total, floor, self._time_progress())
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-    def _time_progress(self) -> float:
-        """Share of ``trainer.max_time`` used so far (0 when there is no time budget)."""
-        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None) if self._trainer else None  # type: ignore[attr-defined]
-        if timer is None:
-            return 0.0
-        elapsed = timer.time_elapsed("train")
-        remaining = timer.time_remaining("train")
-        if remaining is None:
-            return 0.0
-        progress = elapsed / max(elapsed + remaining, 1e-9)
-        # Every rank must apply the same LR, so rank 0's clock decides.
-        return float(self.trainer.strategy.broadcast(progress)) if self.trainer.world_size > 1 else progress
+        hp = self.hparams
+        return adamw_warmup_cosine(self, decay_groups(self.named_parameters(), hp["weight_decay"]), hp["lr"],
+                                   hp["betas"], hp["warmup_steps"], hp["min_lr_ratio"])
 
     def export(self, out_dir: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` + ``vocab.json`` for ``from_pretrained``."""

@@ -9,23 +9,12 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Timer
 
-from speech.asr.module import warmup_cosine
+from common.optim import adamw_warmup_cosine, decay_groups
 from speech.encoders.wav2vec2 import Wav2Vec2Config
 from speech.ssl.config import SSLObjectiveConfig
 from speech.ssl.hub import load_heads, read_pretrained, save_pretrained
 from speech.ssl.model import SSLOutput, Wav2Vec2SSL
-
-
-def time_progress(trainer: L.Trainer | None) -> float:
-    """Share of ``trainer.max_time`` used so far (0 without a time budget); rank 0's clock decides."""
-    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None) if trainer else None  # type: ignore[attr-defined]
-    if trainer is None or timer is None or timer.time_remaining("train") is None:
-        return 0.0
-    elapsed, remaining = timer.time_elapsed("train"), float(timer.time_remaining("train") or 0.0)
-    progress = elapsed / max(elapsed + remaining, 1e-9)
-    return float(trainer.strategy.broadcast(progress)) if trainer.world_size > 1 else progress
 
 
 def load_init_encoder(net: Wav2Vec2SSL, path: str | Path) -> None:
@@ -122,19 +111,9 @@ class SSLModule(L.LightningModule):
         self._eval_step(batch, batch_idx, "test")
 
     def configure_optimizers(self) -> Any:
-        decay = [p for p in self.parameters() if p.ndim >= 2 and p.requires_grad]
-        no_decay = [p for p in self.parameters() if p.ndim < 2 and p.requires_grad]
-        opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.hparams["weight_decay"]},
-             {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.hparams["lr"], betas=tuple(self.hparams["betas"]),
-        )
-        total = int(self.trainer.estimated_stepping_batches)
-        warmup, floor = self.hparams["warmup_steps"], self.hparams["min_lr_ratio"]
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: warmup_cosine(s, warmup, total, floor, time_progress(self._trainer))
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        hp = self.hparams
+        return adamw_warmup_cosine(self, decay_groups(self.named_parameters(), hp["weight_decay"]), hp["lr"],
+                                   hp["betas"], hp["warmup_steps"], hp["min_lr_ratio"])
 
     def export(self, out_dir: str | Path) -> Path:
         """Write a transformers-layout wav2vec2 directory: ``model.init_encoder=<dir>`` for ASR fine-tuning."""

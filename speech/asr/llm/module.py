@@ -10,16 +10,15 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Timer
 from lightning.pytorch.utilities import rank_zero_info
 
 from common.metrics import LanguageErrorRates, format_table
+from common.optim import adamw_warmup_cosine, decay_groups
 from speech.asr.llm.config import DecoderLMConfig, LLMASRConfig, decoder_lm_tiny
 from speech.asr.llm.decode import decode_prompts, max_tokens
 from speech.asr.llm.hub import ctc_encoder_config, load_ctc_encoder, save_pretrained
 from speech.asr.llm.model import LLMASR
 from speech.asr.llm.tokens import Segment, TokenSequence, build_sequence, pad_sequences
-from speech.asr.module import warmup_cosine
 from speech.audio import SAMPLE_RATE
 from speech.encoders.conformer import ConformerConfig
 
@@ -176,32 +175,12 @@ class LLMASRModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
-        groups: list[dict[str, Any]] = []
-        for name, scale in (("encoder", hp["encoder_lr_scale"]), ("rest", 1.0)):
-            params = [(n, p) for n, p in self.net.named_parameters()
-                      if p.requires_grad and n.startswith("encoder.") == (name == "encoder")]
-            for decay in (True, False):
-                chosen = [p for n, p in params if (p.ndim >= 2) == decay]
-                if chosen and scale > 0:
-                    groups.append({"params": chosen, "lr": hp["lr"] * scale,
-                                   "weight_decay": hp["weight_decay"] if decay else 0.0})
-        opt = torch.optim.AdamW(groups, lr=hp["lr"], betas=tuple(hp["betas"]))
-        total = int(self.trainer.estimated_stepping_batches)
-        warmup, floor = hp["warmup_steps"], hp["min_lr_ratio"]
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: warmup_cosine(s, warmup, total, floor, self._time_progress())
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-    def _time_progress(self) -> float:
-        """Share of ``trainer.max_time`` used so far (0 without a time budget); rank 0's clock decides."""
-        timer = next((c for c in self.trainer.callbacks if isinstance(c, Timer)), None) if self._trainer else None  # type: ignore[attr-defined]
-        remaining = timer.time_remaining("train") if timer else None
-        if timer is None or remaining is None:
-            return 0.0
-        elapsed = timer.time_elapsed("train")
-        progress = elapsed / max(elapsed + remaining, 1e-9)
-        return float(self.trainer.strategy.broadcast(progress)) if self.trainer.world_size > 1 else progress
+        encoder = [(n, p) for n, p in self.net.named_parameters() if n.startswith("encoder.")]
+        rest = [(n, p) for n, p in self.net.named_parameters() if not n.startswith("encoder.")]
+        groups = decay_groups(rest, hp["weight_decay"])
+        if hp["encoder_lr_scale"] > 0:
+            groups += decay_groups(encoder, hp["weight_decay"], lr=hp["lr"] * hp["encoder_lr_scale"])
+        return adamw_warmup_cosine(self, groups, hp["lr"], hp["betas"], hp["warmup_steps"], hp["min_lr_ratio"])
 
     def export(self, out_dir: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` for ``LLMTranscriber.from_pretrained``."""
