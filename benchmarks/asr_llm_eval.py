@@ -16,21 +16,11 @@ from typing import Any
 
 from common.io import atomic_open
 from common.metrics import ErrorRates
+from common.runner import parse_kv_args
 from datamodules.manifest import read_manifest
 from speech.asr.llm.infer import LLMTranscriber
 from speech.audio import load_audio
 from text.normalize import normalize_transcript
-
-
-def parse_args(argv: list[str], defaults: dict[str, str]) -> dict[str, str]:
-    """``key=value`` pairs over ``defaults``; an unknown key is an error."""
-    args = dict(defaults)
-    for a in argv:
-        key, sep, value = a.partition("=")
-        if not sep or key not in args:
-            raise SystemExit(f"unknown argument {a!r}; expected key=value with key in {sorted(args)}")
-        args[key] = value
-    return args
 
 
 def per_language(manifest: str, n: int) -> list[dict[str, Any]]:
@@ -43,7 +33,7 @@ def per_language(manifest: str, n: int) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    args = parse_args(sys.argv[1:], {"model": "runs/train/asr_llm_f/model", "test": "data/speech/test.jsonl",
+    args = parse_kv_args(sys.argv[1:], {"model": "runs/train/asr_llm_f/model", "test": "data/speech/test.jsonl",
                                      "per_lang": "20", "beam": "1", "batch_size": "16",
                                      "out": "runs/bench/asr_llm_eval.json"})
     rows = per_language(args["test"], int(args["per_lang"]))

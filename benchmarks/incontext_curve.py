@@ -20,6 +20,7 @@ from typing import Any
 
 from common.io import atomic_open
 from common.metrics import ErrorRates
+from common.runner import parse_kv_args
 from datamodules.manifest import read_manifest
 from speech.asr.infer import Transcriber
 from speech.asr.llm.hub import from_pretrained
@@ -28,19 +29,8 @@ from speech.audio import load_audio
 from text.normalize import normalize_transcript
 
 
-def parse_args(argv: list[str], defaults: dict[str, str]) -> dict[str, str]:
-    """``key=value`` pairs over ``defaults``; an unknown key is an error."""
-    args = dict(defaults)
-    for a in argv:
-        key, sep, value = a.partition("=")
-        if not sep or key not in args:
-            raise SystemExit(f"unknown argument {a!r}; expected key=value with key in {sorted(args)}")
-        args[key] = value
-    return args
-
-
 def main() -> None:
-    args = parse_args(sys.argv[1:], {
+    args = parse_kv_args(sys.argv[1:], {
         "model": "runs/train/asr_llm_f/model", "test": "data/speech_tur/test.jsonl",
         "pool": "data/speech_tur/train.jsonl", "lang": "tur_Latn", "n": "40", "shots": "0,1,5,10", "beam": "1",
         "seed": "0", "batch_size": "8", "ctc": "runs/train/asr_lowres_default/model",

@@ -95,3 +95,23 @@ def report_bad_inputs(log_path: str | None) -> int:
         lines = "\n".join(f"  {b['audio']}: {b['reason']}" for b in bad)
         log.warning("%d input(s) skipped (details in %s):\n%s", len(bad), log_path, lines)
     return len(bad)
+
+
+def parse_kv_args(argv: list[str], defaults: dict[str, str] | None = None, required: tuple[str, ...] = (),
+                  usage: str = "") -> dict[str, str]:
+    """``key=value`` command-line words over ``defaults``.
+
+    With ``defaults``, a key it lacks is an error; a missing ``required`` key is an error too.
+    """
+    args = dict(defaults or {})
+    for a in argv:
+        key, sep, value = a.partition("=")
+        key = key.lstrip("+")
+        if not sep or not key or (defaults is not None and key not in defaults):
+            known = f"; known keys: {', '.join(sorted(defaults))}" if defaults is not None else ""
+            raise SystemExit(f"bad argument {a!r}: expected key=value{known}\n{usage}".rstrip())
+        args[key] = value
+    missing = [k for k in required if not args.get(k)]
+    if missing:
+        raise SystemExit(f"{', '.join(k + '=' for k in missing)} required\n{usage}".rstrip())
+    return args

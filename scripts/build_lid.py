@@ -20,19 +20,10 @@ from dataclasses import fields
 
 import torch
 
+from common.runner import parse_kv_args
 from speech.asr.hub import load_model
 from speech.asr.lid import save_lid
 from speech.asr.lid_train import LIDTrainConfig, cache_manifest, frame_seconds_of, train_head
-
-
-def parse_args(argv: list[str]) -> dict[str, str]:
-    """``key=value`` pairs; ``model`` and ``train`` are required."""
-    args = dict(a.split("=", 1) for a in argv if "=" in a)
-    bad = [a for a in argv if "=" not in a]
-    if bad or "model" not in args or "train" not in args:
-        raise SystemExit(f"usage: build_lid.py model=<dir> train=<manifest> [dev=<manifest>] [key=value ...]"
-                         f"{'; not key=value: ' + ' '.join(bad) if bad else ''}")
-    return args
 
 
 def train_config(args: dict[str, str]) -> LIDTrainConfig:
@@ -46,7 +37,7 @@ def train_config(args: dict[str, str]) -> LIDTrainConfig:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    args = parse_kv_args(sys.argv[1:] if argv is None else argv, required=("model", "train"), usage=__doc__ or "")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if "threads" in args:
         torch.set_num_threads(int(args["threads"]))

@@ -19,22 +19,10 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common.io import atomic_open
+from common.runner import parse_kv_args
 from text.towers import TOWERS, TextTowerConfig, build_text_tower
 
-KNOWN = {"model", "input", "output", "lang", "batch_size", "kind", "pooling", "threads", "max_length"}
-
-
-def parse_args(argv: list[str]) -> dict[str, str]:
-    args: dict[str, str] = {}
-    for word in argv:
-        key, sep, value = word.partition("=")
-        if not sep or key not in KNOWN:
-            raise SystemExit(f"bad argument {word!r}; known keys: {', '.join(sorted(KNOWN))}\n{__doc__}")
-        args[key] = value
-    for key in ("model", "input", "output"):
-        if not args.get(key):
-            raise SystemExit(f"{key}= is required\n{__doc__}")
-    return args
+KNOWN = ("model", "input", "output", "lang", "batch_size", "kind", "pooling", "threads", "max_length")
 
 
 def tower_kind(model_dir: str) -> str:
@@ -64,17 +52,18 @@ def read_lines(path: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> np.ndarray:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    args = parse_kv_args(sys.argv[1:] if argv is None else argv, dict.fromkeys(KNOWN, ""), ("model", "input", "output"),
+                         __doc__ or "")
     if args.get("threads"):
         torch.set_num_threads(int(args["threads"]))
     kind = args.get("kind") or tower_kind(args["model"])
     if kind not in TOWERS:
         raise SystemExit(f"unknown kind {kind!r}; known kinds: {', '.join(TOWERS)}")
     texts = read_lines(args["input"])
-    cfg = TextTowerConfig(kind=kind, path=args["model"], pooling=args.get("pooling", "mean"),
-                          max_length=int(args.get("max_length", 128)))
+    cfg = TextTowerConfig(kind=kind, path=args["model"], pooling=args.get("pooling") or "mean",
+                          max_length=int(args.get("max_length") or 128))
     tower = build_text_tower(cfg)
-    emb = tower.encode(texts, lang=args.get("lang") or None, batch_size=int(args.get("batch_size", 64)))
+    emb = tower.encode(texts, lang=args.get("lang") or None, batch_size=int(args.get("batch_size") or 64))
     rows = F.normalize(emb.float(), dim=-1).numpy().astype(np.float32)  # [N, D]
     with atomic_open(args["output"], "wb") as f:
         np.save(f, rows)

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from common.runner import parse_kv_args
+
 # model_type -> "module:function" taking the key=value arguments as a dict.
 BACKENDS = {
     "sentence_encoder": "text.extend:main",
@@ -19,17 +21,6 @@ BACKENDS = {
     "ctc_wav2vec2": "speech.asr.extend:main",
     "ctc_adapted": "speech.asr.extend:main",
 }
-
-
-def parse_args(argv: list[str]) -> dict[str, str]:
-    """``key=value`` words to a dict; anything else is an error."""
-    args: dict[str, str] = {}
-    for word in argv:
-        key, sep, value = word.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"arguments are key=value pairs, got {word!r}\n{__doc__}")
-        args[key.lstrip("+")] = value
-    return args
 
 
 def model_type(model_dir: str) -> str:
@@ -44,7 +35,7 @@ def model_type(model_dir: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    args = parse_kv_args(sys.argv[1:] if argv is None else argv, usage=__doc__ or "")
     if not args.get("model"):
         raise SystemExit(f"model=<dir> is required\n{__doc__}")
     kind = model_type(args["model"])
