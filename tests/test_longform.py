@@ -17,10 +17,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from speech.asr.config import CTCModelConfig, conformer
-from speech.asr.infer import Transcriber
+from speech.asr.infer import Transcriber, greedy_decode
 from speech.asr.longform import WindowConfig, stitched_log_probs, stream_audio, windows
 from speech.asr.model import CTCModel
 from speech.audio import SAMPLE_RATE, AudioError, decode_audio
+from speech.encoders.wav2vec2 import wav2vec2_tiny
 from text.char_vocab import CharVocab
 
 FRAME = 640  # samples per output frame, as the conformer's 4x subsampling of 10 ms hops
@@ -163,3 +164,22 @@ def test_ffmpeg_formats_and_resampling_stream_like_a_full_decode(tmp_path: Path)
     sf.write(tmp_path / "silent.wav", np.zeros(40 * SAMPLE_RATE, np.float32), SAMPLE_RATE)
     with pytest.raises(AudioError, match="silent"):
         list(stream_audio(tmp_path / "silent.wav"))
+
+
+def test_long_transcript_cut_inside_a_word_keeps_the_word_whole() -> None:
+    torch.manual_seed(0)
+    vocab = CharVocab(list("abc"))
+    model = CTCModel(CTCModelConfig(vocab_size=len(vocab), encoder=wav2vec2_tiny(num_layers=1),
+                                    encoder_type="wav2vec2"))
+    transcriber = Transcriber(model, vocab, decoder="greedy")
+    # 30 s of one space-free "word": every decode-piece cut falls inside it, between characters
+    ids = [vocab.blank_id if t % 3 else vocab.index["abc"[(t // 3) % 3]] for t in range(1_500)]
+    logp = torch.full((len(ids), len(vocab)), -20.0)
+    logp[torch.arange(len(ids)), torch.tensor(ids)] = 0.0
+    whole = greedy_decode(logp[None], torch.tensor([len(ids)]), vocab)[0]
+    assert " " not in whole and len(whole) == 500
+    assert transcriber.transcript(logp, None)["text"] == whole
+    ids[700:706] = [vocab.blank_id, vocab.index[" "], vocab.blank_id] * 2  # a word gap where the cut will go
+    logp = torch.full((len(ids), len(vocab)), -20.0)
+    logp[torch.arange(len(ids)), torch.tensor(ids)] = 0.0
+    assert transcriber.transcript(logp, None)["text"] == greedy_decode(logp[None], torch.tensor([len(ids)]), vocab)[0]

@@ -121,7 +121,7 @@ def test_cli_writes_srt_for_a_long_file_and_resumes(model_dir: Path, talk: Path,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     (row,) = read_jsonl_lenient(tmp_path / "talk.srt.jsonl")
-    assert row["duration"] == pytest.approx(sf.info(str(talk)).duration, abs=0.01) and len(row["words"]) > 3
+    assert row["duration"] == pytest.approx(sf.info(str(talk)).duration, abs=0.01) and len(row["words"]) >= 2
     cues = parse_srt(out.read_text(encoding="utf-8"))
     assert [w for c in cues for line in c[2] for w in line.split()] == [w["word"] for w in row["words"]]
     assert all(len(line) <= 30 or " " not in line for c in cues for line in c[2])

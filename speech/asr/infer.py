@@ -167,15 +167,26 @@ class Transcriber:
         """
         max_frames = max(1, int(DECODE_PIECE_SECONDS / self.frame_seconds))
         bounds = [0, *split_points(logp, self.vocab, max_frames), logp.shape[0]]
-        texts, words, chars = [], [], []
-        for lo, hi in itertools.pairwise(bounds):
+        # A cut with no space beside it lies inside a word: its pieces join without one (exact greedy text).
+        best = logp.argmax(-1).tolist()  # [T]
+        gaps = [True, *(_word_gap(best, cut, self.vocab) for cut in bounds[1:-1])]
+        texts: list[str] = []
+        words: list[dict[str, Any]] = []
+        chars: list[dict[str, Any]] = []
+        for (lo, hi), gap in zip(itertools.pairwise(bounds), gaps):
             text = self.decode(logp[lo:hi], lang)
-            texts.append(text)
             if timestamps != "none" and text:
                 w, c = align_text(logp[lo:hi], text, self.vocab, self.frame_seconds,
                                   offset + lo * self.frame_seconds, duration)
+                if not gap and words and w and texts and texts[-1] and not text.startswith(" "):
+                    words[-1] = {**words[-1], "word": words[-1]["word"] + w[0]["word"], "end": w[0]["end"]}
+                    w = w[1:]
                 words += w
                 chars += c
+            if gap or not texts:
+                texts.append(text)
+            else:
+                texts[-1] += text
         return _row(texts, words, chars, timestamps)
 
     def transcript_runs(self, logp: Tensor, runs: Sequence[dict[str, Any]], timestamps: str = "none",
@@ -378,6 +389,18 @@ class Transcriber:
         if timestamps == "none" and not lid:
             return [r["text"] for r in rows]
         return rows
+
+
+def _word_gap(best: list[int], cut: int, vocab: CharVocab) -> bool:
+    """Whether the run of blank/space frames (greedy path) around frame ``cut`` holds a space."""
+    space = vocab.index.get(" ")
+    silent = (vocab.blank_id, space)
+    lo, hi = cut, cut
+    while lo > 0 and best[lo - 1] in silent:
+        lo -= 1
+    while hi < len(best) and best[hi] in silent:
+        hi += 1
+    return space in best[lo:hi]
 
 
 def _row(texts: list[str], words: list[dict[str, Any]], chars: list[dict[str, Any]], timestamps: str
