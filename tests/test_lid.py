@@ -213,5 +213,5 @@ def test_build_lid_script(tiny_corpus: Path, lid_model: tuple[Path, dict[str, fl
     assert {"dev_acc", "dev_acc_2s", "train_loss"} <= set(metrics)
     assert load_lid(m).cfg == LIDConfig(d_model=32, langs=LANGS)
     assert isinstance(load_lid(m), LIDHead)
-    with pytest.raises(SystemExit, match="usage"):
+    with pytest.raises(SystemExit, match="train= required"):
         load_script("build_lid").main([f"model={m}"])
