@@ -162,15 +162,19 @@ class SpeechDataModule(L.LightningDataModule):
         """Use the vocabulary of an existing model (evaluation, fine-tuning)."""
         self._vocab = vocab
 
-    def _loader(self, stage: str, train: bool) -> DataLoader:
-        rows = self.rows(stage)
+    def batch_sampler(self, rows: list[dict[str, Any]], train: bool) -> DurationBatchSampler:
+        """Length-bucketed batches of ``rows``, sharded over the trainer's ranks."""
         trainer = self.trainer
-        sampler = DurationBatchSampler(
+        return DurationBatchSampler(
             [r["duration"] for r in rows], self.hp.max_batch_seconds, self.hp.max_batch_size,
             num_buckets=self.hp.num_buckets, shuffle=train and self.hp.shuffle, seed=self.hp.seed,
             rank=trainer.global_rank if trainer else 0, world_size=trainer.world_size if trainer else 1,
             sorted_epochs=self.hp.sorted_epochs if train else 0,
         )
+
+    def _loader(self, stage: str, train: bool) -> DataLoader:
+        rows = self.rows(stage)
+        sampler = self.batch_sampler(rows, train)
         ds = SpeechDataset(rows, self.vocab, self.hp.speed_perturb if train else None,
                            self.hp.bad_audio_log, stage)
         workers = self.hp.num_workers

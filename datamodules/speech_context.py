@@ -9,7 +9,6 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.bucketing import DurationBatchSampler
 from datamodules.speech import SpeechDataModule, SpeechDataset, collate_speech
 
 
@@ -78,13 +77,7 @@ class SpeechContextDataModule(SpeechDataModule):
 
     def _loader(self, stage: str, train: bool) -> DataLoader:
         rows = self.rows(stage)
-        trainer = self.trainer
-        sampler = DurationBatchSampler(
-            [r["duration"] for r in rows], self.hp.max_batch_seconds, self.hp.max_batch_size,
-            num_buckets=self.hp.num_buckets, shuffle=train and self.hp.shuffle, seed=self.hp.seed,
-            rank=trainer.global_rank if trainer else 0, world_size=trainer.world_size if trainer else 1,
-            sorted_epochs=self.hp.sorted_epochs if train else 0,
-        )
+        sampler = self.batch_sampler(rows, train)
         base = SpeechDataset(rows, None, self.hp.speed_perturb if train else None, self.hp.bad_audio_log, stage)
         ds = ContextSpeechDataset(base, self.hp.context_prob if train else 0.0, self.hp.context_max_examples,
                                   self.hp.context_max_seconds)
