@@ -109,3 +109,20 @@ def test_ranking_loss_prefers_aligned_pairs() -> None:
     assert x.grad is not None and torch.isfinite(x.grad).all()
     with pytest.raises(ValueError, match="equal shapes"):
         loss(a, a[:3])
+
+
+def test_parallel_reader_names_the_file_and_line_of_a_bad_row(tmp_path: Path) -> None:
+    from datamodules.text import read_parallel
+
+    good = '{"id": "1", "texts": {"eng_Latn": "a cat", "deu_Latn": "eine Katze"}}'
+    p = tmp_path / "train.jsonl"
+    p.write_text(good + "\n\n" + '{"id": "2", "texts": {"eng_Latn": "a dog"\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"train\.jsonl:3: not a parallel row"):
+        read_parallel(p)
+    p.write_text(good + "\n" + '{"id": "2", "texts": ["a dog"]}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"train\.jsonl:2: 'texts' must map"):
+        read_parallel(p)
+    p.write_text(good + "\n", encoding="utf-8")
+    assert read_parallel(p) == [{"eng_Latn": "a cat", "deu_Latn": "eine Katze"}]
+    with pytest.raises(FileNotFoundError, match=r"missing\.jsonl"):
+        read_parallel(tmp_path / "missing.jsonl")
