@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torchaudio.functional import edit_distance
 from torchmetrics import Metric
+
+if TYPE_CHECKING:
+    import lightning as L
 
 
 @dataclass
@@ -90,3 +95,18 @@ class LanguageErrorRates(Metric):
             k: {"cer": float(r[0] / r[1].clamp_min(1)), "wer": float(r[2] / r[3].clamp_min(1)), "n": float(r[4])}
             for k, r in rows.items()
         }
+
+
+def log_error_rates(module: L.LightningModule, rates: LanguageErrorRates, stage: str) -> dict[str, dict[str, float]]:
+    """End of a val/test epoch: log ``{stage}/cer`` (all) and ``{stage}_{lang}/cer|wer``, print the table, reset."""
+    summary = rates.compute()
+    rates.reset()
+    for lang, m in summary.items():
+        name = stage if lang == "all" else f"{stage}_{lang}"
+        module.log(f"{name}/cer", m["cer"], prog_bar=lang == "all", rank_zero_only=True)
+        module.log(f"{name}/wer", m["wer"], rank_zero_only=True)
+    if stage == "test":
+        rank_zero_info(f"\ntest:\n{format_table(summary)}")
+    elif not module.trainer.sanity_checking:
+        rank_zero_info(f"\nvalidation, epoch {module.current_epoch}:\n{format_table(summary)}")
+    return summary

@@ -9,9 +9,8 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_info
 
-from common.metrics import LanguageErrorRates, format_table
+from common.metrics import LanguageErrorRates, log_error_rates
 from common.optim import adamw_warmup_cosine, decay_groups
 from speech.asr.config import CTCModelConfig, SpecAugmentConfig
 from speech.asr.hub import load_encoder_weights, save_pretrained
@@ -108,23 +107,11 @@ class ASRModule(L.LightningModule):
     def test_step(self, batch: dict[str, Any] | None, batch_idx: int) -> None:
         self._eval_step(batch, self.test_rates, "test")
 
-    def _log_rates(self, rates: LanguageErrorRates, stage: str) -> dict[str, dict[str, float]]:
-        summary = rates.compute()
-        rates.reset()
-        for lang, m in summary.items():
-            name = stage if lang == "all" else f"{stage}_{lang}"
-            self.log(f"{name}/cer", m["cer"], prog_bar=lang == "all", rank_zero_only=True)
-            self.log(f"{name}/wer", m["wer"], rank_zero_only=True)
-        return summary
-
     def on_validation_epoch_end(self) -> None:
-        summary = self._log_rates(self.val_rates, "val")
-        if not self.trainer.sanity_checking:
-            rank_zero_info(f"\nvalidation, epoch {self.current_epoch}:\n{format_table(summary)}")
+        log_error_rates(self, self.val_rates, "val")
 
     def on_test_epoch_end(self) -> None:
-        summary = self._log_rates(self.test_rates, "test")
-        rank_zero_info(f"\ntest:\n{format_table(summary)}")
+        log_error_rates(self, self.test_rates, "test")
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams

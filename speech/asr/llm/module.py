@@ -10,9 +10,8 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_info
 
-from common.metrics import LanguageErrorRates, format_table
+from common.metrics import LanguageErrorRates, log_error_rates
 from common.optim import adamw_warmup_cosine, decay_groups
 from speech.asr.llm.config import DecoderLMConfig, LLMASRConfig, decoder_lm_tiny
 from speech.asr.llm.decode import decode_prompts, max_tokens
@@ -153,25 +152,17 @@ class LLMASRModule(L.LightningModule):
     def test_step(self, batch: dict[str, Any] | None, batch_idx: int) -> None:
         self._eval_step(batch, self.test_rates, "test")
 
-    def _log_rates(self, rates: LanguageErrorRates, stage: str) -> dict[str, dict[str, float]]:
-        summary = rates.compute()
-        rates.reset()
-        for lang, m in summary.items():
-            name = stage if lang == "all" else f"{stage}_{lang}"
-            self.log(f"{name}/cer", m["cer"], prog_bar=lang == "all", rank_zero_only=True)
-            self.log(f"{name}/wer", m["wer"], rank_zero_only=True)
+    def _log_rates(self, rates: LanguageErrorRates, stage: str) -> None:
+        log_error_rates(self, rates, stage)
         right, total = self._lid[stage]
         self._lid[stage] = [0, 0]
         self.log(f"{stage}/lid_acc", right / max(total, 1), rank_zero_only=True)
-        return summary
 
     def on_validation_epoch_end(self) -> None:
-        summary = self._log_rates(self.val_rates, "val")
-        if not self.trainer.sanity_checking:
-            rank_zero_info(f"\nvalidation, epoch {self.current_epoch}:\n{format_table(summary)}")
+        self._log_rates(self.val_rates, "val")
 
     def on_test_epoch_end(self) -> None:
-        rank_zero_info(f"\ntest:\n{format_table(self._log_rates(self.test_rates, 'test'))}")
+        self._log_rates(self.test_rates, "test")
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
