@@ -12,9 +12,9 @@ import torch
 from tests.helpers import load_script
 from tests.text_data import write_tiny_corpus
 from text.distill import embed
-from text.extend import extend, read_pairs
+from text.extend import extend, new_language_student, piece_embeddings, read_pairs
 from text.sentence_encoder import SentenceEncoder, from_pretrained, save_pretrained, sentence_encoder_tiny
-from text.tokenizer import SentencePieceTokenizer
+from text.tokenizer import EXTENSIONS_FILE, UNK_ID, SentencePieceTokenizer
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -42,9 +42,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _distance(student: SentenceEncoder, teacher: SentenceEncoder, tok: SentencePieceTokenizer,
-              pairs: list[tuple[str, str]]) -> float:
+              pairs: list[tuple[str, str]], student_tok: SentencePieceTokenizer | None = None) -> float:
     goal = embed(teacher, tok, [s for s, _ in pairs], "eng_Latn")
-    got = embed(student, tok, [t for _, t in pairs], "tur_Latn")
+    got = embed(student, student_tok or tok, [t for _, t in pairs], "tur_Latn")
     return float((got - goal).pow(2).sum(-1).mean())
 
 
@@ -55,15 +55,67 @@ def test_distillation_reduces_student_teacher_distance(setup: tuple[Path, Path])
     teacher, tok = from_pretrained(teacher_dir)
     before = _distance(teacher, teacher, tok, dev)
     out = teacher_dir.parent / "student"
-    report = extend(teacher_dir, "tur_Latn", train, out, steps=60, batch_size=32, lr=1e-3, dev=dev)
+    report = extend(teacher_dir, "tur_Latn", train, out, steps=60, batch_size=32, dev=dev)
     assert report["pairs"] == len(train) and report["dev_before"].keys() == report["dev_after"].keys()
-    student, _ = from_pretrained(out)
-    after = _distance(student, teacher, tok, dev)
+    assert report["new_pieces"] > 0 and report["update"] == "new"
+    student, student_tok = from_pretrained(out)
+    after = _distance(student, teacher, tok, dev, student_tok)
     assert after < 0.5 * before, (before, after)
     # English stays where the teacher put it (the source term of the loss).
     eng = [s for s, _ in dev]
     drift = (embed(student, tok, eng) - embed(teacher, tok, eng)).pow(2).sum(-1).mean()
     assert drift < before
+
+
+def test_new_language_pieces_leave_old_languages_untouched(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    corpus, teacher_dir = setup
+    teacher, base = from_pretrained(teacher_dir)
+    pairs = read_pairs(corpus / "parallel" / "train.eng_Latn-tur_Latn.tsv")
+    student, tok, n_new = new_language_student(teacher, base, "tur_Latn", pairs, tmp_path / "tok", new_pieces=400)
+    assert n_new > 0 and len(tok) == len(base) + n_new == student.cfg.vocab_size
+    old = ["a red cat", "eine rote Katze", "червоний кіт"]
+    assert tok.encode(old) == base.encode(old) and tok.encode(old, "deu_Latn") == base.encode(old, "deu_Latn")
+    turkish = [t for _, t in pairs[:5]]
+    ids = tok.encode(turkish, "tur_Latn")
+    assert all(UNK_ID not in row for row in ids) and max(max(row) for row in ids) >= len(base)
+    assert sum(map(len, ids)) < sum(map(len, base.encode(turkish)))  # whole words instead of letters and bytes
+    assert tok.decode(ids[0], "tur_Latn") == turkish[0].lower()  # case-folded by default
+    with pytest.raises(ValueError, match="already has tur_Latn"):
+        tok.extend("tur_Latn", turkish, tmp_path / "again")
+    # The extension survives a save and reload with the model.
+    out = save_pretrained(student, tok, tmp_path / "student")
+    assert (out / EXTENSIONS_FILE).is_file()
+    _, reloaded = from_pretrained(out)
+    assert reloaded.encode(turkish, "tur_Latn") == ids and reloaded.encode(old) == base.encode(old)
+
+
+def test_aligned_init_follows_cooccurring_source_piece(setup: tuple[Path, Path]) -> None:
+    _, teacher_dir = setup
+    teacher, base = from_pretrained(teacher_dir)
+    cat, red = base.sp.encode("cat")[-1], base.sp.encode("red")[-1]
+    # "▁kedi" occurs exactly where "cat" does; "▁kırmızı" where "red" does; "▁bir" everywhere.
+    aligned = [([cat, red], ["▁bir", "▁kedi", "▁kırmızı"]), ([cat], ["▁bir", "▁kedi"]), ([red], ["▁bir", "▁kırmızı"])]
+    rows = piece_embeddings(teacher, base, ["▁kedi", "▁kırmızı", "▁yok"], aligned, top_k=1)
+    table = teacher.tok_emb.weight.detach()
+    assert torch.equal(rows[0], table[cat]) and torch.equal(rows[1], table[red])
+    spelled = base.sp.encode("yok")
+    assert torch.allclose(rows[2], table[spelled].mean(0))  # never in the pairs: the pieces that spell it
+
+
+def test_update_new_changes_only_new_rows(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    corpus, teacher_dir = setup
+    pairs = read_pairs(corpus / "parallel" / "train.eng_Latn-tur_Latn.tsv")
+    extend(teacher_dir, "tur_Latn", pairs, tmp_path / "student", steps=20, lr=1e-2, new_pieces=400)
+    teacher, base = from_pretrained(teacher_dir)
+    student, tok = from_pretrained(tmp_path / "student")
+    t_state, s_state = teacher.state_dict(), student.state_dict()
+    for name, value in t_state.items():
+        got = s_state[name][: value.shape[0]] if name == "tok_emb.weight" else s_state[name]
+        assert torch.equal(got, value), name
+    assert not torch.equal(s_state["tok_emb.weight"][len(base):], piece_embeddings(
+        teacher, base, tok.extensions["tur_Latn"].new_pieces))  # the new rows did learn
+    eng = [s for s, _ in pairs[:8]]
+    assert torch.equal(embed(student, tok, eng, "eng_Latn"), embed(teacher, base, eng, "eng_Latn"))
 
 
 def test_extend_language_script(setup: tuple[Path, Path], tmp_path: Path) -> None:
@@ -97,3 +149,10 @@ def test_extend_errors(setup: tuple[Path, Path], tmp_path: Path) -> None:
     (other / "config.json").write_text('{"model_type": "bert"}')
     with pytest.raises(SystemExit, match="'bert' has no language extension"):
         script.main([f"model={other}", "lang=tur_Latn"])
+    tsv = tmp_path / "good.tsv"
+    tsv.write_text("a cat\tbir kedi\n", encoding="utf-8")
+    with pytest.raises(FileNotFoundError, match=r"missing\.txt"):
+        script.main([f"model={teacher_dir}", "lang=tur_Latn", f"parallel={tsv}", f"output={tmp_path / 'o'}",
+                     f"mono={tmp_path / 'missing.txt'}"])
+    with pytest.raises(ValueError, match="update must be"):
+        extend(teacher_dir, "tur_Latn", read_pairs(tsv), update="some")

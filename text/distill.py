@@ -42,14 +42,30 @@ def pair_collate(tokenizer: SentencePieceTokenizer, max_length: int, lang: str |
 
 
 class DistillationModule(L.LightningModule):
-    """Student initialised from a frozen teacher: MSE(student(src), teacher(src)) + MSE(student(tgt), teacher(src))."""
+    """Student initialised from a frozen teacher: MSE(student(src), teacher(src)) + MSE(student(tgt), teacher(src)).
+
+    ``student`` defaults to a copy of the teacher. With ``new_rows_from`` only the student's token-embedding rows
+    from that id on learn (a new language's own pieces); every other weight stays the teacher's, bit for bit.
+    """
 
     def __init__(self, teacher: SentenceEncoder, lr: float = 2e-4, weight_decay: float = 0.0,
-                 warmup_steps: int = 10):
+                 warmup_steps: int = 10, student: SentenceEncoder | None = None, new_rows_from: int | None = None):
         super().__init__()
-        self.save_hyperparameters({"lr": lr, "weight_decay": weight_decay, "warmup_steps": warmup_steps})
-        self.student = copy.deepcopy(teacher).train()
+        self.save_hyperparameters({"lr": lr, "weight_decay": weight_decay, "warmup_steps": warmup_steps,
+                                   "new_rows_from": new_rows_from})
+        self.student = copy.deepcopy(student or teacher).train()
         self.teacher = copy.deepcopy(teacher).eval().requires_grad_(False)
+        if new_rows_from is not None:
+            if weight_decay:
+                raise ValueError("new_rows_from needs weight_decay=0: decay would move the frozen rows")
+            self.student.requires_grad_(False)
+            weight = self.student.tok_emb.weight.requires_grad_(True)
+            keep = torch.arange(weight.shape[0]) >= new_rows_from  # [V]
+
+            def only_new_rows(grad: Tensor) -> Tensor:
+                return grad * keep.to(grad.device, grad.dtype).unsqueeze(1)
+
+            weight.register_hook(only_new_rows)
 
     def train(self, mode: bool = True) -> DistillationModule:
         super().train(mode)
@@ -72,7 +88,8 @@ class DistillationModule(L.LightningModule):
         return src_loss + tgt_loss
 
     def configure_optimizers(self) -> Any:
-        opt = torch.optim.AdamW(self.student.parameters(), lr=self.hparams["lr"],
+        params = [p for p in self.student.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=self.hparams["lr"],
                                 weight_decay=self.hparams["weight_decay"])
         warmup = max(int(self.hparams["warmup_steps"]), 1)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))

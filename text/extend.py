@@ -1,16 +1,26 @@
 """Extend a trained sentence encoder to a new language from a few hundred English-X pairs, by distillation.
 
 python scripts/extend_language.py model=<encoder dir> lang=tur_Latn parallel=<eng-tur .tsv> output=<dir>
-    [pairs=200 steps=300 batch_size=32 lr=1e-3 dev=<held-out eng-tur .tsv> seed=0 threads=]
+    [pairs=200 steps=300 batch_size=32 lr=3e-3 dev=<held-out eng-tur .tsv> seed=0 threads=]
+    [new_pieces=1000 update=new|all init=aligned|spelled fold_case=true mono=<more text, one sentence a line>]
 
-The tokenizer is reused as is: byte fallback covers characters it never saw.
+The language gets BPE pieces of its own (up to ``new_pieces``, learnt from the pairs' target side and ``mono``,
+case-folded unless ``fold_case=false``): the base tokenizer would cut an unseen language into letters and bytes,
+which the encoder never learnt to compose. A new piece starts from the source words it co-occurs with in the pairs
+(``init=aligned``; ``spelled`` averages the base pieces that spell it). With ``update=new`` (the default) only the
+new pieces' embeddings learn, so every other language keeps its exact embeddings; ``update=all`` fine-tunes the
+whole student. ``new_pieces=0`` keeps the base tokenizer and fine-tunes the whole student.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import tempfile
 import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,40 +68,116 @@ def pair_errors(model: SentenceEncoder, tokenizer: SentencePieceTokenizer, pairs
     return {f"eng->{lang}": xsim_error(src, tgt), f"{lang}->eng": xsim_error(tgt, src)}
 
 
+def piece_embeddings(model: SentenceEncoder, base: SentencePieceTokenizer, pieces: list[str],
+                     aligned: Sequence[tuple[list[int], list[str]]] = (), top_k: int = 3) -> torch.Tensor:
+    """Initial rows ``[N, d_model]`` for new pieces.
+
+    A piece seen in the parallel pairs (``aligned``: source ids, target pieces per pair) starts as the
+    Dice-weighted mean of the ``top_k`` source pieces it co-occurs with most (a translation lexicon read off the
+    pairs, in the manner of Och & Ney's association scores); any other piece as the mean of the base pieces that
+    spell it.
+    """
+    table = model.tok_emb.weight.detach()
+    src_count: Counter[int] = Counter()
+    tgt_count: Counter[str] = Counter()
+    joint: dict[str, Counter[int]] = defaultdict(Counter)
+    for src_ids, tgt_pieces in aligned:
+        src, tgt = set(src_ids), set(tgt_pieces)
+        src_count.update(src)
+        tgt_count.update(tgt)
+        for piece in tgt:
+            joint[piece].update(src)
+    rows = []
+    for piece in pieces:
+        dice = {s: 2 * n / (src_count[s] + tgt_count[piece]) for s, n in joint[piece].items()}
+        best = sorted(dice, key=lambda s: -dice[s])[:top_k]
+        if best:
+            w = torch.tensor([dice[s] for s in best], dtype=table.dtype)
+            rows.append((w[:, None] * table[best]).sum(0) / w.sum())
+            continue
+        ids = base.sp.encode(piece.replace("▁", " ").strip() or piece)
+        if not piece.startswith("▁") and len(ids) > 1 and base.sp.id_to_piece(ids[0]) == "▁":
+            ids = ids[1:]  # a word-internal piece: drop the word-start marker the base model adds
+        rows.append(table[ids].mean(0) if ids else table.mean(0))
+    return torch.stack(rows) if rows else table.new_zeros(0, table.shape[1])
+
+
+def new_language_student(teacher: SentenceEncoder, base: SentencePieceTokenizer, lang: str,
+                         pairs: list[tuple[str, str]], workdir: str | Path, new_pieces: int = 1000,
+                         mono: list[str] | None = None, init: str = "aligned", fold_case: bool = True,
+                         ) -> tuple[SentenceEncoder, SentencePieceTokenizer, int]:
+    """A copy of ``teacher`` whose tokenizer (written to ``workdir``) cuts ``lang`` into BPE pieces of its own.
+
+    Returns the student, its tokenizer and the number of new pieces, whose embedding rows follow the base ones.
+    ``fold_case`` lower-cases the language's text before cutting it, so a word at the start of a sentence is the
+    same piece as inside one (twice the examples per word when the pairs are few).
+    """
+    if init not in ("aligned", "spelled"):
+        raise ValueError(f"init must be 'aligned' or 'spelled', got {init!r}")
+    tokenizer, pieces = base.extend(lang, [t for _, t in pairs] + list(mono or []), workdir, vocab_size=new_pieces,
+                                    model_type="bpe", normalization="nmt_nfkc_cf" if fold_case else "nmt_nfkc")
+    own = tokenizer.extensions[lang].sp
+    aligned = [(src, own.encode(tgt, out_type=str))
+               for src, (_, tgt) in zip(base.sp.encode([s for s, _ in pairs]), pairs)] if init == "aligned" else []
+    student = copy.deepcopy(teacher)
+    student.grow_vocab(piece_embeddings(teacher, base, pieces, aligned))
+    return student, tokenizer, len(pieces)
+
+
 def extend(
     model_dir: str | Path, lang: str, pairs: list[tuple[str, str]], output: str | Path | None = None,
-    steps: int = 300, batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
-    dev: list[tuple[str, str]] | None = None,
+    steps: int = 300, batch_size: int = 32, lr: float = 3e-3, seed: int = 0,
+    dev: list[tuple[str, str]] | None = None, new_pieces: int = 1000, update: str = "new",
+    mono: list[str] | None = None, init: str = "aligned", fold_case: bool = True,
 ) -> dict[str, Any]:
     """Distil the encoder at ``model_dir`` onto ``lang``; writes the student to ``output`` when given."""
+    if update not in ("new", "all"):
+        raise ValueError(f"update must be 'new' or 'all', got {update!r}")
     L.seed_everything(seed, workers=True)
     config = read_config(model_dir)
     teacher, tokenizer = from_pretrained(model_dir)
     max_length = int(config["max_length"])
-    report: dict[str, Any] = {"model": str(model_dir), "lang": lang, "pairs": len(pairs), "steps": steps}
+    report: dict[str, Any] = {"model": str(model_dir), "lang": lang, "pairs": len(pairs), "steps": steps, "lr": lr,
+                              "new_pieces": 0, "update": update if new_pieces else "all"}
     if dev:
         report["dev_before"] = pair_errors(teacher, tokenizer, dev, lang)
-    module = DistillationModule(teacher, lr=lr, warmup_steps=min(20, steps // 10 + 1))
-    loader = DataLoader(PairTextDataset(pairs), batch_size=min(batch_size, len(pairs)), shuffle=True,
-                        collate_fn=pair_collate(tokenizer, max_length, lang))
-    trainer = L.Trainer(max_steps=steps, max_epochs=-1, accelerator="cpu", devices=1, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        gradient_clip_val=1.0)
-    start = time.perf_counter()
-    trainer.fit(module, loader)
-    report["seconds"] = round(time.perf_counter() - start, 2)
-    report["final_loss"] = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    student = module.student.eval()
-    if dev:
-        report["dev_after"] = pair_errors(student, tokenizer, dev, lang)
-    if output is not None:
-        langs = sorted({*config.get("langs", []), lang})
-        held_out = [x for x in config.get("held_out", []) if x != lang]
-        save_pretrained(student, tokenizer, output, langs=langs, held_out=held_out,
-                        extended={"from": str(model_dir), "lang": lang, "pairs": len(pairs), "steps": steps})
-        with atomic_open(Path(output) / "extend.json", "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2, ensure_ascii=False)
+    with tempfile.TemporaryDirectory(prefix="extend_tokenizer_") as workdir:
+        student, new_rows_from = None, None
+        if new_pieces:
+            new_rows_from = len(tokenizer)
+            student, tokenizer, report["new_pieces"] = new_language_student(
+                teacher, tokenizer, lang, pairs, workdir, new_pieces, mono, init, fold_case)
+        module = DistillationModule(teacher, lr=lr, warmup_steps=min(20, steps // 10 + 1), student=student,
+                                    new_rows_from=new_rows_from if update == "new" else None)
+        loader = DataLoader(PairTextDataset(pairs), batch_size=min(batch_size, len(pairs)), shuffle=True,
+                            collate_fn=pair_collate(tokenizer, max_length, lang))
+        trainer = L.Trainer(max_steps=steps, max_epochs=-1, accelerator="cpu", devices=1, logger=False,
+                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                            gradient_clip_val=1.0)
+        start = time.perf_counter()
+        trainer.fit(module, loader)
+        report["seconds"] = round(time.perf_counter() - start, 2)
+        report["final_loss"] = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        student = module.student.eval()
+        if dev:
+            report["dev_after"] = pair_errors(student, tokenizer, dev, lang)
+        if output is not None:
+            langs = sorted({*config.get("langs", []), lang})
+            held_out = [x for x in config.get("held_out", []) if x != lang]
+            extended = {k: report[k] for k in ("lang", "pairs", "steps", "new_pieces", "update")}
+            save_pretrained(student, tokenizer, output, langs=langs, held_out=held_out,
+                            extended={"from": str(model_dir), **extended})
+            with atomic_open(Path(output) / "extend.json", "w", encoding="utf-8") as f:
+                json.dump(report, f, indent=2, ensure_ascii=False)
     return report
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """Non-empty lines of a text file, with a clear error when it is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"text file not found: {path}")
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def main(args: dict[str, str]) -> dict[str, Any]:
@@ -99,7 +185,8 @@ def main(args: dict[str, str]) -> dict[str, Any]:
     missing = [k for k in REQUIRED if not args.get(k)]
     if missing:
         raise SystemExit(f"missing argument(s): {', '.join(missing)}\n{__doc__}")
-    known = {*REQUIRED, "pairs", "steps", "batch_size", "lr", "dev", "seed", "threads"}
+    known = {*REQUIRED, "pairs", "steps", "batch_size", "lr", "dev", "seed", "threads", "new_pieces", "update",
+             "mono", "init", "fold_case"}
     unknown = sorted(set(args) - known)
     if unknown:
         raise SystemExit(f"unknown argument(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -108,7 +195,10 @@ def main(args: dict[str, str]) -> dict[str, Any]:
     pairs = read_pairs(args["parallel"], int(args.get("pairs", 200)))
     dev = read_pairs(args["dev"]) if args.get("dev") else None
     report = extend(args["model"], args["lang"], pairs, args["output"], steps=int(args.get("steps", 300)),
-                    batch_size=int(args.get("batch_size", 32)), lr=float(args.get("lr", 1e-3)),
-                    seed=int(args.get("seed", 0)), dev=dev)
+                    batch_size=int(args.get("batch_size", 32)), lr=float(args.get("lr", 3e-3)),
+                    seed=int(args.get("seed", 0)), dev=dev, new_pieces=int(args.get("new_pieces", 1000)),
+                    update=args.get("update", "new"), mono=read_lines(args["mono"]) if args.get("mono") else None,
+                    init=args.get("init", "aligned"),
+                    fold_case=args.get("fold_case", "true").lower() not in ("false", "0", "no"))
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return report

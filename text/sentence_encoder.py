@@ -99,6 +99,14 @@ class SentenceEncoder(nn.Module):
         """Unit-length sentence embeddings ``[B, embed_dim]``."""
         return F.normalize(self.proj(self.pooled(input_ids, mask)).float(), dim=-1)
 
+    def grow_vocab(self, rows: Tensor) -> None:
+        """Append token-embedding rows ``[N, d_model]``: ids ``vocab_size`` to ``vocab_size + N - 1``."""
+        old = self.tok_emb.weight.detach()
+        self.tok_emb = nn.Embedding(old.shape[0] + rows.shape[0], old.shape[1], padding_idx=PAD_ID).to(old.device)
+        with torch.no_grad():
+            self.tok_emb.weight.copy_(torch.cat([old, rows.to(old)]))
+        self.cfg.vocab_size = self.tok_emb.num_embeddings
+
 
 def save_pretrained(
     model: SentenceEncoder, tokenizer: SentencePieceTokenizer, out_dir: str | Path, **meta: Any

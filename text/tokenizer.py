@@ -2,11 +2,17 @@
 
 Kudo & Richardson (2018), "SentencePiece: A simple and language independent subword tokenizer". The model is
 one ``tokenizer.model`` file inside the model directory; language tokens (``<deu_Latn>``) are optional.
+
+A language added later (``extend``) gets a SentencePiece model of its own, trained on its text alone: its pieces
+that the base vocabulary already has keep their ids, and the rest get new ids after every existing one. Text in
+that language is cut with its own model; every other language is tokenized exactly as before.
+``tokenizer_extensions.json`` beside ``tokenizer.model`` lists them: ``{lang: {"file": ..., "offset": ...}}``.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -15,6 +21,7 @@ import torch
 from torch import Tensor
 
 TOKENIZER_FILE = "tokenizer.model"
+EXTENSIONS_FILE = "tokenizer_extensions.json"
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 
 
@@ -37,12 +44,21 @@ class SentencePieceTokenizer:
         if self.sp.pad_id() != PAD_ID or self.sp.eos_id() != EOS_ID:
             raise ValueError(f"{path}: expected pad id {PAD_ID} and eos id {EOS_ID}, got {self.sp.pad_id()}, "
                              f"{self.sp.eos_id()}")
-        pieces = {i: self.sp.id_to_piece(i) for i in range(len(self))}
+        pieces = {i: self.sp.id_to_piece(i) for i in range(self.sp.get_piece_size())}
         self.lang_ids = {i for i, p in pieces.items() if _is_lang_piece(p)}
         self.langs = [pieces[i][1:-1] for i in sorted(self.lang_ids)]
+        self.extensions: dict[str, LanguagePieces] = {}
+        ext_file = path.parent / EXTENSIONS_FILE
+        if ext_file.is_file():
+            for lang, entry in json.loads(ext_file.read_text(encoding="utf-8")).items():
+                ext_path = path.parent / entry["file"]
+                if not ext_path.is_file():
+                    raise FileNotFoundError(f"{ext_file}: {lang} names {ext_path}, which does not exist")
+                self.extensions[lang] = LanguagePieces(ext_path, self.sp, int(entry["offset"]))
 
     def __len__(self) -> int:
-        return int(self.sp.get_piece_size())
+        """Number of ids, base pieces and every extension's new pieces."""
+        return max([int(self.sp.get_piece_size()), *(e.end for e in self.extensions.values())])
 
     @property
     def pad_id(self) -> int:
@@ -58,8 +74,10 @@ class SentencePieceTokenizer:
         langs: Sequence[str] = (),
         character_coverage: float = 0.9995,
         max_sentences: int = 200_000,
+        normalization: str = "nmt_nfkc",
     ) -> SentencePieceTokenizer:
-        """Train on ``texts`` (one sentence each) and write the model to ``out_file``; ``langs`` adds lang tokens."""
+        """Train on ``texts`` (one sentence each) and write the model to ``out_file``; ``langs`` adds lang tokens.
+        ``normalization`` is SentencePiece's rule (``nmt_nfkc_cf`` also folds case)."""
         lines = [t for t in texts if t.strip()]
         if not lines:
             raise ValueError(f"no text to train the tokenizer {out_file} on")
@@ -80,6 +98,7 @@ class SentencePieceTokenizer:
             shuffle_input_sentence=True,
             num_threads=2,
             minloglevel=2,
+            normalization_rule_name=normalization,
         )
         from common.io import atomic_open
 
@@ -88,27 +107,92 @@ class SentencePieceTokenizer:
         return cls(out_file)
 
     def save(self, out_dir: str | Path) -> Path:
-        """Copy the model file into ``out_dir`` as ``tokenizer.model``."""
+        """Copy the model file (and any language extensions) into ``out_dir`` as ``tokenizer.model``."""
         from common.io import atomic_open
 
         target = Path(out_dir) / TOKENIZER_FILE
         with atomic_open(target, "wb") as f:
             f.write(self.path.read_bytes())
+        if self.extensions:
+            entries = {}
+            for lang, ext in self.extensions.items():
+                name = f"tokenizer.{lang}.model"
+                with atomic_open(Path(out_dir) / name, "wb") as f:
+                    f.write(ext.path.read_bytes())
+                entries[lang] = {"file": name, "offset": ext.offset}
+            with atomic_open(Path(out_dir) / EXTENSIONS_FILE, "w", encoding="utf-8") as f:
+                json.dump(entries, f, indent=2)
         return target
+
+    def extend(self, lang: str, texts: Iterable[str], out_dir: str | Path, vocab_size: int = 1000,
+               model_type: str = "unigram", normalization: str = "nmt_nfkc",
+               ) -> tuple[SentencePieceTokenizer, list[str]]:
+        """A tokenizer in ``out_dir`` that cuts ``lang`` with pieces learnt from ``texts``; also returns its new
+        pieces (ids ``len(self)`` on, in order). Other languages keep their exact ids."""
+        if lang in self.extensions or lang in self.langs:
+            raise ValueError(f"the tokenizer already has {lang}")
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        self.save(out)
+        ext_file = out / f"tokenizer.{lang}.model"
+        SentencePieceTokenizer.train(texts, ext_file, vocab_size, model_type, character_coverage=1.0,
+                                     normalization=normalization)
+        entries = json.loads((out / EXTENSIONS_FILE).read_text(encoding="utf-8")) if self.extensions else {}
+        entries[lang] = {"file": ext_file.name, "offset": len(self)}
+        from common.io import atomic_open
+
+        with atomic_open(out / EXTENSIONS_FILE, "w", encoding="utf-8") as f:
+            json.dump(entries, f, indent=2)
+        extended = SentencePieceTokenizer(out / TOKENIZER_FILE)
+        return extended, extended.extensions[lang].new_pieces
 
     def encode(self, texts: Sequence[str], lang: str | None = None, max_length: int = 128) -> list[list[int]]:
         """Ids per text; a language token leads when ``lang`` is one of the tokenizer's languages."""
         prefix = [self.sp.piece_to_id(lang_token(lang))] if lang in self.langs else []
-        ids: list[list[int]] = self.sp.encode(list(texts))
+        ext = self.extensions.get(lang) if lang else None
+        ids: list[list[int]] = ext.encode(texts) if ext else self.sp.encode(list(texts))
         return [[*(prefix + i)[:max_length - 1], EOS_ID] for i in ids]
 
-    def decode(self, ids: Sequence[int]) -> str:
+    def decode(self, ids: Sequence[int], lang: str | None = None) -> str:
+        """Text of ``ids`` (specials and language tokens dropped); ``lang`` names an extension's ids."""
         skip = {PAD_ID, EOS_ID, BOS_ID} | self.lang_ids
-        return str(self.sp.decode([i for i in ids if i not in skip]))
+        kept = [i for i in ids if i not in skip]
+        ext = self.extensions.get(lang) if lang else None
+        return str(ext.decode(kept) if ext else self.sp.decode(kept))
 
     def batch(self, texts: Sequence[str], lang: str | None = None, max_length: int = 128) -> tuple[Tensor, Tensor]:
         """Right-padded ``input_ids [B, T]`` and boolean ``mask [B, T]`` (True on real tokens)."""
         return pad_ids(self.encode(texts, lang, max_length))
+
+
+class LanguagePieces:
+    """One language's own SentencePiece model; its pieces missing from the base get ids ``offset`` on, in order."""
+
+    def __init__(self, path: Path, base: spm.SentencePieceProcessor, offset: int):
+        self.path, self.offset = path, offset
+        self.sp = spm.SentencePieceProcessor(model_file=str(path))
+        self.id_map: list[int] = []
+        self.new_pieces: list[str] = []
+        for i in range(self.sp.get_piece_size()):
+            piece = self.sp.id_to_piece(i)
+            known = base.piece_to_id(piece)
+            if known != UNK_ID or piece == base.id_to_piece(UNK_ID):
+                self.id_map.append(known)
+            else:
+                self.id_map.append(offset + len(self.new_pieces))
+                self.new_pieces.append(piece)
+
+    @property
+    def end(self) -> int:
+        """One past the last new id."""
+        return self.offset + len(self.new_pieces)
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return [[self.id_map[i] for i in ids] for ids in self.sp.encode(list(texts))]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        own = {suite_id: i for i, suite_id in enumerate(self.id_map)}
+        return str(self.sp.decode([own[i] for i in ids if i in own]))
 
 
 def pad_ids(ids: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
