@@ -16,9 +16,16 @@ t1=$(date +%s)
 run=runs/train/asr_lowres_default
 resume=()
 [ -f "$run/checkpoints/last.ckpt" ] && resume=(ckpt_path=last) && echo "[main] resuming $run"
-echo "[main] training experiment=asr_lowres"
+# Training gets what is left of the main job's 30 minutes (MAIN_JOB_MINUTES) after setup and the corpus, less
+# 3 minutes for the LMs and the transcription, and at least 10 minutes: a slow pip install or corpus build
+# shortens training rather than the deadline. A trainer.max_time=... argument overrides it.
+left=$(( ${MAIN_JOB_MINUTES:-30} * 60 - ($(date +%s) - t0) - 180 ))
+(( left < 600 )) && left=600
+max_time=$(printf '%02d:%02d:%02d:%02d' $((left / 86400)) $((left % 86400 / 3600)) $((left % 3600 / 60)) $((left % 60)))
+echo "[main] training experiment=asr_lowres for at most $max_time (DD:HH:MM:SS)"
 # test=false: the transcription below scores the test split anyway.
-$py scripts/train.py experiment=asr_lowres run_name=asr_lowres_default test=false "${resume[@]}" "$@"
+$py scripts/train.py experiment=asr_lowres run_name=asr_lowres_default test=false trainer.max_time="$max_time" \
+  "${resume[@]}" "$@"
 t2=$(date +%s)
 
 echo "[main] fitting character LMs on the training text, tuned on dev"
