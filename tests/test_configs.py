@@ -77,6 +77,13 @@ def test_presets_compose(preset: str, tmp_path: Path) -> None:
     assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
 
 
+def test_speech_shards_data_config_composes(tmp_path: Path) -> None:
+    # No experiment names data=speech_shards; tests/test_shards.py trains on it with shards of the tiny corpus.
+    cfg = compose_cfg("train", ["experiment=asr_lowres", "data=speech_shards", "data.train_shards=shards"], tmp_path)
+    assert cfg.data._target_ == "datamodules.shards.SpeechShardDataModule"
+    assert cfg.data.train_shards == "shards" and cfg.data.max_batch_seconds == 80 and cfg.data.val_manifest
+
+
 def test_arbitrary_overrides_compose(tmp_path: Path) -> None:
     cfg = compose_cfg(
         "train",
