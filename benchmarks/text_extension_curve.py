@@ -2,6 +2,7 @@
 
     python benchmarks/text_extension_curve.py model=<text encoder dir> [lang=tur_Latn] [sizes=50,100,200,500]
         [steps=300] [lr=3e-3] [data=data/text/parallel] [out=runs/bench/text_extension] [threads=1]
+        [new_pieces=1000] [update=new|all] [init=aligned|spelled] [fold_case=true]   (text.extend's options)
 
 For each size, distils the encoder onto ``lang`` from the first N pairs of train.eng_Latn-<lang>.tsv, then measures
 xsim (ratio margin) on the test split: eng<->lang, and lang<->every trained language (mean of both directions).
@@ -68,6 +69,8 @@ def main() -> None:
     sizes = [int(s) for s in args.get("sizes", "50,100,200,500").split(",")]
     steps, data = int(args.get("steps", 300)), Path(args.get("data", "data/text/parallel"))
     lr = float(args.get("lr", 3e-3))
+    options = {"new_pieces": int(args.get("new_pieces", 1000)), "update": args.get("update", "new"),
+               "init": args.get("init", "aligned"), "fold_case": args.get("fold_case", "true").lower() == "true"}
     out = Path(args.get("out", "runs/bench/text_extension"))
     torch.set_num_threads(int(args.get("threads", 1)))
     trained = [x for x in read_config(model_dir)["langs"] if x != lang]
@@ -77,19 +80,21 @@ def main() -> None:
     pool = read_pairs(data / f"train.eng_Latn-{lang}.tsv", max(sizes))
     for n in sizes:
         start = time.perf_counter()
-        extend(model_dir, lang, pool[:n], out / f"pairs{n}", steps=steps, lr=lr)
+        extend(model_dir, lang, pool[:n], out / f"pairs{n}", steps=steps, lr=lr, **options)
         seconds = time.perf_counter() - start
-        student, _ = from_pretrained(out / f"pairs{n}")
-        rows.append({"pairs": n, "seconds": round(seconds, 1), **held_out_errors(student, tok, sets, lang, trained)})
+        student, student_tok = from_pretrained(out / f"pairs{n}")  # the student cuts lang with pieces of its own
+        rows.append({"pairs": n, "seconds": round(seconds, 1),
+                     **held_out_errors(student, student_tok, sets, lang, trained)})
         print(f"{n} pairs done in {seconds:.0f} s", flush=True)
-    print(f"\nxsim error % on {len(sets[lang])} test sentences, {steps} distillation steps per size, lr {lr}")
+    print(f"\nxsim error % on {len(sets[lang])} test sentences, {steps} distillation steps per size, lr {lr}, "
+          f"{options}")
     print(f"{'pairs':>6} {'eng->' + lang:>14} {lang + '->eng':>14} {lang + '<->trained':>19} "
           f"{'trained<->trained':>18} {'seconds':>8}")
     for r in rows:
         print(f"{int(r['pairs']):>6} {100 * r['eng->lang']:>14.2f} {100 * r['lang->eng']:>14.2f} "
               f"{100 * r['lang<->trained']:>19.2f} {100 * r['trained']:>18.2f} {r['seconds']:>8.1f}")
     with atomic_open(out / "curve.json", "w", encoding="utf-8") as f:
-        json.dump({"model": model_dir, "lang": lang, "steps": steps, "lr": lr, "rows": rows}, f, indent=2)
+        json.dump({"model": model_dir, "lang": lang, "steps": steps, "lr": lr, **options, "rows": rows}, f, indent=2)
     plot(rows[1:], lang, out / "curve.png")
     print(f"wrote {out / 'curve.json'} and {out / 'curve.png'}")
 
