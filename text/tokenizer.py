@@ -20,6 +20,8 @@ import sentencepiece as spm
 import torch
 from torch import Tensor
 
+from common.io import atomic_open
+
 TOKENIZER_FILE = "tokenizer.model"
 EXTENSIONS_FILE = "tokenizer_extensions.json"
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
@@ -100,28 +102,20 @@ class SentencePieceTokenizer:
             minloglevel=2,
             normalization_rule_name=normalization,
         )
-        from common.io import atomic_open
-
         with atomic_open(out_file, "wb") as f:
             f.write(buf.getvalue())
         return cls(out_file)
 
     def save(self, out_dir: str | Path) -> Path:
         """Copy the model file (and any language extensions) into ``out_dir`` as ``tokenizer.model``."""
-        from common.io import atomic_open
-
         target = Path(out_dir) / TOKENIZER_FILE
         with atomic_open(target, "wb") as f:
             f.write(self.path.read_bytes())
+        for lang, ext in self.extensions.items():
+            with atomic_open(Path(out_dir) / _extension_file(lang), "wb") as f:
+                f.write(ext.path.read_bytes())
         if self.extensions:
-            entries = {}
-            for lang, ext in self.extensions.items():
-                name = f"tokenizer.{lang}.model"
-                with atomic_open(Path(out_dir) / name, "wb") as f:
-                    f.write(ext.path.read_bytes())
-                entries[lang] = {"file": name, "offset": ext.offset}
-            with atomic_open(Path(out_dir) / EXTENSIONS_FILE, "w", encoding="utf-8") as f:
-                json.dump(entries, f, indent=2)
+            _write_extensions(out_dir, {lang: ext.offset for lang, ext in self.extensions.items()})
         return target
 
     def extend(self, lang: str, texts: Iterable[str], out_dir: str | Path, vocab_size: int = 1000,
@@ -134,15 +128,9 @@ class SentencePieceTokenizer:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         self.save(out)
-        ext_file = out / f"tokenizer.{lang}.model"
-        SentencePieceTokenizer.train(texts, ext_file, vocab_size, model_type, character_coverage=1.0,
-                                     normalization=normalization)
-        entries = json.loads((out / EXTENSIONS_FILE).read_text(encoding="utf-8")) if self.extensions else {}
-        entries[lang] = {"file": ext_file.name, "offset": len(self)}
-        from common.io import atomic_open
-
-        with atomic_open(out / EXTENSIONS_FILE, "w", encoding="utf-8") as f:
-            json.dump(entries, f, indent=2)
+        SentencePieceTokenizer.train(texts, out / _extension_file(lang), vocab_size, model_type,
+                                     character_coverage=1.0, normalization=normalization)
+        _write_extensions(out, {**{x: e.offset for x, e in self.extensions.items()}, lang: len(self)})
         extended = SentencePieceTokenizer(out / TOKENIZER_FILE)
         return extended, extended.extensions[lang].new_pieces
 
@@ -193,6 +181,17 @@ class LanguagePieces:
     def decode(self, ids: Sequence[int]) -> str:
         own = {suite_id: i for i, suite_id in enumerate(self.id_map)}
         return str(self.sp.decode([own[i] for i in ids if i in own]))
+
+
+def _extension_file(lang: str) -> str:
+    return f"tokenizer.{lang}.model"
+
+
+def _write_extensions(out_dir: str | Path, offsets: dict[str, int]) -> None:
+    """``tokenizer_extensions.json``: each extended language's model file and first new id."""
+    with atomic_open(Path(out_dir) / EXTENSIONS_FILE, "w", encoding="utf-8") as f:
+        json.dump({lang: {"file": _extension_file(lang), "offset": off} for lang, off in offsets.items()}, f,
+                  indent=2)
 
 
 def pad_ids(ids: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
