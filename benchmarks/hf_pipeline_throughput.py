@@ -100,14 +100,12 @@ def _suite(model: str, mode: str, max_batch_seconds: float) -> tuple[Any, Any]:
     from speech.asr.batch import Item, transcribe_to_file
     from speech.asr.infer import Transcriber
     from speech.asr.interop.hf import load_hf
-    from speech.asr.precision import with_precision
 
     model_, vocab = load_hf(model)
-    model_, precision = with_precision(model_, mode)
-    transcriber = Transcriber(model_, vocab, decoder="greedy")  # type: ignore[arg-type]
+    transcriber = Transcriber(model_, vocab, decoder="greedy", precision=mode)  # type: ignore[arg-type]
 
     def run(paths: list[str]) -> list[str]:
-        with tempfile.TemporaryDirectory() as tmp, precision():
+        with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "out.jsonl"
             transcribe_to_file(transcriber, [Item(p, p) for p in paths], out, max_batch_seconds=max_batch_seconds,
                                num_workers=0, progress=False, lang_alphabet=False)

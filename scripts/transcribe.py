@@ -30,6 +30,8 @@ def main(cfg: DictConfig) -> None:
     items = collect_inputs(cfg.input, cfg.get("lang"))
     options = {"decoder": cfg.decoder, "chunk_seconds": cfg.chunk_seconds, "overlap_seconds": cfg.overlap_seconds,
                "min_pause_seconds": cfg.min_pause_seconds}
+    if cfg.get("precision", "fp32") != "fp32":
+        options["precision"] = cfg.precision
     if cfg.get("context") is not None:
         options["context"] = cfg.context
     if cfg.get("lid") is not None:

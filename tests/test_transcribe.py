@@ -139,10 +139,24 @@ def test_python_api_accepts_paths_arrays_and_bytes(model_dir: Path, audio_dir: P
     assert texts[0] == texts[1] == texts[2]
 
 
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_reduced_precision_transcriber_stays_close(model_dir: Path, audio_dir: Path, precision: str) -> None:
+    waves = [sf.read(audio_dir / f"good{i}.wav", dtype="float32")[0] for i in range(2)]
+    ref, ref_lens = Transcriber.from_pretrained(model_dir).log_probs(waves)
+    fast = Transcriber.from_pretrained(model_dir, precision=precision)
+    out, lens = fast.log_probs(waves)
+    assert fast.precision == precision and out.dtype == torch.float32 and lens.tolist() == ref_lens.tolist()
+    assert (out - ref).abs().max() < 0.2  # close, not exact: never the default
+    assert all(isinstance(t, str) for t in fast.transcribe(waves))
+    with pytest.raises(ValueError, match="fp16"):
+        Transcriber.from_pretrained(model_dir, precision="fp16")
+
+
 def test_cli_exit_code_and_summary(model_dir: Path, audio_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli.jsonl"
+    # precision=int8 also takes the config key through to the transcriber.
     cmd = [sys.executable, str(ROOT / "scripts" / "transcribe.py"), f"model={model_dir}", f"input={audio_dir}",
-           f"output={out}", "progress=false"]
+           f"output={out}", "progress=false", "precision=int8"]
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 3, proc.stderr[-2000:]

@@ -24,6 +24,7 @@ from speech.asr.kenlm_decode import WordLMDecoders, require_pyctcdecode
 from speech.asr.lid import LIDHead, SegmentConfig, capture_hidden, has_lid, identify_frames, load_lid, runs_of
 from speech.asr.longform import WindowConfig, probe_duration, split_points, stitched_log_probs, stream_audio
 from speech.asr.model import CTCModel
+from speech.asr.precision import with_precision
 from speech.audio import SAMPLE_RATE, decode_audio
 from text.char_vocab import CharVocab
 
@@ -82,10 +83,13 @@ class Transcriber:
     def __init__(self, model: CTCModel, vocab: CharVocab, device: str | torch.device = "cpu",
                  lms: LanguageModels | WordLMDecoders | None = None, decoder: str = "auto",
                  window: WindowConfig | None = None, lid: LIDHead | None = None,
-                 lid_segments: SegmentConfig | None = None, lid_min_confidence: float = 0.5):
+                 lid_segments: SegmentConfig | None = None, lid_min_confidence: float = 0.5,
+                 precision: str = "fp32"):
         if decoder not in ("auto", "greedy", "beam", "kenlm"):
             raise ValueError(f"decoder must be auto, greedy, beam or kenlm, got {decoder!r}")
-        self.model, self.vocab, self.device = model.eval().to(device), vocab, torch.device(device)
+        # fp32 is exact; bf16 autocast and int8 linears (speech.asr.precision) trade agreement for speed.
+        self.model, self._precision = with_precision(model.eval().to(device), precision, device)
+        self.vocab, self.device, self.precision = vocab, torch.device(device), precision
         self.lms, self.decoder = lms, decoder
         self.window = window or WindowConfig()
         self.lid = lid.eval().to(device) if lid is not None else None
@@ -96,7 +100,8 @@ class Transcriber:
     def from_pretrained(cls, path: str | os.PathLike[str], device: str | torch.device = "cpu",
                         decoder: str = "auto", context: str | None = None, chunk_seconds: float = 30.0,
                         overlap_seconds: float = 4.0, window_batch: int = 2, min_pause_seconds: float = 0.25,
-                        lid: bool | None = None, lid_min_confidence: float = 0.5) -> Transcriber:
+                        lid: bool | None = None, lid_min_confidence: float = 0.5,
+                        precision: str = "fp32") -> Transcriber:
         """A model directory (with its ``char_lms.json`` when present) or a ``.ckpt``.
 
         ``decoder``: auto (character-LM beam search where the language has an LM, else greedy),
@@ -108,6 +113,8 @@ class Transcriber:
         ``lid``: load the directory's language-ID head (``lid.safetensors``, see scripts/build_lid.py) when
         there is one (None), insist on it (True) or ignore it (False). A detected language below
         ``lid_min_confidence`` is reported but does not steer decoding.
+
+        ``precision``: fp32 (exact, the default), bf16 (autocast) or int8 (dynamically quantised linears, CPU).
         """
         if context is not None:
             raise ValueError(f"context={context}: in-context examples need an LLM-ASR model (model_type asr_llm); "
@@ -124,7 +131,8 @@ class Transcriber:
             lms = LanguageModels.load(path) if Path(path).is_dir() else None
         window = WindowConfig(chunk_seconds, overlap_seconds, window_batch, min_pause_seconds)
         head = load_lid(path, device) if lid or (lid is None and Path(path).is_dir() and has_lid(path)) else None
-        return cls(model, vocab, device, lms, decoder, window, head, lid_min_confidence=lid_min_confidence)
+        return cls(model, vocab, device, lms, decoder, window, head, lid_min_confidence=lid_min_confidence,
+                   precision=precision)
 
     @functools.cached_property
     def frame_samples(self) -> int:
@@ -149,7 +157,8 @@ class Transcriber:
                   ) -> tuple[Tensor, Tensor]:
         """CTC log-probabilities [B, T, V] and frame counts [B] of one batch of 16 kHz waveforms."""
         wave, lens = pad_waves(waves)
-        return self.model(wave.to(self.device), lens.to(self.device), langs)
+        with self._precision():
+            return self.model(wave.to(self.device), lens.to(self.device), langs)
 
     def decode(self, logp: Tensor, lang: str | None = None) -> str:
         """Text of one utterance's log-probs [T, V]: beam search or greedy, per ``decoder``."""
@@ -220,7 +229,7 @@ class Transcriber:
             return logp, lens, None
         with capture_hidden(self.model) as seen:
             logp, lens = self.log_probs(waves, langs)
-        return logp, lens, seen[-1]
+        return logp, lens, seen[-1].float()
 
     def identify_frames(self, hidden: Tensor, valid: Tensor | None, duration: float,
                         wave: np.ndarray | None = None) -> dict[str, Any]:
