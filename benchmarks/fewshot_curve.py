@@ -25,6 +25,7 @@ import torch
 
 from common.io import append_jsonl, atomic_open, read_jsonl_lenient
 from speech.asr.beam import LanguageModels
+from speech.asr.ctc import pad_waves
 from speech.asr.extend import (
     AdapterConfig,
     Example,
@@ -36,7 +37,6 @@ from speech.asr.extend import (
     load_for_extension,
     transcribe,
 )
-from speech.asr.infer import pad_waves
 from text.char_lm import CharNgramLM
 from text.normalize import normalize_transcript
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from speech.asr.align import align_text, check_timestamps, min_frames, token_spans
-from speech.asr.infer import greedy_decode
+from speech.asr.ctc import greedy_decode
 from text.char_vocab import CharVocab
 
 VOCAB = CharVocab(list("abcd"))

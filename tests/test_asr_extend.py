@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from datamodules.corpus.speech import SpeechCorpusConfig, build_speech_corpus
 from speech.asr.adapters import AdaptedCTCModel, load_adapted
 from speech.asr.config import CTCModelConfig, SpecAugmentConfig, conformer
+from speech.asr.ctc import greedy_decode
 from speech.asr.extend import (
     ExtendConfig,
     add_language,
@@ -23,7 +24,7 @@ from speech.asr.extend import (
     pad_waves,
 )
 from speech.asr.hub import load_model, save_pretrained
-from speech.asr.infer import greedy_decode, load_transcriber
+from speech.asr.infer import load_transcriber
 from speech.asr.model import CTCModel
 from tests.helpers import load_script
 from text.char_vocab import CharVocab

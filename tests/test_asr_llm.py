@@ -105,7 +105,7 @@ def test_left_padding_does_not_change_logits() -> None:
     model = tiny_model()
     tok = model.tok
     w = waves(2)
-    from speech.asr.infer import pad_waves
+    from speech.asr.ctc import pad_waves
 
     wave, lens = pad_waves(w)
     audio, alens = model.encode_audio(wave, lens)
@@ -123,7 +123,7 @@ def test_left_padding_does_not_change_logits() -> None:
 def test_beam_one_is_greedy_on_the_model() -> None:
     model = tiny_model(1)
     tok = model.tok
-    from speech.asr.infer import pad_waves
+    from speech.asr.ctc import pad_waves
 
     wave, lens = pad_waves(waves(3))
     with torch.no_grad():

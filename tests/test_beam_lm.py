@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from speech.asr.beam import LanguageModels, prefix_beam_search
-from speech.asr.infer import greedy_decode
+from speech.asr.ctc import greedy_decode
 from text.char_lm import EOS, CharNgramLM
 from text.char_vocab import CharVocab
 

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from speech.asr.config import CTCModelConfig, conformer
-from speech.asr.infer import Transcriber, greedy_decode
+from speech.asr.ctc import greedy_decode
+from speech.asr.infer import Transcriber
 from speech.asr.longform import WindowConfig, stitched_log_probs, stream_audio, windows
 from speech.asr.model import CTCModel
 from speech.audio import SAMPLE_RATE, AudioError, decode_audio

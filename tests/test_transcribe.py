@@ -96,7 +96,7 @@ def test_manifest_input_keeps_lang_and_paths_as_given(model_dir: Path, tiny_corp
 def test_language_alphabet_keeps_output_in_script(tmp_path: Path) -> None:
     import torch
 
-    from speech.asr.infer import greedy_decode
+    from speech.asr.ctc import greedy_decode
 
     vocab = CharVocab(list("abдж"), lang_chars={"deu_Latn": "ab", "ukr_Cyrl": "дж"})
     logp = torch.full((2, 3, len(vocab)), -10.0)

@@ -13,8 +13,9 @@ from transformers import Wav2Vec2Config as HFConfig
 from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC
 
 from speech.asr.config import CTCModelConfig
+from speech.asr.ctc import greedy_decode, pad_waves
 from speech.asr.hub import load_model
-from speech.asr.infer import Transcriber, greedy_decode, pad_waves
+from speech.asr.infer import Transcriber
 from speech.asr.interop import fairseq2 as fs2
 from speech.asr.interop.hf import export_hf, load_hf, load_hf_encoder, main
 from speech.asr.model import CTCModel

@@ -31,8 +31,8 @@ from common.optim import warmup_cosine
 from datamodules.manifest import read_manifest
 from speech.asr.adapters import MODEL_TYPE, AdaptedCTCModel, AdapterConfig, load_adapted, save_adapted
 from speech.asr.beam import LanguageModels
+from speech.asr.ctc import greedy_decode, pad_waves
 from speech.asr.hub import load_model
-from speech.asr.infer import greedy_decode, pad_waves
 from speech.audio import SAMPLE_RATE, AudioError, load_audio
 from text.char_lm import CharNgramLM
 from text.char_vocab import SPACE, CharVocab

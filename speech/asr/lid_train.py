@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from datamodules.manifest import read_manifest
-from speech.asr.infer import pad_waves
+from speech.asr.ctc import pad_waves
 from speech.asr.lid import LIDConfig, LIDHead, capture_hidden
 from speech.audio import SAMPLE_RATE, AudioError, load_audio
 

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from common.metrics import LanguageErrorRates, log_error_rates
 from common.optim import adamw_warmup_cosine, decay_groups
 from speech.asr.config import CTCModelConfig, SpecAugmentConfig
+from speech.asr.ctc import greedy_decode
 from speech.asr.hub import load_encoder_weights, save_pretrained
-from speech.asr.infer import greedy_decode
 from speech.asr.model import CTCModel
 from speech.encoders.conformer import ConformerConfig
 from speech.encoders.wav2vec2 import Wav2Vec2Config, Wav2Vec2Encoder

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from datamodules.manifest import read_manifest
-from speech.asr.infer import pad_waves
+from speech.asr.ctc import pad_waves
 from speech.asr.llm.decode import decode_prompts, max_tokens
 from speech.asr.llm.hub import from_pretrained
 from speech.asr.llm.model import LLMASR
