@@ -36,7 +36,6 @@ from datamodules.manifest import read_manifest
 from datamodules.speech import SpeechDataModule, SpeechDataset, collate_speech, report_bad
 from speech.audio import SAMPLE_RATE, AudioError, load_audio
 from text.char_vocab import CharVocab
-from text.normalize import normalize_transcript
 
 log = logging.getLogger(__name__)
 
@@ -347,28 +346,16 @@ class SpeechShardDataModule(SpeechDataModule):
             for shard in index["shards"]:
                 meta = json.loads((root / shard["meta"]).read_text(encoding="utf-8"))
                 for s in meta["samples"]:
-                    if self.hp.min_seconds <= s["duration"] <= self.hp.max_seconds:
-                        self._samples.append({**s, "url": str(root / shard["url"])})
-                    else:
-                        reason = f"duration {s['duration']:.2f} s outside [{self.hp.min_seconds}, " \
-                                 f"{self.hp.max_seconds}] s"
+                    reason = self.duration_problem(s["duration"])
+                    if reason:
                         report_bad(self.hp.bad_audio_log, f"{root / shard['url']}:{s['key']}", reason, "train")
+                    else:
+                        self._samples.append({**s, "url": str(root / shard["url"])})
         return self._samples
 
-    @property
-    def vocab(self) -> CharVocab:
-        """Characters of the shards' transcripts (or a saved vocabulary when given)."""
-        if self._vocab is None:
-            if self.hp.vocab_path:
-                self._vocab = CharVocab.load(self.hp.vocab_path)
-            else:
-                s = self.shard_samples()
-                self._vocab = CharVocab.build((normalize_transcript(x["text"], x["lang"]) for x in s),
-                                              langs=[x["lang"] for x in s])
-        return self._vocab
-
-    def langs(self) -> list[str]:
-        return sorted({s["lang"] for s in self.shard_samples()})
+    def train_transcripts(self) -> list[dict[str, Any]]:
+        """The shards' sample metadata (text, lang) from their sidecars: no audio is read."""
+        return self.shard_samples()
 
     def train_stream(self, rank: int = 0, world_size: int = 1, epoch: int = 0) -> ShardStream:
         """The training stream of one rank, with an epoch length that every rank shares."""

@@ -130,14 +130,23 @@ class SpeechDataModule(L.LightningDataModule):
                     except AudioError as e:
                         report_bad(self.hp.bad_audio_log, row["audio_raw"], e.reason, stage)
                         continue
-                if not self.hp.min_seconds <= row["duration"] <= self.hp.max_seconds:
-                    reason = f"duration {row['duration']:.2f} s outside [{self.hp.min_seconds}, " \
-                             f"{self.hp.max_seconds}] s"
+                reason = self.duration_problem(row["duration"])
+                if reason:
                     report_bad(self.hp.bad_audio_log, row["audio_raw"], reason, stage)
                     continue
                 rows.append(row)
             self._rows[stage] = rows
         return self._rows[stage]
+
+    def duration_problem(self, duration: float) -> str | None:
+        """Why an utterance of this length is not used (outside ``[min_seconds, max_seconds]``), or None."""
+        if self.hp.min_seconds <= duration <= self.hp.max_seconds:
+            return None
+        return f"duration {duration:.2f} s outside [{self.hp.min_seconds}, {self.hp.max_seconds}] s"
+
+    def train_transcripts(self) -> list[dict[str, Any]]:
+        """Rows with the training ``text`` and ``lang`` (the vocabulary and languages come from them)."""
+        return self.rows("train")
 
     @property
     def vocab(self) -> CharVocab:
@@ -146,13 +155,13 @@ class SpeechDataModule(L.LightningDataModule):
             if self.hp.vocab_path:
                 self._vocab = CharVocab.load(self.hp.vocab_path)
             else:
-                rows = self.rows("train")
+                rows = self.train_transcripts()
                 self._vocab = CharVocab.build((normalize_transcript(r.get("text", ""), r.get("lang")) for r in rows),
                                               langs=[r.get("lang", "und") for r in rows])
         return self._vocab
 
     def langs(self) -> list[str]:
-        return sorted({r.get("lang", "und") for r in self.rows("train")})
+        return sorted({r.get("lang", "und") for r in self.train_transcripts()})
 
     def model_kwargs(self) -> dict[str, Any]:
         """What the model needs from the data before it can be built."""
