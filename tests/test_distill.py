@@ -87,6 +87,13 @@ def test_new_language_pieces_leave_old_languages_untouched(setup: tuple[Path, Pa
     assert (out / EXTENSIONS_FILE).is_file()
     _, reloaded = from_pretrained(out)
     assert reloaded.encode(turkish, "tur_Latn") == ids and reloaded.encode(old) == base.encode(old)
+    # A broken extension list or a missing extension model is an error naming the file.
+    (out / "tokenizer.tur_Latn.model").unlink()
+    with pytest.raises(FileNotFoundError, match=r"tokenizer\.tur_Latn\.model"):
+        from_pretrained(out)
+    (out / EXTENSIONS_FILE).write_text('{"tur_Latn": {"file": 3}}')
+    with pytest.raises(ValueError, match=EXTENSIONS_FILE):
+        from_pretrained(out)
 
 
 def test_aligned_init_follows_cooccurring_source_piece(setup: tuple[Path, Path]) -> None:

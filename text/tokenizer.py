@@ -52,11 +52,16 @@ class SentencePieceTokenizer:
         self.extensions: dict[str, LanguagePieces] = {}
         ext_file = path.parent / EXTENSIONS_FILE
         if ext_file.is_file():
-            for lang, entry in json.loads(ext_file.read_text(encoding="utf-8")).items():
-                ext_path = path.parent / entry["file"]
+            try:
+                entries = {lang: (str(e["file"]), int(e["offset"]))
+                           for lang, e in json.loads(ext_file.read_text(encoding="utf-8")).items()}
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                raise ValueError(f"{ext_file}: not a tokenizer extension list ({type(e).__name__}: {e})") from e
+            for lang, (name, offset) in entries.items():
+                ext_path = path.parent / name
                 if not ext_path.is_file():
                     raise FileNotFoundError(f"{ext_file}: {lang} names {ext_path}, which does not exist")
-                self.extensions[lang] = LanguagePieces(ext_path, self.sp, int(entry["offset"]))
+                self.extensions[lang] = LanguagePieces(ext_path, self.sp, offset)
 
     def __len__(self) -> int:
         """Number of ids, base pieces and every extension's new pieces."""
