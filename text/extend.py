@@ -73,9 +73,9 @@ def piece_embeddings(model: SentenceEncoder, base: SentencePieceTokenizer, piece
     """Initial rows ``[N, d_model]`` for new pieces.
 
     A piece seen in the parallel pairs (``aligned``: source ids, target pieces per pair) starts as the
-    Dice-weighted mean of the ``top_k`` source pieces it co-occurs with most (a translation lexicon read off the
-    pairs, in the manner of Och & Ney's association scores); any other piece as the mean of the base pieces that
-    spell it.
+    Dice-weighted mean of the ``top_k`` source pieces it co-occurs with most (the Dice coefficient over pairs, a
+    classic association score for reading a translation lexicon off a parallel text); any other piece as the mean
+    of the base pieces that spell it.
     """
     table = model.tok_emb.weight.detach()
     src_count: Counter[int] = Counter()
