@@ -1,9 +1,10 @@
 """Training throughput (audio seconds per wall second) of an ASR config on this machine.
 
     python benchmarks/train_throughput.py [steps=30] [threads=2] [max_batch_seconds=160] [precision=32-true]
+        [workers=1]
 
 Runs real optimisation steps of the ``asr_lowres`` model on batches from the generated corpus
-(data loading included, 1 worker) after 3 warm-up steps.
+(data loading included, ``workers`` loader processes) after 3 warm-up steps.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ def main() -> None:
     args = dict(a.split("=", 1) for a in sys.argv[1:])
     steps, threads = int(args.get("steps", 30)), int(args.get("threads", 2))
     max_seconds = float(args.get("max_batch_seconds", 160))
-    precision = args.get("precision", "32-true")
+    precision, workers = args.get("precision", "32-true"), int(args.get("workers", 1))
     torch.set_num_threads(threads)
-    dm = SpeechDataModule("data/speech/train.jsonl", max_batch_seconds=max_seconds, num_workers=1,
+    dm = SpeechDataModule("data/speech/train.jsonl", max_batch_seconds=max_seconds, num_workers=workers,
                           speed_perturb=[0.9, 1.0, 1.1])
     module = ASRModule(conformer_tiny(), **dm.model_kwargs())
     opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
@@ -42,7 +43,7 @@ def main() -> None:
         opt.step()
         audio += batch["seconds"]
     wall = time.perf_counter() - start
-    print(f"threads={threads} max_batch_seconds={max_seconds} precision={precision}: {steps} steps, "
+    print(f"threads={threads} workers={workers} max_batch_seconds={max_seconds} precision={precision}: {steps} steps, "
           f"{audio:.0f} audio s in {wall:.1f} s -> {audio / wall:.1f} audio s / wall s, {wall / steps:.2f} s/step")
 
 

@@ -19,9 +19,16 @@ resume=()
 # Training gets what is left of the main job's 30 minutes (MAIN_JOB_MINUTES) after setup and the corpus, less
 # 3 minutes for the LMs and the transcription, and at least 10 minutes: a slow pip install or corpus build
 # shortens training rather than the deadline. A trainer.max_time=... argument overrides it.
-left=$(( ${MAIN_JOB_MINUTES:-30} * 60 - ($(date +%s) - t0) - 180 ))
-(( left < 600 )) && left=600
-max_time=$(printf '%02d:%02d:%02d:%02d' $((left / 86400)) $((left % 86400 / 3600)) $((left % 3600 / 60)) $((left % 60)))
+# A resumed run keeps the budget it started with (saved beside its checkpoints), so the LR schedule stays put.
+if [ ${#resume[@]} -gt 0 ] && [ -f "$run/time_budget" ]; then
+  max_time=$(cat "$run/time_budget")
+else
+  left=$(( ${MAIN_JOB_MINUTES:-30} * 60 - ($(date +%s) - t0) - 180 ))
+  (( left < 600 )) && left=600
+  max_time=$(printf '%02d:%02d:%02d:%02d' $((left / 86400)) $((left % 86400 / 3600)) $((left % 3600 / 60)) \
+    $((left % 60)))
+  mkdir -p "$run" && echo "$max_time" > "$run/time_budget"
+fi
 echo "[main] training experiment=asr_lowres for at most $max_time (DD:HH:MM:SS)"
 # test=false: the transcription below scores the test split anyway.
 $py scripts/train.py experiment=asr_lowres run_name=asr_lowres_default test=false trainer.max_time="$max_time" \
