@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> np.ndarray:
     cfg = TextTowerConfig(kind=kind, path=args["model"], pooling=args.get("pooling") or "mean",
                           max_length=int(args.get("max_length") or 128))
     tower = build_text_tower(cfg)
+    extended = sorted(getattr(tower.tokenizer, "extensions", {}))
+    if extended and not args.get("lang"):
+        print(f"note: {args['model']} cuts {', '.join(extended)} with pieces of its own; pass lang=<code> when the "
+              "input is in one of them", file=sys.stderr)
     emb = tower.encode(texts, lang=args.get("lang") or None, batch_size=int(args.get("batch_size") or 64))
     rows = F.normalize(emb.float(), dim=-1).numpy().astype(np.float32)  # [N, D]
     with atomic_open(args["output"], "wb") as f:

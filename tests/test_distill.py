@@ -125,7 +125,7 @@ def test_update_new_changes_only_new_rows(setup: tuple[Path, Path], tmp_path: Pa
     assert torch.equal(embed(student, tok, eng, "eng_Latn"), embed(teacher, base, eng, "eng_Latn"))
 
 
-def test_extend_language_script(setup: tuple[Path, Path], tmp_path: Path) -> None:
+def test_extend_language_script(setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     corpus, teacher_dir = setup
     script = load_script("extend_language")
     tsv = corpus / "parallel" / "train.eng_Latn-tur_Latn.tsv"
@@ -137,7 +137,18 @@ def test_extend_language_script(setup: tuple[Path, Path], tmp_path: Path) -> Non
     assert config["model_type"] == "sentence_encoder" and "tur_Latn" in config["langs"]
     assert config["held_out"] == [] and config["extended"]["pairs"] == 20
     assert json.loads((out / "extend.json").read_text())["steps"] == 3
-    from_pretrained(out)
+    student, tok = from_pretrained(out)
+    # embed_text.py: the extended language's pieces need its code, and a run without one says so.
+    lines = [t for _, t in read_pairs(tsv, 3)]
+    (tmp_path / "tur.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    embed_script = load_script("embed_text")
+    capsys.readouterr()
+    embed_script.main([f"model={out}", f"input={tmp_path / 'tur.txt'}", f"output={tmp_path / 'plain.npy'}"])
+    assert "pass lang=<code>" in capsys.readouterr().err
+    rows = embed_script.main([f"model={out}", f"input={tmp_path / 'tur.txt'}", f"output={tmp_path / 'tur.npy'}",
+                              "lang=tur_Latn"])
+    assert "pass lang=<code>" not in capsys.readouterr().err
+    assert torch.allclose(torch.from_numpy(rows), embed(student, tok, lines, "tur_Latn"), atol=1e-5)
 
 
 def test_extend_errors(setup: tuple[Path, Path], tmp_path: Path) -> None:
