@@ -2,7 +2,7 @@
 
     python benchmarks/text_extension_curve.py model=<text encoder dir> [lang=tur_Latn] [sizes=50,100,200,500]
         [steps=300] [lr=3e-3] [data=data/text/parallel] [out=runs/bench/text_extension] [threads=1]
-        [new_pieces=1000] [update=new|all] [init=aligned|spelled] [fold_case=true]   (text.extend's options)
+        [new_pieces=1000] [update=new|all] [init=aligned|spelled] [fold_case=true] [mono=]   (text.extend's)
 
 For each size, distils the encoder onto ``lang`` from the first N pairs of train.eng_Latn-<lang>.tsv, then measures
 xsim (ratio margin) on the test split: eng<->lang, and lang<->every trained language (mean of both directions).
@@ -21,7 +21,7 @@ import torch
 from common.io import atomic_open
 from datamodules.text import aligned_sets, read_parallel
 from text.distill import embed
-from text.extend import extend, read_pairs
+from text.extend import extend, read_pairs, recipe_options
 from text.sentence_encoder import SentenceEncoder, from_pretrained, read_config
 from text.tokenizer import SentencePieceTokenizer
 from text.xsim import mean_error, xsim_error, xsim_matrix
@@ -69,8 +69,8 @@ def main() -> None:
     sizes = [int(s) for s in args.get("sizes", "50,100,200,500").split(",")]
     steps, data = int(args.get("steps", 300)), Path(args.get("data", "data/text/parallel"))
     lr = float(args.get("lr", 3e-3))
-    options = {"new_pieces": int(args.get("new_pieces", 1000)), "update": args.get("update", "new"),
-               "init": args.get("init", "aligned"), "fold_case": args.get("fold_case", "true").lower() == "true"}
+    options = recipe_options(args)
+    shown = {**options, "mono": args.get("mono") or None}  # the file, not its lines
     out = Path(args.get("out", "runs/bench/text_extension"))
     torch.set_num_threads(int(args.get("threads", 1)))
     trained = [x for x in read_config(model_dir)["langs"] if x != lang]
@@ -87,14 +87,14 @@ def main() -> None:
                      **held_out_errors(student, student_tok, sets, lang, trained)})
         print(f"{n} pairs done in {seconds:.0f} s", flush=True)
     print(f"\nxsim error % on {len(sets[lang])} test sentences, {steps} distillation steps per size, lr {lr}, "
-          f"{options}")
+          f"{shown}")
     print(f"{'pairs':>6} {'eng->' + lang:>14} {lang + '->eng':>14} {lang + '<->trained':>19} "
           f"{'trained<->trained':>18} {'seconds':>8}")
     for r in rows:
         print(f"{int(r['pairs']):>6} {100 * r['eng->lang']:>14.2f} {100 * r['lang->eng']:>14.2f} "
               f"{100 * r['lang<->trained']:>19.2f} {100 * r['trained']:>18.2f} {r['seconds']:>8.1f}")
     with atomic_open(out / "curve.json", "w", encoding="utf-8") as f:
-        json.dump({"model": model_dir, "lang": lang, "steps": steps, "lr": lr, **options, "rows": rows}, f, indent=2)
+        json.dump({"model": model_dir, "lang": lang, "steps": steps, "lr": lr, **shown, "rows": rows}, f, indent=2)
     plot(rows[1:], lang, out / "curve.png")
     print(f"wrote {out / 'curve.json'} and {out / 'curve.png'}")
 

@@ -44,8 +44,9 @@ def pair_collate(tokenizer: SentencePieceTokenizer, max_length: int, lang: str |
 class DistillationModule(L.LightningModule):
     """Student initialised from a frozen teacher: MSE(student(src), teacher(src)) + MSE(student(tgt), teacher(src)).
 
-    ``student`` defaults to a copy of the teacher. With ``new_rows_from`` only the student's token-embedding rows
-    from that id on learn (a new language's own pieces); every other weight stays the teacher's, bit for bit.
+    ``student`` (trained in place) defaults to a copy of the teacher. With ``new_rows_from`` only the student's
+    token-embedding rows from that id on learn (a new language's own pieces); every other weight stays the
+    teacher's, bit for bit.
     """
 
     def __init__(self, teacher: SentenceEncoder, lr: float = 2e-4, weight_decay: float = 0.0,
@@ -53,7 +54,7 @@ class DistillationModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters({"lr": lr, "weight_decay": weight_decay, "warmup_steps": warmup_steps,
                                    "new_rows_from": new_rows_from})
-        self.student = copy.deepcopy(student or teacher).train()
+        self.student = (student if student is not None else copy.deepcopy(teacher)).train()
         self.teacher = copy.deepcopy(teacher).eval().requires_grad_(False)
         if new_rows_from is not None:
             if weight_decay:

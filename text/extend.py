@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from common.io import atomic_open
+from datamodules.corpus.text_sources import user_sentences
 from text.distill import DistillationModule, PairTextDataset, embed, pair_collate
 from text.sentence_encoder import SentenceEncoder, from_pretrained, read_config, save_pretrained
 from text.tokenizer import SentencePieceTokenizer
@@ -172,12 +173,12 @@ def extend(
     return report
 
 
-def read_lines(path: str | Path) -> list[str]:
-    """Non-empty lines of a text file, with a clear error when it is missing."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"text file not found: {path}")
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+def recipe_options(args: dict[str, str]) -> dict[str, Any]:
+    """``extend``'s recipe keywords (new_pieces, update, init, fold_case, mono) from key=value arguments."""
+    return {"new_pieces": int(args.get("new_pieces", 1000)), "update": args.get("update", "new"),
+            "init": args.get("init", "aligned"),
+            "fold_case": args.get("fold_case", "true").lower() not in ("false", "0", "no"),
+            "mono": list(user_sentences(args["mono"])) if args.get("mono") else None}
 
 
 def main(args: dict[str, str]) -> dict[str, Any]:
@@ -196,9 +197,6 @@ def main(args: dict[str, str]) -> dict[str, Any]:
     dev = read_pairs(args["dev"]) if args.get("dev") else None
     report = extend(args["model"], args["lang"], pairs, args["output"], steps=int(args.get("steps", 300)),
                     batch_size=int(args.get("batch_size", 32)), lr=float(args.get("lr", 3e-3)),
-                    seed=int(args.get("seed", 0)), dev=dev, new_pieces=int(args.get("new_pieces", 1000)),
-                    update=args.get("update", "new"), mono=read_lines(args["mono"]) if args.get("mono") else None,
-                    init=args.get("init", "aligned"),
-                    fold_case=args.get("fold_case", "true").lower() not in ("false", "0", "no"))
+                    seed=int(args.get("seed", 0)), dev=dev, **recipe_options(args))
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return report
