@@ -65,6 +65,17 @@ def _encode(row: dict[str, Any], audio_format: str) -> tuple[bytes, float] | str
     return buf.getvalue(), len(wave) / SAMPLE_RATE
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; a damaged file is an error naming it."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: unreadable shard metadata ({type(e).__name__}: {e})") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: shard metadata must be a JSON object")
+    return data
+
+
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
     with atomic_open(path, "w", encoding="utf-8") as f:
         json.dump(payload, f, ensure_ascii=False, indent=1)
@@ -78,10 +89,14 @@ def _finished_shards(out: Path, rows: list[dict[str, Any]], shard_size: int, aud
         side = out / f"shard-{k:06d}.json"
         if not side.exists() or not (out / f"shard-{k:06d}.tar").exists():
             break
-        meta = json.loads(side.read_text(encoding="utf-8"))
-        a, b = meta["rows"]
-        if (a != start or b > len(rows) or meta["shard_size"] != shard_size or meta["audio_format"] != audio_format
-                or meta["digest"] != _digest(rows[a:b], audio_format)):
+        try:
+            meta = _read_json(side)
+            a, b = meta["rows"]
+        except (ValueError, KeyError, TypeError) as e:
+            log.warning("%s: redoing this shard and the ones after it (%s)", side, e)
+            break
+        if (a != start or b > len(rows) or meta.get("shard_size") != shard_size
+                or meta.get("audio_format") != audio_format or meta.get("digest") != _digest(rows[a:b], audio_format)):
             break
         done.append(meta)
         start = b
@@ -198,7 +213,7 @@ def read_index(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
     index = p / INDEX if p.is_dir() or not p.suffix else p
     if not index.is_file():
         raise FileNotFoundError(f"{index}: no shard index (write one with scripts/make_shards.py)")
-    return index.parent, json.loads(index.read_text(encoding="utf-8"))
+    return index.parent, _read_json(index)
 
 
 def split_by_rank(src: Iterable[Any], rank: int, world_size: int) -> Iterator[Any]:
@@ -344,7 +359,7 @@ class SpeechShardDataModule(SpeechDataModule):
             root, index = read_index(self.hp.train_shards)
             self._samples = []
             for shard in index["shards"]:
-                meta = json.loads((root / shard["meta"]).read_text(encoding="utf-8"))
+                meta = _read_json(root / shard["meta"])
                 for s in meta["samples"]:
                     reason = self.duration_problem(s["duration"])
                     if reason:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -142,6 +143,33 @@ def test_rerun_resumes_and_skips_finished_shards(tiny_corpus: Path, tmp_path: Pa
     write_shards(tiny_corpus / "train.jsonl", out, shard_size=8)
     assert len(calls) == 24 and json.loads((out / INDEX).read_text())["shard_size"] == 8
     assert not (out / "shard-000003.tar").exists()
+
+
+def test_broken_manifest_index_and_sidecars_are_clear(tiny_corpus: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / "m.jsonl"
+    rows = [json.dumps({"audio": r["audio"], "text": r["text"], "lang": r["lang"]})
+            for r in read_manifest(tiny_corpus / "train.jsonl")]
+    manifest.write_text("\n".join([rows[0], "{not json", *rows[1:4]]) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"{manifest}:2"):
+        write_shards(manifest, tmp_path / "out")
+    assert not (tmp_path / "out" / INDEX).exists()
+    with pytest.raises(FileNotFoundError, match="no shard index"):
+        read_index(tmp_path / "nowhere")
+    out = tmp_path / "good"
+    manifest.write_text("\n".join(rows[:6]) + "\n", encoding="utf-8")
+    first = write_shards(manifest, out, shard_size=2)
+    # A damaged sidecar is redone on the next run, from that shard on; the earlier shards are kept.
+    (out / "shard-000001.json").write_text("{torn", encoding="utf-8")
+    kept = (out / "shard-000000.tar").stat().st_mtime_ns
+    assert write_shards(manifest, out, shard_size=2)["shards"] == first["shards"]
+    assert (out / "shard-000000.tar").stat().st_mtime_ns == kept
+    # A damaged index or sidecar at training time is an error naming the file.
+    (out / "shard-000002.json").write_text("[]", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"shard-000002\.json"):
+        SpeechShardDataModule(train_shards=str(out)).shard_samples()
+    (out / INDEX).write_text("{torn", encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(INDEX)):
+        read_index(out)
 
 
 def test_batches_respect_max_batch_seconds(shard_dir: Path) -> None:
