@@ -128,6 +128,20 @@ def test_loss_decreases_on_a_tiny_batch(one_thread: None) -> None:
     assert sum(contrastive[-5:]) / 5 < sum(contrastive[:5]) / 5
 
 
+def test_conv_stack_gradient_is_scaled_whole_feature_penalty_included() -> None:
+    """Every gradient into the conv stack, the feature penalty's too (as in fairseq), is times feature_grad_mult:
+    an unscaled penalty outweighs the contrastive signal there and shrinks the features until the codebook
+    collapses (seen on the generated corpus within 60 steps)."""
+    wave, lens = chirps([8_000, 6_000])
+    grads = []
+    for mult in (1.0, 0.1):
+        net = tiny_net(feature_grad_mult=mult, feature_penalty=10.0)
+        torch.manual_seed(1)  # the same Gumbel noise
+        net(wave, lens, generator=torch.Generator().manual_seed(0)).loss.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in net.encoder.feature_extractor.parameters()]))
+    assert float((grads[1] - 0.1 * grads[0]).norm() / (0.1 * grads[0]).norm()) < 1e-4
+
+
 def test_collapsed_codebook_is_no_shortcut() -> None:
     """One code for every frame makes target and distractors identical: chance-level loss, zero accuracy."""
     net = tiny_net().eval()

@@ -182,7 +182,7 @@ def _normalize_(x: Tensor, dim: int, weight: Tensor, bias: Tensor, eps: float) -
     """In place: zero mean, unit variance along ``dim`` of [1, C, T], then the per-channel affine."""
     var, mean = torch.var_mean(x, dim=dim, keepdim=True, correction=0)
     scale = torch.rsqrt(var + eps)
-    x.sub_(mean).mul_(scale).mul_(weight[:, None]).add_(bias[:, None])
+    x.sub_(mean).mul_(scale).mul_(weight[:, None].to(x.dtype)).add_(bias[:, None].to(x.dtype))  # bf16 stays bf16
 
 
 class PositionalConv(nn.Module):

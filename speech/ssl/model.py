@@ -145,9 +145,11 @@ class Wav2Vec2SSL(nn.Module):
         o = self.objective
         feats, lens = self.encoder.extract_features(wave, wave_lens)  # [B, T, C]
         valid = lengths_mask(lens, feats.shape[1])  # [B, T]
-        penalty = feats.float().pow(2)[valid].mean() if bool(valid.any()) else feats.sum() * 0.0
         if self.training and o.feature_grad_mult != 1.0:
             feats = _ScaleGrad.apply(feats, o.feature_grad_mult)
+        # After the gradient scaling, as in fairseq: the penalty's gradient is scaled too, else it dominates the
+        # conv stack's small contrastive gradient and drives the features to zero (and the codebook to collapse).
+        penalty = feats.float().pow(2)[valid].mean() if bool(valid.any()) else feats.sum() * 0.0
         x, normed = self.encoder.project(feats)  # [B, T, D], [B, T, C]
         mask = span_mask(lens, feats.shape[1], o.mask, generator)  # [B, T]
         ctx = self.encoder.contextualize(self.encoder.apply_mask(x, mask), lens)  # [B, T, D]
