@@ -142,6 +142,48 @@ def test_conv_stack_gradient_is_scaled_whole_feature_penalty_included() -> None:
     assert float((grads[1] - 0.1 * grads[0]).norm() / (0.1 * grads[0]).norm()) < 1e-4
 
 
+def test_objective_equals_transformers_pretraining_on_the_same_weights(tmp_path: Path) -> None:
+    """The export loaded as transformers' Wav2Vec2ForPreTraining, given our mask and distractors, projects
+    the same context and quantized vectors; its contrastive loss is ours once distractors that share the
+    target's code are set to -inf, the one rule we leave out (test_collapsed_codebook_is_no_shortcut)."""
+    from transformers import Wav2Vec2ForPreTraining
+
+    from speech.encoders.wav2vec2 import lengths_mask
+
+    net = tiny_net(num_vars=64).eval()
+    hf = Wav2Vec2ForPreTraining.from_pretrained(save_pretrained(net, tmp_path / "ssl")).eval()
+    wave, lens = chirps([8_000, 6_500])
+    with torch.no_grad():
+        feats, flens = net.encoder.extract_features(wave, lens)
+        gen = torch.Generator().manual_seed(0)
+        mask = span_mask(flens, feats.shape[1], net.objective.mask, gen)
+        neg, ok = sample_negatives(mask, net.objective.num_negatives, gen)
+        x, normed = net.encoder.project(feats)
+        c = net.project_hid(net.encoder.contextualize(net.encoder.apply_mask(x, mask), flens)[mask])
+        q = net.project_q(net.quantizer(normed[mask], 1.0)[0])
+        ours = net(wave, lens, generator=torch.Generator().manual_seed(0))
+
+        flat = mask.flatten().nonzero().squeeze(1)  # masked frame n -> its index in the flattened [B, T]
+        hf_neg = torch.zeros(mask.numel(), neg.shape[1], dtype=torch.long)
+        hf_neg[flat] = flat[neg]
+        hf_wave = net.encoder.normalize(wave, lens)  # transformers leaves this to its feature extractor
+        attention = lengths_mask(lens, wave.shape[1]).long()
+        theirs = hf(hf_wave, attention_mask=attention, mask_time_indices=mask,
+                    sampled_negative_indices=hf_neg.view(*mask.shape, -1))
+
+        torch.testing.assert_close(theirs.projected_states[mask], c, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(theirs.projected_quantized_states[mask], q, atol=1e-5, rtol=1e-4)
+        assert bool(ok.all())
+        cands = torch.cat([q[:, None], q[neg]], 1)
+        logits = torch.nn.functional.cosine_similarity(c[:, None], cands, dim=-1) / net.objective.logit_temp
+        target = logits.new_zeros(len(logits), dtype=torch.long)
+        assert ours.contrastive.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, target).item(),
+                                                        abs=1e-5)
+        logits[:, 1:][(q[neg] == q[:, None]).all(-1)] = float("-inf")
+        expected = torch.nn.functional.cross_entropy(logits, target, reduction="sum")
+        assert theirs.contrastive_loss.item() == pytest.approx(expected.item(), rel=1e-4)
+
+
 def test_collapsed_codebook_is_no_shortcut() -> None:
     """One code for every frame makes target and distractors identical: chance-level loss, zero accuracy."""
     net = tiny_net().eval()
