@@ -1,7 +1,7 @@
 """Does wav2vec 2.0 pretraining on unlabelled audio help low-resource CTC fine-tuning? Held-out CER, SSL vs scratch.
 
     python benchmarks/ssl_vs_scratch.py [unlabelled=data/speech/train.jsonl] [langs=spa_Latn] [n_train=200] \\
-        [ssl_minutes=15] [ssl_batch_seconds=20] [ft_steps=150] [ft_batch_seconds=20] [threads=1] [parallel=true] \
+        [ssl_minutes=15] [ssl_batch_seconds=20] [ft_steps=150] [ft_batch_seconds=20] [threads=1] [ssl_threads=2] [parallel=true] \
         [out=runs/benchmarks/ssl_vs_scratch]
 
 1. SSL-pretrains wav2vec2_tiny (experiment=ssl_pretrain) on every utterance of ``unlabelled`` (text ignored)
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = {"unlabelled": "data/speech/train.jsonl", "labelled": "data/speech/train.jsonl",
             "dev": "data/speech/dev.jsonl", "test": "data/speech/test.jsonl", "langs": "spa_Latn",
             "n_train": "200", "ssl_minutes": "15", "ssl_batch_seconds": "20", "ft_steps": "150",
-            "ft_batch_seconds": "20", "threads": "1", "parallel": "true",
+            "ft_batch_seconds": "20", "threads": "1", "ssl_threads": "2", "parallel": "true",
             "out": "runs/benchmarks/ssl_vs_scratch"}
 
 
@@ -92,7 +92,7 @@ def main(argv: list[str]) -> None:
         f"data.val_manifest={ROOT / args['dev']}", f"trainer.max_time={budget(float(args['ssl_minutes']))}",
         f"data.max_batch_seconds={args['ssl_batch_seconds']}", "trainer.val_check_interval=60",
         "model.warmup_steps=50",
-    ], threads))], parallel=False)
+    ], args["ssl_threads"]))], parallel=False)
     ssl_time = time.time() - t0
 
     ft = [f"data.train_manifest={out / 'train.jsonl'}", f"data.val_manifest={out / 'dev.jsonl'}",
