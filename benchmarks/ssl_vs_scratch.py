@@ -1,8 +1,8 @@
 """Does wav2vec 2.0 pretraining on unlabelled audio help low-resource CTC fine-tuning? Held-out CER, SSL vs scratch.
 
     python benchmarks/ssl_vs_scratch.py [unlabelled=data/speech/train.jsonl] [langs=spa_Latn] [n_train=200] \\
-        [ssl_minutes=15] [ssl_batch_seconds=20] [ft_steps=150] [ft_batch_seconds=20] [threads=1] [ssl_threads=2] [parallel=true] \
-        [out=runs/benchmarks/ssl_vs_scratch]
+        [ssl_minutes=15] [ssl_batch_seconds=20] [ft_steps=150] [ft_batch_seconds=20] [threads=1] [ssl_threads=2] \
+        [parallel=true] [out=runs/benchmarks/ssl_vs_scratch]
 
 1. SSL-pretrains wav2vec2_tiny (experiment=ssl_pretrain) on every utterance of ``unlabelled`` (text ignored)
    for ``ssl_minutes`` of wall time (batches of ``ssl_batch_seconds`` of audio).
