@@ -2,7 +2,10 @@
 
     python benchmarks/hf_pipeline_throughput.py [model=<Wav2Vec2ForCTC dir>] [n=300] [min_s=1] [max_s=30]
         [modes=fp32,bf16,int8] [max_batch_seconds=120] [hf_batch_size=1] [threads=2]
-        [out=runs/bench/hf_pipeline_throughput.json]
+        [out=runs/bench/hf_pipeline_throughput.json] [profile=fp32|bf16|int8]
+
+``profile=<mode>`` profiles the suite alone in that mode on the same files (cProfile, the twelve costliest calls
+by own time) and the CPU's bare fp32 and bf16 matmul rates, instead of comparing.
 
 Without ``model=`` a wav2vec2-base-sized random Wav2Vec2ForCTC is built once into runs/bench/ (random
 weights: the agreement of the reduced-precision modes is measured on it, not on a trained model). The N
@@ -147,6 +150,30 @@ def run_side(side: str, model: str, files: list[str], args: dict[str, str]) -> d
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def profile_suite(model: str, mode: str, files: list[str], args: dict[str, str]) -> None:
+    """cProfile of the suite transcribing ``files`` in ``mode`` (after a warm-up): the costliest calls, by own time."""
+    import cProfile
+    import pstats
+
+    import torch
+
+    torch.set_num_threads(int(args["threads"]))
+    _, run = _suite(model, mode, float(args["max_batch_seconds"]))
+    run(files[:1])
+    prof = cProfile.Profile()
+    prof.runcall(run, files)
+    pstats.Stats(prof).sort_stats("tottime").print_stats(12)
+    x, w = torch.randn(3000, 768), torch.randn(768, 3072)  # a feed-forward matmul of a batch, for scale
+    for dtype in (torch.float32, torch.bfloat16):
+        a, b = x.to(dtype), w.to(dtype)
+        a @ b
+        start = time.perf_counter()
+        for _ in range(5):
+            a @ b
+        seconds = (time.perf_counter() - start) / 5
+        print(f"bare 3000x768 @ 768x3072 matmul, {dtype}: {2 * 3000 * 768 * 3072 / seconds / 1e9:.0f} GFLOP/s")
+
+
 def _cer(hyps: list[str], refs: list[str]) -> float:
     """Character error rate of ``hyps`` against ``refs``, summed over the corpus."""
     from common.metrics import error_counts
@@ -174,6 +201,9 @@ def main(argv: list[str]) -> None:
     files = make_files(n, min_s, max_s, BENCH / f"audio_{n}_{min_s:g}-{max_s:g}s")
     audio_s = sum(audio_duration(f) for f in files)
     (BENCH / "files.json").write_text(json.dumps([str(f) for f in files]))
+    if "profile" in args:  # where the suite's time goes, op by op, instead of the comparison
+        profile_suite(str(model), args["profile"], [str(f) for f in files], args)
+        return
     sides = ["transformers", *(f"suite_{m}" for m in args.get("modes", "fp32,bf16,int8").split(","))]
     results = {}
     for side in sides:
