@@ -201,7 +201,10 @@ def test_identify_transcribe_and_context(tiny_corpus: Path, tmp_path: Path) -> N
 
 
 def test_fast_dev_run_via_real_config(tiny_corpus: Path, tmp_path: Path) -> None:
-    cfg = compose_cfg("train", ["experiment=asr_llm", "debug=fdr", *tiny_overrides(tiny_corpus), *TINY_LM], tmp_path)
+    # Every training utterance carries examples and is respelt: language "und", no language token.
+    cfg = compose_cfg("train", ["experiment=asr_llm", "debug=fdr", *tiny_overrides(tiny_corpus), *TINY_LM,
+                                "data.context_prob=1.0", "data.context_respell=1.0", "data.context_max_seconds=30"],
+                      tmp_path)
     assert load_script("train").train(cfg)["train/loss"] > 0
 
 
