@@ -1,21 +1,26 @@
 """Zero-shot extension by in-context examples: CER on a held-out language against the number of examples.
 
-    python benchmarks/incontext_curve.py model=runs/train/asr_llm_f/model
-        [test=data/speech_tur/test.jsonl] [pool=data/speech_tur/train.jsonl] [lang=tur_Latn] [n=40]
-        [shots=0,1,5,10] [beam=1] [seed=0] [ctc=runs/train/asr_lowres_default/model]
-        [out=runs/bench/incontext_curve.json]
+    python benchmarks/incontext_curve.py model=runs/train/asr_llm_ic/model
+        [test=data/speech_tur/test.jsonl] [pool=data/speech_tur/train.jsonl] [lang=tur_Latn] [n=100]
+        [shots=0,1,5,10] [draws=3] [beam=1] [ctc=runs/train/asr_lowres_default/model]
+        [fewshot=runs/benchmarks/fewshot/curve.json] [out=runs/benchmarks/incontext]
 
-Examples are drawn (seeded) from the pool's utterances of at most 4 s; the same ``n`` test utterances
-are transcribed at every point, with no weight update. ``ctc=`` adds the CTC model's greedy CER on the
-same utterances as a reference (``ctc=`` empty to skip).
+Each of ``draws`` seeded draws orders the pool's utterances of at most 4 s; ``k`` shots are the first ``k``
+of a draw (nested sets). The same ``n`` test utterances are transcribed at every point, greedy
+(``beam=1``), with no weight update and no language token (the model has none for ``lang``). ``ctc=``
+adds the CTC model's greedy CER without a hint on the same utterances (empty to skip); ``fewshot=``
+overlays the adapter curve of ``benchmarks/fewshot_curve.py`` on the plot. Writes curve.json, curve.md
+and curve.png under ``out``.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import statistics
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from common.io import atomic_open
@@ -29,51 +34,93 @@ from speech.audio import load_audio
 from text.normalize import normalize_transcript
 
 
+def score(hyps: list[str], refs: list[str], lang: str) -> dict[str, float]:
+    rates = ErrorRates()
+    rates.update(hyps, refs, [lang] * len(refs))
+    return rates.summary()["all"]
+
+
 def main() -> None:
     args = parse_kv_args(sys.argv[1:], {
-        "model": "runs/train/asr_llm_f/model", "test": "data/speech_tur/test.jsonl",
-        "pool": "data/speech_tur/train.jsonl", "lang": "tur_Latn", "n": "40", "shots": "0,1,5,10", "beam": "1",
-        "seed": "0", "batch_size": "8", "ctc": "runs/train/asr_lowres_default/model",
-        "out": "runs/bench/incontext_curve.json",
+        "model": "runs/train/asr_llm_ic/model", "test": "data/speech_tur/test.jsonl",
+        "pool": "data/speech_tur/train.jsonl", "lang": "tur_Latn", "n": "100", "shots": "0,1,5,10", "draws": "3",
+        "beam": "1", "batch_size": "8", "ctc": "runs/train/asr_lowres_default/model", "fewshot": "",
+        "out": "runs/benchmarks/incontext",
     })
-    rows = [r for r in read_manifest(args["test"]) if r.get("lang", args["lang"]) == args["lang"]][: int(args["n"])]
+    lang = args["lang"]
+    rows = [r for r in read_manifest(args["test"]) if r.get("lang", lang) == lang][: int(args["n"])]
     waves = [load_audio(r["audio"]) for r in rows]
-    refs = [normalize_transcript(r.get("text", "")) for r in rows]
+    refs = [normalize_transcript(r.get("text", ""), lang) for r in rows]
     pool = [r for r in read_manifest(args["pool"]) if float(r.get("duration", 0.0)) <= 4.0]
-    order = random.Random(int(args["seed"])).sample(pool, len(pool))
     model = from_pretrained(args["model"])
     bs = int(args["batch_size"])
     points: list[dict[str, Any]] = []
     for k in (int(s) for s in args["shots"].split(",")):
-        if k > len(order):
-            raise SystemExit(f"{args['pool']}: {len(order)} examples of at most 4 s, fewer than {k}")
-        context = [(load_audio(r["audio"]), normalize_transcript(r["text"]), r.get("lang")) for r in order[:k]]
-        tr = LLMTranscriber(model, context=context, beam=int(args["beam"]))
-        t0 = time.perf_counter()
-        hyps = [h for s in range(0, len(rows), bs) for h in tr.transcribe_waves(waves[s : s + bs],
-                                                                              [args["lang"]] * len(waves[s : s + bs]))]
-        rates = ErrorRates()
-        rates.update(hyps, refs, [args["lang"]] * len(rows))
-        m = rates.summary()["all"]
-        points.append({"shots": k, "cer": m["cer"], "wer": m["wer"], "seconds": time.perf_counter() - t0,
-                       "examples": [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:3]]})
-        print(f"shots {k:>2}: CER {100 * m['cer']:6.2f} %  WER {100 * m['wer']:6.2f} %  "
-              f"({points[-1]['seconds']:.0f} s)", flush=True)
-    summary: dict[str, Any] = {"args": args, "n": len(rows), "points": points}
+        if k > len(pool):
+            raise SystemExit(f"{args['pool']}: {len(pool)} examples of at most 4 s, fewer than {k}")
+        runs = []
+        for draw in range(int(args["draws"]) if k else 1):
+            chosen = random.Random(draw).sample(pool, len(pool))[:k]
+            context = [(load_audio(r["audio"]), normalize_transcript(r["text"], lang), None) for r in chosen]
+            tr = LLMTranscriber(model, context=context, beam=int(args["beam"]))
+            t0 = time.perf_counter()
+            hyps = [h for s in range(0, len(rows), bs) for h in tr.transcribe_waves(waves[s : s + bs])]
+            m = score(hyps, refs, lang)
+            runs.append({"draw": draw, "cer": 100 * m["cer"], "wer": 100 * m["wer"],
+                         "seconds": time.perf_counter() - t0,
+                         "examples": [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:3]]})
+            print(f"shots {k:>2} draw {draw}: CER {runs[-1]['cer']:6.2f} %  WER {runs[-1]['wer']:6.2f} %  "
+                  f"({runs[-1]['seconds']:.0f} s)", flush=True)
+        cers = [r["cer"] for r in runs]
+        points.append({"shots": k, "cer": statistics.mean(cers), "cer_min": min(cers), "cer_max": max(cers),
+                       "wer": statistics.mean(r["wer"] for r in runs), "draws": runs})
+    result: dict[str, Any] = {"args": args, "lang": lang, "n": len(rows), "points": points}
     if args["ctc"]:
         ctc = Transcriber.from_pretrained(args["ctc"], decoder="greedy")
-        rates = ErrorRates()
-        rates.update(ctc.transcribe(waves, batch_size=bs), refs, [args["lang"]] * len(rows))
-        summary["ctc_greedy"] = rates.summary()["all"]
-    print(f"\n{'shots':>5} {'CER %':>7} {'WER %':>7}")
-    for p in points:
-        print(f"{p['shots']:>5} {100 * p['cer']:>7.2f} {100 * p['wer']:>7.2f}")
-    if "ctc_greedy" in summary:
-        print(f"{'CTC':>5} {100 * summary['ctc_greedy']['cer']:>7.2f} {100 * summary['ctc_greedy']['wer']:>7.2f}")
-    with atomic_open(args["out"], "w", encoding="utf-8") as f:
-        json.dump(summary, f, indent=2, ensure_ascii=False)
-    print(json.dumps({"shots": [p["shots"] for p in points], "cer": [round(p["cer"], 4) for p in points],
-                      "ctc_cer": summary.get("ctc_greedy", {}).get("cer")}))
+        result["ctc_greedy"] = {k: 100 * v for k, v in score(ctc.transcribe(waves, batch_size=bs), refs, lang).items()
+                                if k in ("cer", "wer")}
+    if args["fewshot"]:
+        result["fewshot"] = json.loads(Path(args["fewshot"]).read_text(encoding="utf-8"))["rows"]
+    write_outputs(result, Path(args["out"]))
+
+
+def write_outputs(result: dict[str, Any], out: Path) -> None:
+    """curve.json, curve.md (table) and curve.png (CER against examples), each atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_open(out / "curve.json", "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2, ensure_ascii=False)
+    draws = max(len(p["draws"]) for p in result["points"])
+    lines = [f"In-context {result['lang']}: {result['n']} held-out utterances, mean of {draws} draws of examples.",
+             "", "| examples | CER % | range over draws | WER % |", "|---|---|---|---|"]
+    lines += [f"| {p['shots']} | {p['cer']:.1f} | {p['cer_min']:.1f}–{p['cer_max']:.1f} | {p['wer']:.1f} |"
+              for p in result["points"]]
+    if "ctc_greedy" in result:
+        lines.append(f"| CTC model, no hint | {result['ctc_greedy']['cer']:.1f} | | {result['ctc_greedy']['wer']:.1f} |")
+    with atomic_open(out / "curve.md", "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    xs = [p["shots"] for p in result["points"]]
+    ax.errorbar(xs, [p["cer"] for p in result["points"]],
+                yerr=[[p["cer"] - p["cer_min"] for p in result["points"]],
+                      [p["cer_max"] - p["cer"] for p in result["points"]]],
+                fmt="o-", capsize=3, label="LLM-ASR, examples in context")
+    if "fewshot" in result:
+        rows = result["fewshot"]
+        ax.plot([r["utterances"] for r in rows], [r["cer"] for r in rows], "s--", label="CTC + adapters, fine-tuned")
+    ax.axhline(20, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel(f"{result['lang']} examples / training utterances")
+    ax.set_ylabel("CER % (held-out)")
+    ax.set_title(f"Extension to {result['lang']}")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_open(out / "curve.png", "wb") as f:
+        fig.savefig(f, format="png", dpi=120)
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from speech.asr.llm.config import DecoderLMConfig, LLMASRConfig
 from speech.asr.llm.decode import LMStepper, beam_search, decode_prompts, greedy_search
@@ -274,3 +275,54 @@ def test_transcribe_entry_point_dispatches_to_llm(tiny_corpus: Path, tmp_path: P
     hyps = [json.loads(x) for x in out.read_text().splitlines()]
     assert report.done == len(hyps) == len((tiny_corpus / "test.jsonl").read_text().splitlines())
     assert all(isinstance(h["text"], str) for h in hyps)
+
+
+def test_ctc_compress_averages_label_runs_and_drops_blanks() -> None:
+    from speech.asr.llm.model import ctc_compress
+
+    hidden = torch.arange(12, dtype=torch.float32).view(2, 6, 1).repeat(1, 1, 2)  # frame t of row b holds 6b + t
+    best = torch.tensor([[0, 3, 3, 0, 3, 5], [0, 0, 0, 0, 0, 0]])  # row 1 is all blank
+    logits = F.one_hot(best, 6).float()
+    logits[1, 4, 0] = 0.5  # the least-blank frame of the blank row
+    out, counts = ctc_compress(hidden, torch.tensor([6, 5]), logits)
+    assert counts.tolist() == [3, 1]
+    # Row 0: frames 1-2 (label 3) averaged; frame 4 is a new run of 3 (a blank came between); frame 5 is label 5.
+    torch.testing.assert_close(out[0, :, 0], torch.tensor([1.5, 4.0, 5.0]))
+    assert out[1, 0, 0] == 10.0  # 6 + 4
+    # Padding frames never count, even when their label is not blank (frame 5 of row 0).
+    out2, counts2 = ctc_compress(hidden, torch.tensor([5, 5]), F.one_hot(best, 6).float())
+    assert counts2.tolist()[0] == 2 and out2[0, :2, 0].tolist() == [1.5, 4.0]
+
+
+def test_ctc_compressed_model_loads_the_ctc_head_frozen_and_round_trips(tmp_path: Path) -> None:
+    from speech.asr.config import CTCModelConfig
+    from speech.asr.hub import save_pretrained as save_ctc
+    from speech.asr.model import CTCModel
+    from text.char_vocab import CharVocab
+
+    ctc_dir = tmp_path / "ctc"
+    ctc = CTCModel(CTCModelConfig(vocab_size=8, encoder=ConformerConfig(d_model=32, num_layers=1, num_heads=2,
+                                                                       conv_kernel=5)))
+    save_ctc(ctc, CharVocab(list("abcde")), ctc_dir)
+    with pytest.raises(ValueError, match="ctc_compress needs a frozen CTC model"):
+        LLMASRModule(LANGS, ctc_compress=True)
+    module = LLMASRModule(LANGS, init_encoder=str(ctc_dir), ctc_compress=True, stack=1,
+                          lm={"d_model": 32, "num_layers": 1, "num_heads": 2})
+    head = module.net.ctc_head
+    assert head is not None and not head.weight.requires_grad
+    torch.testing.assert_close(head.weight, ctc.head.weight)
+    batch = _batch(["ja", "nein"], LANGS[:1] * 2)
+    _, alens = module._encode(batch)
+    feats, flens = module.net.frontend(batch["wave"], batch["wave_lens"])
+    hidden, hlens = module.net.encoder(feats, flens)
+    labels = ctc.head(hidden).argmax(-1)
+    for b in range(2):  # one embedding per run of a non-blank label (at least one)
+        lab = labels[b, : hlens[b]].tolist()
+        runs = sum(1 for t, x in enumerate(lab) if x != 0 and (t == 0 or lab[t - 1] != x))
+        assert int(alens[b]) == max(runs, 1)
+    module.export(tmp_path / "m")
+    tr = LLMTranscriber.from_pretrained(tmp_path / "m", beam=1, max_bytes_per_second=8.0)
+    assert tr.model.cfg.ctc_vocab == 8
+    w = waves(2)
+    direct = LLMTranscriber(module.net.eval(), beam=1, max_bytes_per_second=8.0)
+    assert tr.transcribe_waves(w) == direct.transcribe_waves(w)

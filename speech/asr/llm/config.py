@@ -40,6 +40,9 @@ class LLMASRConfig:
     """Hidden width of the projector MLP as a multiple of the LM width."""
     sample_rate: int = 16_000
     """Input sample rate in Hz."""
+    ctc_vocab: int = 0
+    """Labels of the CTC head of the encoder's source model; 0 for none. With a head, encoder frames are
+    compressed before the projector (``ctc_compress``): about one audio embedding per character."""
 
 
 def decoder_lm_tiny(**overrides: object) -> DecoderLMConfig:

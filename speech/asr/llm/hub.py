@@ -27,6 +27,7 @@ def config_from_dict(d: dict[str, Any]) -> LLMASRConfig:
         stack=int(d.get("stack", 4)),
         projector_mult=int(d.get("projector_mult", 2)),
         sample_rate=int(d.get("sample_rate", 16_000)),
+        ctc_vocab=int(d.get("ctc_vocab", 0)),
     )
 
 
@@ -57,7 +58,8 @@ def from_pretrained(model_dir: str | os.PathLike[str], device: str | torch.devic
 
 
 def load_ctc_encoder(model: LLMASR, ctc_dir: str | os.PathLike[str]) -> None:
-    """Copy the conformer weights of a CTC model directory into ``model.encoder``."""
+    """Copy the conformer weights of a CTC model directory into ``model.encoder`` (and its head into
+    ``model.ctc_head`` when the model compresses frames)."""
     d = Path(ctc_dir)
     if not (d / "model.safetensors").exists():
         raise FileNotFoundError(f"{d}: no model.safetensors to initialise the encoder from")
@@ -66,14 +68,16 @@ def load_ctc_encoder(model: LLMASR, ctc_dir: str | os.PathLike[str]) -> None:
     if not enc:
         raise ValueError(f"{d}/model.safetensors: no encoder.* weights")
     model.encoder.load_state_dict(enc)
+    if model.ctc_head is not None:
+        model.ctc_head.load_state_dict({k[len("head."):]: v for k, v in state.items() if k.startswith("head.")})
 
 
-def ctc_encoder_config(ctc_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``encoder`` block of a CTC model directory's ``config.json``."""
+def ctc_encoder_config(ctc_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], int]:
+    """The ``encoder`` block of a CTC model directory's ``config.json`` and its vocabulary size."""
     path = Path(ctc_dir) / "config.json"
     if not path.exists():
         raise FileNotFoundError(f"{path}: missing; init_encoder must be a CTC model directory")
     cfg = json.loads(path.read_text(encoding="utf-8"))
-    if "encoder" not in cfg:
-        raise ValueError(f"{path}: no encoder settings")
-    return dict(cfg["encoder"])
+    if "encoder" not in cfg or "vocab_size" not in cfg:
+        raise ValueError(f"{path}: no encoder settings or vocab_size")
+    return dict(cfg["encoder"]), int(cfg["vocab_size"])

@@ -112,6 +112,35 @@ class Projector(nn.Module):
         return self.mlp(x), (lens + self.stack - 1) // self.stack
 
 
+def ctc_compress(hidden: Tensor, lens: Tensor, logits: Tensor, blank: int = 0) -> tuple[Tensor, Tensor]:
+    """Encoder frames [B, T, D] to one mean vector per CTC label run [B, S, D], and run counts [B].
+
+    Frames whose best label is blank are dropped and consecutive frames with one label are averaged
+    (Gaido et al., 2021), so an utterance becomes about as long as its transcript and the decoder sees a
+    near-monotonic, near one-to-one audio prompt (the CTC prompts of Wu et al., 2023). An utterance with
+    no non-blank frame keeps its least-blank frame.
+    """
+    b, t, d = hidden.shape
+    valid = torch.arange(t, device=hidden.device)[None] < lens[:, None]
+    best = logits.argmax(-1)
+    keep = valid & (best != blank)
+    empty = ~keep.any(1) & (lens > 0)
+    if empty.any():
+        least_blank = logits.log_softmax(-1)[..., blank].masked_fill(~valid, float("inf")).argmin(1)
+        keep[empty, least_blank[empty]] = True
+        best = best.clone()
+        best[empty, least_blank[empty]] = -1
+    prev_keep = F.pad(keep, (1, 0))[:, :-1]
+    prev_best = F.pad(best, (1, 0), value=-2)[:, :-1]
+    start = keep & ~(prev_keep & (prev_best == best))
+    counts = start.sum(1)
+    n = max(int(counts.max()), 1)
+    slot = torch.where(keep, start.cumsum(1) - 1, n)  # frames not kept go to a spare slot, dropped below
+    sums = hidden.new_zeros(b, n + 1, d).scatter_add_(1, slot[..., None].expand(b, t, d), hidden)
+    num = hidden.new_zeros(b, n + 1).scatter_add_(1, slot, keep.to(hidden.dtype))
+    return sums[:, :n] / num[:, :n, None].clamp_min(1), counts
+
+
 class LLMASR(nn.Module):
     """Speech encoder + projector + decoder LM, trained on interleaved audio/text sequences.
 
@@ -126,21 +155,21 @@ class LLMASR(nn.Module):
         self.tok = ByteTokenizer(cfg.langs)
         self.frontend = LogMel(cfg.sample_rate, cfg.encoder.n_mels)
         self.encoder = ConformerEncoder(cfg.encoder)
+        self.ctc_head = nn.Linear(cfg.encoder.d_model, cfg.ctc_vocab) if cfg.ctc_vocab else None
         self.projector = Projector(cfg.encoder.d_model, cfg.lm.d_model, cfg.stack, cfg.projector_mult)
         self.lm = DecoderLM(cfg.lm, len(self.tok))
 
     def encode_audio(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
         """Waveforms [N, S] to audio embeddings [N, A, D] and their counts [N]."""
         feats, lens = self.frontend(wave, wave_lens)
-        hidden, lens = self.encoder(feats, lens)  # [N, T, De]
-        return self.projector(hidden, lens)
+        return self.project(*self.encoder(feats, lens))
 
-    def audio_frames(self, wave_lens: Tensor) -> Tensor:
-        """Audio embeddings per clip for waveforms of ``wave_lens`` samples, without running the encoder."""
-        lens = wave_lens // self.frontend.hop + 1
-        for _ in range({2: 1, 4: 2, 8: 3}[self.cfg.encoder.subsampling]):
-            lens = (lens - 1) // 2 + 1
-        return (lens + self.cfg.stack - 1) // self.cfg.stack
+    def project(self, hidden: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
+        """Encoder frames [N, T, De] to audio embeddings [N, A, D], CTC-compressed first when there is a head."""
+        if self.ctc_head is not None:
+            with torch.no_grad():
+                hidden, lens = ctc_compress(hidden, lens, self.ctc_head(hidden))
+        return self.projector(hidden, lens)
 
     def embed(self, ids: Tensor, clip: Tensor, frame: Tensor, audio: Tensor) -> Tensor:
         """Token ids [B, L] (``AUDIO`` = -1 where audio goes) with audio embeddings [N, A, D] spliced in."""

@@ -41,6 +41,7 @@ class LLMASRModule(L.LightningModule):
         projector_mult: int = 2,
         init_encoder: str | None = None,
         freeze_encoder: bool = True,
+        ctc_compress: bool = False,
         encoder_lr_scale: float = 0.1,
         lang_drop: float = 0.3,
         lr: float = 1e-3,
@@ -51,22 +52,27 @@ class LLMASRModule(L.LightningModule):
         max_bytes_per_second: float = 40.0,
     ):
         super().__init__()
-        enc = ctc_encoder_config(init_encoder) if init_encoder else _as_dict(encoder)
+        if ctc_compress and not (init_encoder and freeze_encoder):
+            raise ValueError("ctc_compress needs a frozen CTC model: set init_encoder and freeze_encoder=true")
+        enc, ctc_vocab = ctc_encoder_config(init_encoder) if init_encoder else (_as_dict(encoder), 0)
         self.save_hyperparameters({
             "langs": list(langs), "encoder": enc, "lm": _as_dict(lm or decoder_lm_tiny()), "stack": stack,
             "projector_mult": projector_mult, "init_encoder": init_encoder, "freeze_encoder": freeze_encoder,
+            "ctc_compress": ctc_compress,
             "encoder_lr_scale": encoder_lr_scale, "lang_drop": lang_drop, "lr": lr, "weight_decay": weight_decay,
             "betas": list(betas), "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio,
             "max_bytes_per_second": max_bytes_per_second,
         })
         cfg = LLMASRConfig(langs=list(langs), encoder=ConformerConfig(**enc), lm=DecoderLMConfig(**self.hparams["lm"]),
-                           stack=stack, projector_mult=projector_mult)
+                           stack=stack, projector_mult=projector_mult, ctc_vocab=ctc_vocab if ctc_compress else 0)
         self.net = LLMASR(cfg)
         if init_encoder:
             load_ctc_encoder(self.net, init_encoder)
         self.frozen = bool(freeze_encoder and init_encoder)
         if self.frozen:
             self.net.encoder.requires_grad_(False).eval()
+            if self.net.ctc_head is not None:
+                self.net.ctc_head.requires_grad_(False)
         self.val_rates = LanguageErrorRates(self.hparams["langs"])
         self.test_rates = LanguageErrorRates(self.hparams["langs"])
         self._lid = {"val": [0, 0], "test": [0, 0]}
@@ -91,7 +97,7 @@ class LLMASRModule(L.LightningModule):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             feats, flens = self.net.frontend(wave, lens)
             hidden, hlens = self.net.encoder(feats, flens)
-        return self.net.projector(hidden, hlens)
+        return self.net.project(hidden, hlens)
 
     def _sequences(self, batch: dict[str, Any], alens: torch.Tensor, upto: str, drop: float) -> list[TokenSequence]:
         """One sequence per utterance; its in-context examples are clips ``B..`` in ``ctx_counts`` order."""
