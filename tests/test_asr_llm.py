@@ -52,9 +52,10 @@ def test_sequence_layout_and_loss_targets() -> None:
     ]
     assert seq.clip[1:3] == [1, 1] and seq.clip[10] == 2 and seq.clip[17:20] == [0, 0, 0]
     assert seq.frame[17:20] == [0, 1, 2]
-    # Only the query's language token, text and <eos> are targets.
-    assert [t for t in seq.targets if t != IGNORE] == [de, 104, 105, tok.eos_id]
-    assert seq.targets.index(de) == 21
+    # Every utterance's language token, text and <eos> are targets; <bos> and audio are not.
+    assert [t for t in seq.targets if t != IGNORE] == [de, 97, 98, tok.eos_id, 0xC3, 0xA9, tok.eos_id,
+                                                      de, 104, 105, tok.eos_id]
+    assert seq.targets.index(de) == 4 and seq.targets[21] == de
     prompt = build_sequence(tok, ctx, Segment(0, 3, None), "bos")
     assert prompt.ids[-3:] == [A, tok.lid_id, tok.bos_id] and all(t == IGNORE for t in prompt.targets)
     assert build_sequence(tok, [], Segment(0, 2, de), "lid").ids == [tok.audio_id, A, A, tok.lid_id]
@@ -99,7 +100,8 @@ def test_lang_token_dropout_and_loss_mask() -> None:
     keep = tgt != IGNORE
     manual = -logits[:, :-1].log_softmax(-1).gather(-1, tgt.clamp_min(0)[..., None])[..., 0][keep].mean()
     torch.testing.assert_close(loss, manual)
-    assert int(keep.sum()) == 1 + 2 + 1 + 1 + 6 + 1  # lang, "ja", eos; lang, "так" (6 bytes), eos
+    # Two examples (lang, "zu", eos) and the query (lang, "ja", eos); lang, "так" (6 bytes), eos.
+    assert int(keep.sum()) == 2 * 4 + 4 + 1 + 6 + 1
 
 
 def test_left_padding_does_not_change_logits() -> None:

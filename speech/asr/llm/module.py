@@ -30,6 +30,8 @@ class LLMASRModule(L.LightningModule):
     """Trains an ``LLMASR`` on (in-context examples +) utterance sequences; validates with greedy decoding.
 
     ``freeze_encoder`` fixes an encoder loaded from ``init_encoder``; a randomly initialised one always trains.
+    ``ctc_compress`` (default: whenever the encoder is a frozen CTC model's) feeds the decoder CTC-compressed
+    frames (``ctc_compress`` in ``speech.asr.llm.model``).
     """
 
     def __init__(
@@ -41,7 +43,7 @@ class LLMASRModule(L.LightningModule):
         projector_mult: int = 2,
         init_encoder: str | None = None,
         freeze_encoder: bool = True,
-        ctc_compress: bool = False,
+        ctc_compress: bool | None = None,
         encoder_lr_scale: float = 0.1,
         lang_drop: float = 0.3,
         lr: float = 1e-3,
@@ -52,7 +54,9 @@ class LLMASRModule(L.LightningModule):
         max_bytes_per_second: float = 40.0,
     ):
         super().__init__()
-        if ctc_compress and not (init_encoder and freeze_encoder):
+        if ctc_compress is None:
+            ctc_compress = bool(init_encoder and freeze_encoder)
+        elif ctc_compress and not (init_encoder and freeze_encoder):
             raise ValueError("ctc_compress needs a frozen CTC model: set init_encoder and freeze_encoder=true")
         enc, ctc_vocab = ctc_encoder_config(init_encoder) if init_encoder else (_as_dict(encoder), 0)
         self.save_hyperparameters({

@@ -70,9 +70,11 @@ class TokenSequence:
 def build_sequence(tok: ByteTokenizer, context: Sequence[Segment], query: Segment, upto: str = "eos") -> TokenSequence:
     """``[<audio> A_i <lid> lang_i <bos> text_i <eos>]* <audio> A <lid> [lang] <bos> text <eos>``.
 
-    Targets are the query's language token, text and ``<eos>`` (``IGNORE`` elsewhere), aligned with
-    ``ids`` (position ``i`` is predicted from positions ``< i``). ``upto`` cuts the query: ``"lid"``
-    ends after ``<lid>`` (language identification), ``"bos"`` after ``<bos>`` (transcription prompt).
+    Targets are every utterance's language token, text and ``<eos>`` (``IGNORE`` elsewhere), aligned with
+    ``ids`` (position ``i`` is predicted from positions ``< i``): example ``i`` is learnt from the ``i``
+    examples before it, so one sequence trains every number of shots up to its length. ``upto`` cuts the
+    query: ``"lid"`` ends after ``<lid>`` (language identification), ``"bos"`` after ``<bos>`` (transcription
+    prompt, no targets).
     """
     if upto not in ("lid", "bos", "eos"):
         raise ValueError(f"upto must be lid, bos or eos, got {upto!r}")
@@ -96,7 +98,10 @@ def build_sequence(tok: ByteTokenizer, context: Sequence[Segment], query: Segmen
         if seg.text is None:
             raise ValueError("an in-context example needs its transcript")
         audio(seg)
-        put(([seg.lang] if seg.lang is not None else []) + [tok.bos_id, *seg.text, tok.eos_id], False)
+        if seg.lang is not None:
+            put([seg.lang], upto == "eos")
+        put([tok.bos_id], False)
+        put([*seg.text, tok.eos_id], upto == "eos")
     audio(query)
     if upto == "lid":
         return seq
