@@ -62,6 +62,23 @@ def test_sequence_layout_and_loss_targets() -> None:
     assert tok.decode([*tok.encode("Привіт"), tok.eos_id]) == "Привіт"
 
 
+def test_compressed_audio_sits_at_the_positions_of_its_bytes() -> None:
+    tok = ByteTokenizer(LANGS)
+    de = tok.lang_id("deu_Latn")
+    ex = Segment(1, 2, None, tok.encode("ab"), offsets=[0, 1])
+    seq = build_sequence(tok, [ex], Segment(0, 3, de, tok.encode("hé"), offsets=[0, 1, 3]))
+    starts = [i for i, t in enumerate(seq.ids) if t == tok.bos_id]
+    for bos, clip, offsets in zip(starts, (1, 0), ([0, 1], [0, 1, 3])):
+        audio = [p for p, c in zip(seq.pos, seq.clip) if c == clip]
+        assert audio == [seq.pos[bos] + 1 + o for o in offsets]  # byte j of the text sits at <bos> + 1 + j
+        assert seq.pos[bos] == seq.pos[seq.ids.index(tok.lid_id, bos - 3)] + 2  # with or without a language token
+    # <audio> A A <lid> <bos> a b <eos>, then <audio> A A A <lid> de <bos> h é(2 bytes) <eos> after the example.
+    assert seq.pos == [0, 4, 5, 1, 3, 4, 5, 6, 7, 11, 12, 14, 8, 9, 10, 11, 12, 13, 14]
+    # The prompt's positions match training's, so decoding continues where the text would start.
+    prompt = build_sequence(tok, [ex], Segment(0, 3, de, offsets=[0, 1, 3]), "bos")
+    assert prompt.pos == seq.pos[: len(prompt.pos)]
+
+
 def _batch(texts: list[str], langs: list[str], ctx: int = 0) -> dict[str, Any]:
     w = waves(len(texts) + ctx)
     lens = torch.tensor([len(x) for x in w])
@@ -79,22 +96,22 @@ def test_lang_token_dropout_and_loss_mask() -> None:
                           lm={"d_model": 32, "num_layers": 1, "num_heads": 2}, stack=2)
     tok = module.net.tok
     batch = _batch(["ja", "так"], LANGS, ctx=2)
-    _, alens = module._encode(batch)
+    enc = module._encode(batch)
     lang_ids = set(tok.lang_ids.values())
-    kept = module._sequences(batch, alens, "eos", 0.0)
+    kept = module._sequences(batch, enc, "eos", 0.0)
     assert [sum(t in lang_ids for t in s.ids) for s in kept] == [3, 1]  # two examples + the query
-    dropped = module._sequences(batch, alens, "eos", 1.0)
+    dropped = module._sequences(batch, enc, "eos", 1.0)
     assert not any(t in lang_ids for s in dropped for t in s.ids)
     assert [t for t in dropped[1].targets if t != IGNORE] == [*tok.encode("так"), tok.eos_id]
     torch.manual_seed(0)
     shares = [any(t in lang_ids for t in s.ids) for _ in range(200)
-              for s in module._sequences(batch, alens, "eos", 0.3)]
+              for s in module._sequences(batch, enc, "eos", 0.3)]
     assert 0.6 < sum(shares) / len(shares) < 0.8
     # Logits at non-target positions don't move the loss: it equals the CE over the targets alone.
     module.eval()
     loss = module._loss(batch, 0.0)
-    seq = pad_sequences(module._sequences(batch, alens, "eos", 0.0), tok.pad_id)
-    audio, _ = module._encode(batch)
+    seq = pad_sequences(module._sequences(batch, enc, "eos", 0.0), tok.pad_id)
+    audio = module._encode(batch).audio
     logits, _ = module.net(module.net.embed(seq["ids"], seq["clip"], seq["frame"], audio), seq["pos"], seq["mask"])
     tgt = seq["targets"][:, 1:]
     keep = tgt != IGNORE
@@ -111,7 +128,7 @@ def test_left_padding_does_not_change_logits() -> None:
     from speech.asr.ctc import pad_waves
 
     wave, lens = pad_waves(w)
-    audio, alens = model.encode_audio(wave, lens)
+    audio, alens, _ = model.encode_audio(wave, lens)
     prompts = [build_sequence(tok, [], Segment(b, int(alens[b]), tok.lang_id("deu_Latn")), "bos") for b in range(2)]
     with torch.no_grad():
         _, both = decode_prompts(model, prompts, audio, [5, 5])
@@ -130,7 +147,7 @@ def test_beam_one_is_greedy_on_the_model() -> None:
 
     wave, lens = pad_waves(waves(3))
     with torch.no_grad():
-        audio, alens = model.encode_audio(wave, lens)
+        audio, alens, _ = model.encode_audio(wave, lens)
         prompts = [build_sequence(tok, [], Segment(b, int(alens[b]), None), "bos") for b in range(3)]
         batch = pad_sequences(prompts, tok.pad_id, left=True)
         x = model.embed(batch["ids"], batch["clip"], batch["frame"], audio)
@@ -258,8 +275,8 @@ def test_frozen_encoder_has_no_dropout_or_gradients(tmp_path: Path) -> None:
     ref = load_file(str(ctc / "model.safetensors"))
     torch.testing.assert_close(module.net.encoder.blocks[0].attn.qkv.weight, ref["encoder.blocks.0.attn.qkv.weight"])
     batch = _batch(["ja"], LANGS[:1])
-    a1, _ = module._encode(batch)
-    a2, _ = module._encode(batch)
+    a1 = module._encode(batch).audio
+    a2 = module._encode(batch).audio
     torch.testing.assert_close(a1, a2)  # deterministic: no encoder dropout
 
 
@@ -286,13 +303,13 @@ def test_ctc_compress_averages_label_runs_and_drops_blanks() -> None:
     best = torch.tensor([[0, 3, 3, 0, 3, 5], [0, 0, 0, 0, 0, 0]])  # row 1 is all blank
     logits = F.one_hot(best, 6).float()
     logits[1, 4, 0] = 0.5  # the least-blank frame of the blank row
-    out, counts = ctc_compress(hidden, torch.tensor([6, 5]), logits)
-    assert counts.tolist() == [3, 1]
+    out, counts, labels = ctc_compress(hidden, torch.tensor([6, 5]), logits)
+    assert counts.tolist() == [3, 1] and labels.tolist() == [[3, 3, 5], [-1, -1, -1]]
     # Row 0: frames 1-2 (label 3) averaged; frame 4 is a new run of 3 (a blank came between); frame 5 is label 5.
     torch.testing.assert_close(out[0, :, 0], torch.tensor([1.5, 4.0, 5.0]))
     assert out[1, 0, 0] == 10.0  # 6 + 4
     # Padding frames never count, even when their label is not blank (frame 5 of row 0).
-    out2, counts2 = ctc_compress(hidden, torch.tensor([5, 5]), F.one_hot(best, 6).float())
+    out2, counts2, _ = ctc_compress(hidden, torch.tensor([5, 5]), F.one_hot(best, 6).float())
     assert counts2.tolist()[0] == 2 and out2[0, :2, 0].tolist() == [1.5, 4.0]
 
 
@@ -314,14 +331,19 @@ def test_ctc_compressed_model_loads_the_ctc_head_frozen_and_round_trips(tmp_path
     assert head is not None and not head.weight.requires_grad
     torch.testing.assert_close(head.weight, ctc.head.weight)
     batch = _batch(["ja", "nein"], LANGS[:1] * 2)
-    _, alens = module._encode(batch)
+    enc = module._encode(batch)
+    alens = enc.lens
     feats, flens = module.net.frontend(batch["wave"], batch["wave_lens"])
     hidden, hlens = module.net.encoder(feats, flens)
     labels = ctc.head(hidden).argmax(-1)
-    for b in range(2):  # one embedding per run of a non-blank label (at least one)
+    nbytes = [len(t.encode()) if len(t) == 1 else 1 for t in CharVocab.load(ctc_dir / "vocab.json").tokens]
+    assert module.net.ctc_label_bytes.tolist() == nbytes
+    for b in range(2):  # one embedding per run of a non-blank label (at least one), at its label's byte offset
         lab = labels[b, : hlens[b]].tolist()
-        runs = sum(1 for t, x in enumerate(lab) if x != 0 and (t == 0 or lab[t - 1] != x))
-        assert int(alens[b]) == max(runs, 1)
+        runs = [x for t, x in enumerate(lab) if x != 0 and (t == 0 or lab[t - 1] != x)]
+        assert int(alens[b]) == max(len(runs), 1)
+        if runs:
+            assert enc.offsets[b, : len(runs)].tolist() == [sum(nbytes[x] for x in runs[:i]) for i in range(len(runs))]
     module.export(tmp_path / "m")
     tr = LLMTranscriber.from_pretrained(tmp_path / "m", beam=1, max_bytes_per_second=8.0)
     assert tr.model.cfg.ctc_vocab == 8

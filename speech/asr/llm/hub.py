@@ -15,6 +15,7 @@ from common.io import atomic_open
 from speech.asr.llm.config import DecoderLMConfig, LLMASRConfig
 from speech.asr.llm.model import LLMASR
 from speech.encoders.conformer import ConformerConfig
+from text.char_vocab import CharVocab
 
 MODEL_TYPE = "asr_llm"
 
@@ -70,6 +71,10 @@ def load_ctc_encoder(model: LLMASR, ctc_dir: str | os.PathLike[str]) -> None:
     model.encoder.load_state_dict(enc)
     if model.ctc_head is not None:
         model.ctc_head.load_state_dict({k[len("head."):]: v for k, v in state.items() if k.startswith("head.")})
+        tokens = CharVocab.load(d / "vocab.json").tokens
+        if len(tokens) != model.ctc_head.out_features:
+            raise ValueError(f"{d}/vocab.json: {len(tokens)} labels, the CTC head has {model.ctc_head.out_features}")
+        model.ctc_label_bytes.copy_(torch.tensor([len(t.encode("utf-8")) if len(t) == 1 else 1 for t in tokens]))
 
 
 def ctc_encoder_config(ctc_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], int]:

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from datamodules.manifest import read_manifest
 from speech.asr.ctc import pad_waves
 from speech.asr.llm.decode import decode_prompts, max_tokens
 from speech.asr.llm.hub import from_pretrained
 from speech.asr.llm.model import LLMASR
-from speech.asr.llm.tokens import Segment, build_sequence, pad_sequences
+from speech.asr.llm.tokens import EncodedAudio, build_sequence, pad_sequences
 from speech.audio import SAMPLE_RATE, AudioError, decode_audio, load_audio
 from text.normalize import normalize_transcript
 
@@ -64,7 +63,7 @@ class LLMTranscriber:
         return cls(from_pretrained(Path(path), device), device, examples, beam, alpha, max_bytes_per_second)
 
     @torch.inference_mode()
-    def _audio(self, waves: Sequence[np.ndarray]) -> tuple[Tensor, Tensor]:
+    def _audio(self, waves: Sequence[np.ndarray]) -> EncodedAudio:
         """Audio embeddings [B + C, A, D] of the batch, then of the context examples."""
         wave, lens = pad_waves([*waves, *(w for w, _, _ in self.context)])
         return self.model.encode_audio(wave.to(self.device), lens.to(self.device))
@@ -76,13 +75,12 @@ class LLMTranscriber:
             return []
         langs = list(langs) if langs is not None else [None] * len(waves)
         tok, b_n = self.model.tok, len(waves)
-        audio, alens = self._audio(waves)
-        ctx = [Segment(b_n + i, int(alens[b_n + i]), tok.lang_id(lang), tok.encode(text))
+        enc = self._audio(waves)
+        ctx = [enc.segment(b_n + i, tok.lang_id(lang), tok.encode(text))
                for i, (_, text, lang) in enumerate(self.context)]
-        prompts = [build_sequence(tok, ctx, Segment(b, int(alens[b]), tok.lang_id(langs[b])), "bos")
-                   for b in range(b_n)]
+        prompts = [build_sequence(tok, ctx, enc.segment(b, tok.lang_id(langs[b])), "bos") for b in range(b_n)]
         max_len = max_tokens([len(w) / SAMPLE_RATE for w in waves], self.max_bytes_per_second)
-        texts, _ = decode_prompts(self.model, prompts, audio, max_len, self.beam, self.alpha)
+        texts, _ = decode_prompts(self.model, prompts, enc.audio, max_len, self.beam, self.alpha)
         return texts
 
     def transcribe(
@@ -111,11 +109,11 @@ class LLMTranscriber:
             return []
         tok = self.model.tok
         wave, lens = pad_waves(list(waves))
-        audio, alens = self.model.encode_audio(wave.to(self.device), lens.to(self.device))
-        batch = pad_sequences([build_sequence(tok, [], Segment(b, int(alens[b])), "lid") for b in range(len(waves))],
+        enc = self.model.encode_audio(wave.to(self.device), lens.to(self.device))
+        batch = pad_sequences([build_sequence(tok, [], enc.segment(b), "lid") for b in range(len(waves))],
                               tok.pad_id, left=True)
         x = self.model.embed(batch["ids"].to(self.device), batch["clip"].to(self.device),
-                             batch["frame"].to(self.device), audio)
+                             batch["frame"].to(self.device), enc.audio)
         logits, _ = self.model(x, batch["pos"].to(self.device), batch["mask"].to(self.device))
         probs = logits[:, -1].softmax(-1)[:, tok.first_lang:].cpu()  # [B, n_langs]
         return [{lang: float(p[i]) for i, lang in enumerate(tok.langs)} for p in probs]

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from speech.asr.llm.config import DecoderLMConfig, LLMASRConfig
-from speech.asr.llm.tokens import ByteTokenizer
+from speech.asr.llm.tokens import ByteTokenizer, EncodedAudio
 from speech.encoders.conformer import ConformerEncoder, _rotate
 from speech.features import LogMel
 
@@ -112,8 +112,9 @@ class Projector(nn.Module):
         return self.mlp(x), (lens + self.stack - 1) // self.stack
 
 
-def ctc_compress(hidden: Tensor, lens: Tensor, logits: Tensor, blank: int = 0) -> tuple[Tensor, Tensor]:
-    """Encoder frames [B, T, D] to one mean vector per CTC label run [B, S, D], and run counts [B].
+def ctc_compress(hidden: Tensor, lens: Tensor, logits: Tensor, blank: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+    """Encoder frames [B, T, D] to one mean vector per CTC label run [B, S, D], run counts [B] and the label
+    of each run [B, S] (-1 past the end, and for a kept least-blank frame).
 
     Frames whose best label is blank are dropped and consecutive frames with one label are averaged
     (Gaido et al., 2021), so an utterance becomes about as long as its transcript and the decoder sees a
@@ -138,7 +139,8 @@ def ctc_compress(hidden: Tensor, lens: Tensor, logits: Tensor, blank: int = 0) -
     slot = torch.where(keep, start.cumsum(1) - 1, n)  # frames not kept go to a spare slot, dropped below
     sums = hidden.new_zeros(b, n + 1, d).scatter_add_(1, slot[..., None].expand(b, t, d), hidden)
     num = hidden.new_zeros(b, n + 1).scatter_add_(1, slot, keep.to(hidden.dtype))
-    return sums[:, :n] / num[:, :n, None].clamp_min(1), counts
+    labels = best.new_full((b, n + 1), -1).scatter_(1, slot, best.masked_fill(~keep, -1))
+    return sums[:, :n] / num[:, :n, None].clamp_min(1), counts, labels[:, :n]
 
 
 class LLMASR(nn.Module):
@@ -156,20 +158,29 @@ class LLMASR(nn.Module):
         self.frontend = LogMel(cfg.sample_rate, cfg.encoder.n_mels)
         self.encoder = ConformerEncoder(cfg.encoder)
         self.ctc_head = nn.Linear(cfg.encoder.d_model, cfg.ctc_vocab) if cfg.ctc_vocab else None
+        if cfg.ctc_vocab:  # UTF-8 length of each CTC label, for the byte offsets of compressed audio
+            self.register_buffer("ctc_label_bytes", torch.ones(cfg.ctc_vocab, dtype=torch.long))
         self.projector = Projector(cfg.encoder.d_model, cfg.lm.d_model, cfg.stack, cfg.projector_mult)
         self.lm = DecoderLM(cfg.lm, len(self.tok))
 
-    def encode_audio(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
-        """Waveforms [N, S] to audio embeddings [N, A, D] and their counts [N]."""
+    def encode_audio(self, wave: Tensor, wave_lens: Tensor) -> EncodedAudio:
+        """Waveforms [N, S] to audio embeddings (``project``)."""
         feats, lens = self.frontend(wave, wave_lens)
         return self.project(*self.encoder(feats, lens))
 
-    def project(self, hidden: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
-        """Encoder frames [N, T, De] to audio embeddings [N, A, D], CTC-compressed first when there is a head."""
-        if self.ctc_head is not None:
-            with torch.no_grad():
-                hidden, lens = ctc_compress(hidden, lens, self.ctc_head(hidden))
-        return self.projector(hidden, lens)
+    def project(self, hidden: Tensor, lens: Tensor) -> EncodedAudio:
+        """Encoder frames [N, T, De] to audio embeddings [N, A, D] and their counts [N].
+
+        With a CTC head the frames are compressed first, and each embedding gets the byte offset in the
+        transcript where its label would be written (the CTC hypothesis' spelling).
+        """
+        if self.ctc_head is None:
+            return EncodedAudio(*self.projector(hidden, lens), None)
+        with torch.no_grad():
+            hidden, lens, labels = ctc_compress(hidden, lens, self.ctc_head(hidden))
+            nbytes = self.ctc_label_bytes[labels.clamp_min(0)].masked_fill(labels < 0, 1)
+            offsets = nbytes.cumsum(1) - nbytes
+        return EncodedAudio(*self.projector(hidden, lens), offsets)
 
     def embed(self, ids: Tensor, clip: Tensor, frame: Tensor, audio: Tensor) -> Tensor:
         """Token ids [B, L] (``AUDIO`` = -1 where audio goes) with audio embeddings [N, A, D] spliced in."""

@@ -17,7 +17,7 @@ from speech.asr.llm.config import DecoderLMConfig, LLMASRConfig, decoder_lm_tiny
 from speech.asr.llm.decode import decode_prompts, max_tokens
 from speech.asr.llm.hub import ctc_encoder_config, load_ctc_encoder, save_pretrained
 from speech.asr.llm.model import LLMASR
-from speech.asr.llm.tokens import Segment, TokenSequence, build_sequence, pad_sequences
+from speech.asr.llm.tokens import EncodedAudio, TokenSequence, build_sequence, pad_sequences
 from speech.audio import SAMPLE_RATE
 from speech.encoders.conformer import ConformerConfig
 
@@ -92,7 +92,7 @@ class LLMASRModule(L.LightningModule):
         # Lightning keeps each submodule's mode rather than calling train(); make sure of it here.
         self.train()
 
-    def _encode(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _encode(self, batch: dict[str, Any]) -> EncodedAudio:
         """Audio embeddings [N, A, D] of the batch's utterances, then of their in-context examples."""
         waves = [batch["wave"]] + ([batch["ctx_wave"]] if len(batch.get("ctx_wave_lens", [])) else [])
         s = max(w.shape[1] for w in waves)
@@ -103,7 +103,7 @@ class LLMASRModule(L.LightningModule):
             hidden, hlens = self.net.encoder(feats, flens)
         return self.net.project(hidden, hlens)
 
-    def _sequences(self, batch: dict[str, Any], alens: torch.Tensor, upto: str, drop: float) -> list[TokenSequence]:
+    def _sequences(self, batch: dict[str, Any], enc: EncodedAudio, upto: str, drop: float) -> list[TokenSequence]:
         """One sequence per utterance; its in-context examples are clips ``B..`` in ``ctx_counts`` order."""
         tok, b_n = self.net.tok, len(batch["texts"])
         seqs, c = [], b_n
@@ -112,18 +112,18 @@ class LLMASRModule(L.LightningModule):
             ctx = []
             for _ in range(batch.get("ctx_counts", [0] * b_n)[b]):
                 lang = tok.lang_id(batch["ctx_langs"][c - b_n]) if keep else None
-                ctx.append(Segment(c, int(alens[c]), lang, tok.encode(batch["ctx_texts"][c - b_n])))
+                ctx.append(enc.segment(c, lang, tok.encode(batch["ctx_texts"][c - b_n])))
                 c += 1
             lang = tok.lang_id(batch["langs"][b]) if keep else None
-            query = Segment(b, int(alens[b]), lang, tok.encode(batch["texts"][b]))
+            query = enc.segment(b, lang, tok.encode(batch["texts"][b]))
             seqs.append(build_sequence(tok, ctx, query, upto))
         return seqs
 
     def _loss(self, batch: dict[str, Any], drop: float) -> torch.Tensor:
-        audio, alens = self._encode(batch)
-        seq = pad_sequences(self._sequences(batch, alens, "eos", drop), self.net.tok.pad_id)
+        enc = self._encode(batch)
+        seq = pad_sequences(self._sequences(batch, enc, "eos", drop), self.net.tok.pad_id)
         seq = {k: v.to(self.device) for k, v in seq.items()}
-        x = self.net.embed(seq["ids"], seq["clip"], seq["frame"], audio)
+        x = self.net.embed(seq["ids"], seq["clip"], seq["frame"], enc.audio)
         logits, _ = self.net(x, seq["pos"], None)  # [B, L, V]; right padding needs no key mask
         return F.cross_entropy(logits[:, :-1].transpose(1, 2), seq["targets"][:, 1:], ignore_index=-100)
 
@@ -142,11 +142,11 @@ class LLMASRModule(L.LightningModule):
             return
         batch = {**batch, "ctx_counts": [0] * len(batch["texts"])}
         self.log(f"{stage}/loss", self._loss(batch, 0.0), batch_size=len(batch["texts"]), sync_dist=True)
-        audio, alens = self._encode(batch)
+        enc = self._encode(batch)
         seconds = (batch["wave_lens"].float() / SAMPLE_RATE).tolist()
-        prompts = self._sequences(batch, alens, "bos", 0.0)
+        prompts = self._sequences(batch, enc, "bos", 0.0)
         max_len = max_tokens(seconds, self.hparams["max_bytes_per_second"])
-        hyps, logits = decode_prompts(self.net, prompts, audio, max_len)
+        hyps, logits = decode_prompts(self.net, prompts, enc.audio, max_len)
         rates.update(hyps, batch["texts"], batch["langs"])
         # A known language's prompt ends "<lid> lang <bos>": the language was predicted at column -3.
         tok = self.net.tok

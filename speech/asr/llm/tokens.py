@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
+from torch import Tensor
 
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<lid>", "<sep>", "<audio>")
 """Special tokens, numbered after the 256 byte values."""
@@ -55,6 +56,24 @@ class Segment:
     """Language token, or ``None`` to write the utterance without one."""
     text: list[int] | None = None
     """Byte ids of the transcript; ``None`` for the utterance to transcribe at inference."""
+    offsets: list[int] | None = None
+    """Per audio embedding, the byte of the transcript it should sit next to (CTC-compressed audio), or
+    ``None`` to number the audio positions in order like any token."""
+
+
+class EncodedAudio(NamedTuple):
+    """Audio embeddings [N, A, D] of a batch of clips, their counts [N] and, for CTC-compressed audio, the
+    byte offset of each embedding in its transcript [N, A] (``None`` otherwise)."""
+
+    audio: Tensor
+    lens: Tensor
+    offsets: Tensor | None
+
+    def segment(self, clip: int, lang: int | None = None, text: list[int] | None = None) -> Segment:
+        """The ``Segment`` of clip ``clip``."""
+        n = int(self.lens[clip])
+        offsets = self.offsets[clip, :n].tolist() if self.offsets is not None else None
+        return Segment(clip, n, lang, text, offsets)
 
 
 @dataclass
@@ -65,6 +84,7 @@ class TokenSequence:
     clip: list[int]
     frame: list[int]
     targets: list[int]
+    pos: list[int]
 
 
 def build_sequence(tok: ByteTokenizer, context: Sequence[Segment], query: Segment, upto: str = "eos") -> TokenSequence:
@@ -75,43 +95,66 @@ def build_sequence(tok: ByteTokenizer, context: Sequence[Segment], query: Segmen
     examples before it, so one sequence trains every number of shots up to its length. ``upto`` cuts the
     query: ``"lid"`` ends after ``<lid>`` (language identification), ``"bos"`` after ``<bos>`` (transcription
     prompt, no targets).
+
+    Positions (rotary) count up token by token, with one exception: a segment with ``offsets`` puts its
+    audio embeddings at the positions of the transcript bytes they are expected to align with, so that
+    reading the audio is a fixed-distance lookup rather than an alignment the LM must discover. The
+    language token's position is kept free when it is absent, so ``<bos>`` is always ``<lid>`` + 2.
     """
     if upto not in ("lid", "bos", "eos"):
         raise ValueError(f"upto must be lid, bos or eos, got {upto!r}")
-    seq = TokenSequence([], [], [], [])
+    seq = TokenSequence([], [], [], [], [])
+    nxt = 0  # next free position
 
-    def put(ids: Sequence[int], target: bool) -> None:
+    def put(ids: Sequence[int], target: bool, at: int | None = None) -> None:
+        nonlocal nxt
+        nxt = nxt if at is None else at
         seq.ids.extend(ids)
         seq.clip.extend([-1] * len(ids))
         seq.frame.extend([-1] * len(ids))
         seq.targets.extend(ids if target else [IGNORE] * len(ids))
+        seq.pos.extend(range(nxt, nxt + len(ids)))
+        nxt += len(ids)
 
     def audio(seg: Segment) -> None:
+        nonlocal nxt
         put([tok.audio_id], False)
         seq.ids.extend([AUDIO] * seg.frames)
         seq.clip.extend([seg.clip] * seg.frames)
         seq.frame.extend(range(seg.frames))
         seq.targets.extend([IGNORE] * seg.frames)
+        if seg.offsets is None:
+            seq.pos.extend(range(nxt, nxt + seg.frames))
+            nxt += seg.frames
+        else:  # <audio> p, <lid> p + 1, lang p + 2, <bos> p + 3, byte j at p + 4 + j
+            seq.pos.extend(nxt + 3 + o for o in seg.offsets)
         put([tok.lid_id], False)
+
+    def head(seg: Segment, target: bool) -> None:
+        lid = seq.pos[-1]
+        if seg.lang is not None:
+            put([seg.lang], target)
+        put([tok.bos_id], False, at=lid + 2)
+
+    def tail(text: list[int], target: bool) -> None:
+        nonlocal nxt
+        put([*text, tok.eos_id], target)
+        nxt = max(seq.pos) + 1
 
     for seg in context:
         if seg.text is None:
             raise ValueError("an in-context example needs its transcript")
         audio(seg)
-        if seg.lang is not None:
-            put([seg.lang], upto == "eos")
-        put([tok.bos_id], False)
-        put([*seg.text, tok.eos_id], upto == "eos")
+        head(seg, upto == "eos")
+        tail(seg.text, upto == "eos")
     audio(query)
     if upto == "lid":
         return seq
-    if query.lang is not None:
-        put([query.lang], upto == "eos")
-    put([tok.bos_id], False)
+    head(query, upto == "eos")
     if upto == "eos":
         if query.text is None:
             raise ValueError("a training sequence needs the query transcript")
-        put([*query.text, tok.eos_id], True)
+        tail(query.text, True)
     return seq
 
 
@@ -126,12 +169,12 @@ def pad_sequences(seqs: Sequence[TokenSequence], pad_id: int, left: bool = False
         "clip": torch.full((len(seqs), n), -1, dtype=torch.long),
         "frame": torch.full((len(seqs), n), -1, dtype=torch.long),
         "targets": torch.full((len(seqs), n), IGNORE, dtype=torch.long),
+        "pos": torch.zeros(len(seqs), n, dtype=torch.long),
         "mask": torch.zeros(len(seqs), n, dtype=torch.bool),
     }
     for i, s in enumerate(seqs):
         cols = slice(n - len(s.ids), n) if left else slice(0, len(s.ids))
-        for key in ("ids", "clip", "frame", "targets"):
+        for key in ("ids", "clip", "frame", "targets", "pos"):
             out[key][i, cols] = torch.tensor(getattr(s, key), dtype=torch.long)
         out["mask"][i, cols] = True
-    out["pos"] = (out["mask"].long().cumsum(1) - 1).clamp_min(0)
     return out
