@@ -100,7 +100,8 @@ def write_outputs(result: dict[str, Any], out: Path) -> None:
     lines += [f"| {p['shots']} | {p['cer']:.1f} | {p['cer_min']:.1f}–{p['cer_max']:.1f} | {p['wer']:.1f} |"
               for p in result["points"]]
     if "ctc_greedy" in result:
-        lines.append(f"| CTC model, no hint | {result['ctc_greedy']['cer']:.1f} | | {result['ctc_greedy']['wer']:.1f} |")
+        ctc = result["ctc_greedy"]
+        lines.append(f"| CTC model, no hint | {ctc['cer']:.1f} | | {ctc['wer']:.1f} |")
     with atomic_open(out / "curve.md", "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     fig, ax = plt.subplots(figsize=(5, 3.5))
