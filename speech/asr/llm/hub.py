@@ -74,7 +74,8 @@ def load_ctc_encoder(model: LLMASR, ctc_dir: str | os.PathLike[str]) -> None:
         tokens = CharVocab.load(d / "vocab.json").tokens
         if len(tokens) != model.ctc_head.out_features:
             raise ValueError(f"{d}/vocab.json: {len(tokens)} labels, the CTC head has {model.ctc_head.out_features}")
-        model.ctc_label_bytes.copy_(torch.tensor([len(t.encode("utf-8")) if len(t) == 1 else 1 for t in tokens]))
+        label_bytes: torch.Tensor = model.ctc_label_bytes  # type: ignore[assignment]
+        label_bytes.copy_(torch.tensor([len(t.encode("utf-8")) if len(t) == 1 else 1 for t in tokens]))
 
 
 def ctc_encoder_config(ctc_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], int]:

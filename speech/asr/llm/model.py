@@ -174,13 +174,15 @@ class LLMASR(nn.Module):
         With a CTC head the frames are compressed first, and each embedding gets the byte offset in the
         transcript where its label would be written (the CTC hypothesis' spelling).
         """
-        if self.ctc_head is None:
-            return EncodedAudio(*self.projector(hidden, lens), None)
-        with torch.no_grad():
-            hidden, lens, labels = ctc_compress(hidden, lens, self.ctc_head(hidden))
-            nbytes = self.ctc_label_bytes[labels.clamp_min(0)].masked_fill(labels < 0, 1)
-            offsets = nbytes.cumsum(1) - nbytes
-        return EncodedAudio(*self.projector(hidden, lens), offsets)
+        offsets = None
+        if self.ctc_head is not None:
+            label_bytes: Tensor = self.ctc_label_bytes  # type: ignore[assignment]
+            with torch.no_grad():
+                hidden, lens, labels = ctc_compress(hidden, lens, self.ctc_head(hidden))
+                nbytes = label_bytes[labels.clamp_min(0)].masked_fill(labels < 0, 1)
+                offsets = nbytes.cumsum(1) - nbytes
+        audio, alens = self.projector(hidden, lens)
+        return EncodedAudio(audio, alens, offsets)
 
     def embed(self, ids: Tensor, clip: Tensor, frame: Tensor, audio: Tensor) -> Tensor:
         """Token ids [B, L] (``AUDIO`` = -1 where audio goes) with audio embeddings [N, A, D] spliced in."""
