@@ -6,8 +6,9 @@
 Each test utterance is respelt together with ``max(shots)`` other utterances of its language from the same
 manifest (``datamodules.speech_context.respell``: a few letters or letter pairs become letters none of them
 has). It is then transcribed with the first ``k`` of them as examples, no language token, greedy, and scored
-against its respelt transcript: how far can ``k`` examples teach a spelling that no weight has seen? CER is
-also the share of the reference's new letters that the hypothesis has at the aligned place (difflib).
+against its respelt transcript: how far can ``k`` examples teach a spelling that no weight has seen? Besides
+CER and WER, it reports the share of the reference's new letters that the hypothesis has at the aligned place
+(difflib).
 """
 
 from __future__ import annotations
@@ -62,9 +63,9 @@ def main() -> None:
                 continue
             spelt, rules = done
             wave = load_audio(query["audio"])
+            examples = [(load_audio(r["audio"]), t, None) for r, t in zip(others, spelt[1:])]  # each read once
             for k in shots:
-                context = [(load_audio(r["audio"]), t, None) for r, t in zip(others[:k], spelt[1:])]
-                hyp = LLMTranscriber(model, context=context, beam=1).transcribe_waves([wave])[0]
+                hyp = LLMTranscriber(model, context=examples[:k], beam=1).transcribe_waves([wave])[0]
                 rates[k].update([hyp], [spelt[0]], [lang])
                 h, n = letter_recall(hyp, spelt[0], set(rules.values()))
                 new_hits[k][0] += h
