@@ -325,6 +325,13 @@ def test_ctc_compressed_model_loads_the_ctc_head_frozen_and_round_trips(tmp_path
     save_ctc(ctc, CharVocab(list("abcde")), ctc_dir)
     with pytest.raises(ValueError, match="ctc_compress needs a frozen CTC model"):
         LLMASRModule(LANGS, ctc_compress=True)
+    broken = tmp_path / "broken"  # a CTC directory whose vocabulary doesn't match its head
+    save_ctc(ctc, CharVocab(list("ab")), broken)
+    with pytest.raises(ValueError, match=r"broken/vocab\.json: 5 labels, the CTC head has 8"):
+        LLMASRModule(LANGS, init_encoder=str(broken), ctc_compress=True)
+    (broken / "vocab.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"broken/vocab\.json"):
+        LLMASRModule(LANGS, init_encoder=str(broken), ctc_compress=True)
     module = LLMASRModule(LANGS, init_encoder=str(ctc_dir), ctc_compress=True, stack=1,
                           lm={"d_model": 32, "num_layers": 1, "num_heads": 2})
     head = module.net.ctc_head
