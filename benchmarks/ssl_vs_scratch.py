@@ -90,8 +90,8 @@ def main(argv: list[str]) -> None:
     run_all([(ssl_dir, command(ssl_dir, [
         "experiment=ssl_pretrain", f"data.train_manifest={ROOT / args['unlabelled']}",
         f"data.val_manifest={ROOT / args['dev']}", f"trainer.max_time={budget(float(args['ssl_minutes']))}",
-        f"data.max_batch_seconds={args['ssl_batch_seconds']}", "trainer.val_check_interval=60",
-        "model.warmup_steps=50",
+        f"data.max_batch_seconds={args['ssl_batch_seconds']}", "trainer.val_check_interval=250",
+        "model.warmup_steps=50", "callbacks.early_stopping=null",  # the loss sits at chance for the first ~1,000 steps
     ], args["ssl_threads"]))], parallel=False)
     ssl_time = time.time() - t0
 

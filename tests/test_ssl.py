@@ -197,6 +197,18 @@ def test_collapsed_codebook_is_no_shortcut() -> None:
     assert out.accuracy.item() == 0.0
 
 
+def test_collapse_is_reported_once_after_consecutive_steps(caplog: pytest.LogCaptureFixture) -> None:
+    from speech.ssl.module import COLLAPSE_STEPS, SSLModule
+
+    module = SSLModule(wav2vec2_tiny(**TINY_ENCODER), tiny_net().objective)
+    assert not any(module.watch_codebooks(2.0) for _ in range(COLLAPSE_STEPS - 1))
+    assert not module.watch_codebooks(9.0)  # one healthy step restarts the count
+    with caplog.at_level("WARNING", logger="speech.ssl.module"):
+        fired = [module.watch_codebooks(2.0) for _ in range(3 * COLLAPSE_STEPS)]
+    assert fired.count(True) == 1 and fired.index(True) == COLLAPSE_STEPS - 1
+    assert "collapsed" in caplog.text and "model.lr" in caplog.text
+
+
 def test_export_round_trip_and_transformers_layout(tmp_path: Path) -> None:
     net = tiny_net().eval()
     d = save_pretrained(net, tmp_path / "ssl")
