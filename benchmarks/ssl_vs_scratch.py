@@ -1,7 +1,7 @@
 """Does wav2vec 2.0 pretraining on unlabelled audio help low-resource CTC fine-tuning? Held-out CER, SSL vs scratch.
 
-    python benchmarks/ssl_vs_scratch.py [unlabelled=data/speech/train.jsonl] [langs=spa_Latn] [n_train=200] \\
-        [ssl_minutes=15] [ssl_batch_seconds=20] [ft_steps=150] [ft_batch_seconds=20] [threads=1] [ssl_threads=2] \
+    python benchmarks/ssl_vs_scratch.py [unlabelled=data/speech/train.jsonl] [langs=spa_Latn] [n_train=50] \\
+        [ssl_minutes=45] [ssl_batch_seconds=10] [ft_steps=2000] [ft_batch_seconds=20] [threads=1] [ssl_threads=2] \
         [parallel=true] [out=runs/benchmarks/ssl_vs_scratch]
 
 1. SSL-pretrains wav2vec2_tiny (experiment=ssl_pretrain) on every utterance of ``unlabelled`` (text ignored)
@@ -29,7 +29,7 @@ from datamodules.manifest import read_manifest
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = {"unlabelled": "data/speech/train.jsonl", "labelled": "data/speech/train.jsonl",
             "dev": "data/speech/dev.jsonl", "test": "data/speech/test.jsonl", "langs": "spa_Latn",
-            "n_train": "200", "ssl_minutes": "15", "ssl_batch_seconds": "20", "ft_steps": "150",
+            "n_train": "50", "ssl_minutes": "45", "ssl_batch_seconds": "10", "ft_steps": "2000",
             "ft_batch_seconds": "20", "threads": "1", "ssl_threads": "2", "parallel": "true",
             "out": "runs/benchmarks/ssl_vs_scratch"}
 
