@@ -62,20 +62,21 @@ def test_sequence_layout_and_loss_targets() -> None:
     assert tok.decode([*tok.encode("Привіт"), tok.eos_id]) == "Привіт"
 
 
-def test_compressed_audio_sits_at_the_positions_of_its_bytes() -> None:
+def test_compressed_audio_sits_at_the_positions_of_its_characters() -> None:
     tok = ByteTokenizer(LANGS)
     de = tok.lang_id("deu_Latn")
     ex = Segment(1, 2, None, tok.encode("ab"), offsets=[0, 1])
-    seq = build_sequence(tok, [ex], Segment(0, 3, de, tok.encode("hé"), offsets=[0, 1, 3]))
+    seq = build_sequence(tok, [ex], Segment(0, 4, de, tok.encode("hés"), offsets=[0, 1, 2, 3]))
     starts = [i for i, t in enumerate(seq.ids) if t == tok.bos_id]
-    for bos, clip, offsets in zip(starts, (1, 0), ([0, 1], [0, 1, 3])):
+    for bos, clip, offsets in zip(starts, (1, 0), ([0, 1], [0, 1, 2, 3])):
         audio = [p for p, c in zip(seq.pos, seq.clip) if c == clip]
-        assert audio == [seq.pos[bos] + 1 + o for o in offsets]  # byte j of the text sits at <bos> + 1 + j
-        assert seq.pos[bos] == seq.pos[seq.ids.index(tok.lid_id, bos - 3)] + 2  # with or without a language token
-    # <audio> A A <lid> <bos> a b <eos>, then <audio> A A A <lid> de <bos> h é(2 bytes) <eos> after the example.
-    assert seq.pos == [0, 4, 5, 1, 3, 4, 5, 6, 7, 11, 12, 14, 8, 9, 10, 11, 12, 13, 14]
+        assert audio == [seq.pos[bos] + 1 + o for o in offsets]  # character j of the text sits at <bos> + 1 + j
+        assert seq.pos[bos] == seq.pos[seq.ids.index(tok.lid_id, bos - 4)] + 2  # with or without a language token
+    # <audio> A A <lid> <bos> a b <eos>, then <audio> A A A A <lid> de <bos> h é(2 bytes, one position) s <eos>:
+    # the two-byte letter doesn't push "s" off the audio embedding it was heard at.
+    assert seq.pos == [0, 4, 5, 1, 3, 4, 5, 6, 7, 11, 12, 13, 14, 8, 9, 10, 11, 12, 12, 13, 14]
     # The prompt's positions match training's, so decoding continues where the text would start.
-    prompt = build_sequence(tok, [ex], Segment(0, 3, de, offsets=[0, 1, 3]), "bos")
+    prompt = build_sequence(tok, [ex], Segment(0, 4, de, offsets=[0, 1, 2, 3]), "bos")
     assert prompt.pos == seq.pos[: len(prompt.pos)]
 
 
@@ -89,6 +90,31 @@ def _batch(texts: list[str], langs: list[str], ctx: int = 0) -> dict[str, Any]:
     return {"wave": pad[:n], "wave_lens": lens[:n], "texts": texts, "langs": langs, "seconds": 1.0,
             "ctx_wave": pad[n:], "ctx_wave_lens": lens[n:], "ctx_counts": [ctx] + [0] * (n - 1),
             "ctx_texts": ["zu"] * ctx, "ctx_langs": [langs[0]] * ctx}
+
+
+def test_decoding_step_by_step_gives_the_training_logits() -> None:
+    """Feeding a transcript through the KV cache one byte at a time reproduces the logits of the whole training
+    sequence: decoding puts each byte at the position training does (two-byte letters included)."""
+    model = tiny_model()
+    tok = model.tok
+    audio = torch.randn(2, 4, model.cfg.lm.d_model)
+    ex = Segment(1, 3, None, tok.encode("şa"), offsets=[0, 1, 2])
+    text = tok.encode("ğüs ı")
+    full = build_sequence(tok, [ex], Segment(0, 4, None, text, offsets=[0, 1, 2, 3]))
+    prompt = build_sequence(tok, [ex], Segment(0, 4, None, offsets=[0, 1, 2, 3]), "bos")
+    with torch.no_grad():
+        seq = pad_sequences([full], tok.pad_id)
+        logits, _ = model(model.embed(seq["ids"], seq["clip"], seq["frame"], audio), seq["pos"], None)
+        p = pad_sequences([prompt], tok.pad_id, left=True)
+        stepper = LMStepper(model, torch.ones(len(tok), dtype=torch.bool))
+        first, _, state = stepper.prefill(model.embed(p["ids"], p["clip"], p["frame"], audio), p["pos"], p["mask"])
+        got = [first]
+        for t in text:
+            logp, state = stepper.step(torch.tensor([t]), state)
+            got.append(logp)
+    n = len(prompt.ids)
+    torch.testing.assert_close(torch.cat(got), logits[0, n - 1 : n + len(text)].log_softmax(-1), atol=1e-5, rtol=1e-4)
+    assert state[2].tolist() == [full.pos[n + len(text) - 1]]
 
 
 def test_lang_token_dropout_and_loss_mask() -> None:
@@ -239,6 +265,13 @@ def test_export_load_round_trip(tmp_path: Path) -> None:
     direct = LLMTranscriber(module.net, beam=1, max_bytes_per_second=8.0)
     w = waves(2)
     assert tr.transcribe_waves(w, ["deu_Latn", None]) == direct.transcribe_waves(w, ["deu_Latn", None])
+    # A model trained when positions counted bytes carries their table; it is refused, not run wrongly.
+    from safetensors.torch import load_file, save_file
+
+    weights = tmp_path / "m" / "model.safetensors"
+    save_file({**load_file(str(weights)), "ctc_label_bytes": torch.ones(3, dtype=torch.long)}, str(weights))
+    with pytest.raises(ValueError, match=r"m/model\.safetensors: trained when text positions counted bytes"):
+        LLMTranscriber.from_pretrained(tmp_path / "m")
 
 
 @pytest.mark.slow
@@ -343,14 +376,11 @@ def test_ctc_compressed_model_loads_the_ctc_head_frozen_and_round_trips(tmp_path
     feats, flens = module.net.frontend(batch["wave"], batch["wave_lens"])
     hidden, hlens = module.net.encoder(feats, flens)
     labels = ctc.head(hidden).argmax(-1)
-    nbytes = [len(t.encode()) if len(t) == 1 else 1 for t in CharVocab.load(ctc_dir / "vocab.json").tokens]
-    assert module.net.ctc_label_bytes.tolist() == nbytes
-    for b in range(2):  # one embedding per run of a non-blank label (at least one), at its label's byte offset
+    for b in range(2):  # one embedding per run of a non-blank label (at least one), at its label's character
         lab = labels[b, : hlens[b]].tolist()
         runs = [x for t, x in enumerate(lab) if x != 0 and (t == 0 or lab[t - 1] != x)]
         assert int(alens[b]) == max(len(runs), 1)
-        if runs:
-            assert enc.offsets[b, : len(runs)].tolist() == [sum(nbytes[x] for x in runs[:i]) for i in range(len(runs))]
+        assert enc.offsets is not None and enc.offsets[b, : len(runs)].tolist() == list(range(len(runs)))
     module.export(tmp_path / "m")
     tr = LLMTranscriber.from_pretrained(tmp_path / "m", beam=1, max_bytes_per_second=8.0)
     assert tr.model.cfg.ctc_vocab == 8

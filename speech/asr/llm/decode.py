@@ -115,19 +115,21 @@ class LMStepper:
     def prefill(self, x: Tensor, pos: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, tuple[KVCache, Tensor, Tensor]]:
         """Prompt embeddings [B, L, D] to the first log-probs [B, V], all prompt logits [B, L, V] and the state."""
         logits, cache = self.model(x, pos, mask)
-        return self._logp(logits[:, -1]), logits, (cache, mask, pos[:, -1] + 1)
+        return self._logp(logits[:, -1]), logits, (cache, mask, pos[:, -1])
 
     def step(self, tokens: Tensor, state: tuple[KVCache, Tensor, Tensor]) -> tuple[Tensor, Any]:
-        cache, mask, nxt = state
+        """Feed one token per row; the state holds the position of each row's last token."""
+        cache, mask, last = state
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
         x = self.model.lm.embed(tokens[:, None])  # [N, 1, D]
-        logits, cache = self.model(x, nxt[:, None], mask, cache)
-        return self._logp(logits[:, -1]), (cache, mask, nxt + 1)
+        pos = last + ~((tokens >= 0x80) & (tokens < 0xC0))  # next_position: continuation bytes stay put
+        logits, cache = self.model(x, pos[:, None], mask, cache)
+        return self._logp(logits[:, -1]), (cache, mask, pos)
 
     @staticmethod
     def reorder(state: tuple[KVCache, Tensor, Tensor], rows: Tensor) -> tuple[KVCache, Tensor, Tensor]:
-        cache, mask, nxt = state
-        return [(k[rows], v[rows]) for k, v in cache], mask[rows], nxt[rows]
+        cache, mask, last = state
+        return [(k[rows], v[rows]) for k, v in cache], mask[rows], last[rows]
 
 
 def decode_prompts(

@@ -54,7 +54,11 @@ def from_pretrained(model_dir: str | os.PathLike[str], device: str | torch.devic
     if cfg.get("model_type") != MODEL_TYPE:
         raise ValueError(f"{d}/config.json: model_type {cfg.get('model_type')!r} is not {MODEL_TYPE!r}")
     model = LLMASR(config_from_dict(cfg))
-    model.load_state_dict(load_file(str(d / "model.safetensors"), device=str(device)))
+    state = load_file(str(d / "model.safetensors"), device=str(device))
+    if "ctc_label_bytes" in state:
+        raise ValueError(f"{d}/model.safetensors: trained when text positions counted bytes (before 2026-12-03); "
+                         "positions now count characters, so retrain it with experiment=asr_llm")
+    model.load_state_dict(state)
     return model.to(device).eval()
 
 
@@ -74,8 +78,6 @@ def load_ctc_encoder(model: LLMASR, ctc_dir: str | os.PathLike[str]) -> None:
         tokens = CharVocab.load(d / "vocab.json").tokens
         if len(tokens) != model.ctc_head.out_features:
             raise ValueError(f"{d}/vocab.json: {len(tokens)} labels, the CTC head has {model.ctc_head.out_features}")
-        label_bytes: torch.Tensor = model.ctc_label_bytes  # type: ignore[assignment]
-        label_bytes.copy_(torch.tensor([len(t.encode("utf-8")) if len(t) == 1 else 1 for t in tokens]))
 
 
 def ctc_encoder_config(ctc_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], int]:

@@ -158,8 +158,6 @@ class LLMASR(nn.Module):
         self.frontend = LogMel(cfg.sample_rate, cfg.encoder.n_mels)
         self.encoder = ConformerEncoder(cfg.encoder)
         self.ctc_head = nn.Linear(cfg.encoder.d_model, cfg.ctc_vocab) if cfg.ctc_vocab else None
-        if cfg.ctc_vocab:  # UTF-8 length of each CTC label, for the byte offsets of compressed audio
-            self.register_buffer("ctc_label_bytes", torch.ones(cfg.ctc_vocab, dtype=torch.long))
         self.projector = Projector(cfg.encoder.d_model, cfg.lm.d_model, cfg.stack, cfg.projector_mult)
         self.lm = DecoderLM(cfg.lm, len(self.tok))
 
@@ -171,16 +169,15 @@ class LLMASR(nn.Module):
     def project(self, hidden: Tensor, lens: Tensor) -> EncodedAudio:
         """Encoder frames [N, T, De] to audio embeddings [N, A, D] and their counts [N].
 
-        With a CTC head the frames are compressed first, and each embedding gets the byte offset in the
-        transcript where its label would be written (the CTC hypothesis' spelling).
+        With a CTC head the frames are compressed first, and each embedding gets the character offset in
+        the transcript where its label would be written: the i-th label run of the CTC hypothesis is its
+        i-th character (one label is one character).
         """
         offsets = None
         if self.ctc_head is not None:
-            label_bytes: Tensor = self.ctc_label_bytes  # type: ignore[assignment]
             with torch.no_grad():
-                hidden, lens, labels = ctc_compress(hidden, lens, self.ctc_head(hidden))
-                nbytes = label_bytes[labels.clamp_min(0)].masked_fill(labels < 0, 1)
-                offsets = nbytes.cumsum(1) - nbytes
+                hidden, lens, _ = ctc_compress(hidden, lens, self.ctc_head(hidden))
+            offsets = torch.arange(hidden.shape[1], device=hidden.device).expand(hidden.shape[0], -1)
         audio, alens = self.projector(hidden, lens)
         return EncodedAudio(audio, alens, offsets)
 

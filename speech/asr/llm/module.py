@@ -93,15 +93,19 @@ class LLMASRModule(L.LightningModule):
         self.train()
 
     def _encode(self, batch: dict[str, Any]) -> EncodedAudio:
-        """Audio embeddings [N, A, D] of the batch's utterances, then of their in-context examples."""
-        waves = [batch["wave"]] + ([batch["ctx_wave"]] if len(batch.get("ctx_wave_lens", [])) else [])
-        s = max(w.shape[1] for w in waves)
-        wave = torch.cat([F.pad(w, (0, s - w.shape[1])) for w in waves])
-        lens = torch.cat([batch["wave_lens"], *([batch["ctx_wave_lens"]] if len(waves) > 1 else [])])
+        """Audio embeddings [N, A, D] of the batch's utterances, then of their in-context examples.
+
+        The two groups go through the encoder separately, so the short examples aren't padded to the
+        longest utterance; their frames are padded together afterwards.
+        """
+        groups = [(batch["wave"], batch["wave_lens"])]
+        if len(batch.get("ctx_wave_lens", [])):
+            groups.append((batch["ctx_wave"], batch["ctx_wave_lens"]))
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
-            feats, flens = self.net.frontend(wave, lens)
-            hidden, hlens = self.net.encoder(feats, flens)
-        return self.net.project(hidden, hlens)
+            out = [self.net.encoder(*self.net.frontend(wave, lens)) for wave, lens in groups]
+        t = max(h.shape[1] for h, _ in out)
+        hidden = torch.cat([F.pad(h, (0, 0, 0, t - h.shape[1])) for h, _ in out])
+        return self.net.project(hidden, torch.cat([lens for _, lens in out]))
 
     def _sequences(self, batch: dict[str, Any], enc: EncodedAudio, upto: str, drop: float) -> list[TokenSequence]:
         """One sequence per utterance; its in-context examples are clips ``B..`` in ``ctx_counts`` order."""

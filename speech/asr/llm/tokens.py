@@ -57,13 +57,13 @@ class Segment:
     text: list[int] | None = None
     """Byte ids of the transcript; ``None`` for the utterance to transcribe at inference."""
     offsets: list[int] | None = None
-    """Per audio embedding, the byte of the transcript it should sit next to (CTC-compressed audio), or
+    """Per audio embedding, the character of the transcript it should sit next to (CTC-compressed audio), or
     ``None`` to number the audio positions in order like any token."""
 
 
 class EncodedAudio(NamedTuple):
     """Audio embeddings [N, A, D] of a batch of clips, their counts [N] and, for CTC-compressed audio, the
-    byte offset of each embedding in its transcript [N, A] (``None`` otherwise)."""
+    character offset of each embedding in its transcript [N, A] (``None`` otherwise)."""
 
     audio: Tensor
     lens: Tensor
@@ -87,6 +87,17 @@ class TokenSequence:
     pos: list[int]
 
 
+def is_continuation(token: int) -> bool:
+    """Whether ``token`` is a UTF-8 continuation byte (0x80-0xBF), the second or later byte of a character."""
+    return 0x80 <= token < 0xC0
+
+
+def next_position(last: int, token: int) -> int:
+    """Rotary position of ``token`` after a token at ``last``: text counts characters, so a continuation
+    byte keeps its character's position."""
+    return last + (not is_continuation(token))
+
+
 def build_sequence(tok: ByteTokenizer, context: Sequence[Segment], query: Segment, upto: str = "eos") -> TokenSequence:
     """``[<audio> A_i <lid> lang_i <bos> text_i <eos>]* <audio> A <lid> [lang] <bos> text <eos>``.
 
@@ -96,9 +107,12 @@ def build_sequence(tok: ByteTokenizer, context: Sequence[Segment], query: Segmen
     query: ``"lid"`` ends after ``<lid>`` (language identification), ``"bos"`` after ``<bos>`` (transcription
     prompt, no targets).
 
-    Positions (rotary) count up token by token, with one exception: a segment with ``offsets`` puts its
-    audio embeddings at the positions of the transcript bytes they are expected to align with, so that
-    reading the audio is a fixed-distance lookup rather than an alignment the LM must discover. The
+    Positions (rotary) count up token by token, with two exceptions. Text counts characters, not bytes:
+    the continuation bytes of a UTF-8 character share its first byte's position (``next_position``), as
+    decoding does. And a segment with ``offsets`` puts its audio embeddings at the positions of the
+    transcript characters they are expected to align with, so that reading the audio is a fixed-distance
+    lookup rather than an alignment the LM must discover; counting characters keeps that lookup in step
+    when an orthography writes a sound with a two-byte letter where the CTC head heard a one-byte one. The
     language token's position is kept free when it is absent, so ``<bos>`` is always ``<lid>`` + 2.
     """
     if upto not in ("lid", "bos", "eos"):
@@ -113,8 +127,9 @@ def build_sequence(tok: ByteTokenizer, context: Sequence[Segment], query: Segmen
         seq.clip.extend([-1] * len(ids))
         seq.frame.extend([-1] * len(ids))
         seq.targets.extend(ids if target else [IGNORE] * len(ids))
-        seq.pos.extend(range(nxt, nxt + len(ids)))
-        nxt += len(ids)
+        for i in ids:
+            seq.pos.append(next_position(nxt - 1, i))
+            nxt = seq.pos[-1] + 1
 
     def audio(seg: Segment) -> None:
         nonlocal nxt
@@ -126,7 +141,7 @@ def build_sequence(tok: ByteTokenizer, context: Sequence[Segment], query: Segmen
         if seg.offsets is None:
             seq.pos.extend(range(nxt, nxt + seg.frames))
             nxt += seg.frames
-        else:  # <audio> p, <lid> p + 1, lang p + 2, <bos> p + 3, byte j at p + 4 + j
+        else:  # <audio> p, <lid> p + 1, lang p + 2, <bos> p + 3, character j at p + 4 + j
             seq.pos.extend(nxt + 3 + o for o in seg.offsets)
         put([tok.lid_id], False)
 
