@@ -8,7 +8,8 @@
 Each of ``draws`` seeded draws orders the pool's utterances of at most 4 s; ``k`` shots are the first ``k``
 of a draw (nested sets). The same ``n`` test utterances are transcribed at every point, greedy
 (``beam=1``), with no weight update and no language token (the model has none for ``lang``). ``ctc=``
-adds the CTC model's greedy CER without a hint on the same utterances (empty to skip); ``fewshot=``
+adds the CTC model's greedy CER without a hint on the same utterances (empty to skip), and how far its
+hypotheses' lengths are from the references' in characters and in bytes; ``fewshot=``
 overlays the adapter curve of ``benchmarks/fewshot_curve.py`` on the plot. Writes curve.json, curve.md
 and curve.png under ``out``.
 """
@@ -77,8 +78,12 @@ def main() -> None:
     result: dict[str, Any] = {"args": args, "lang": lang, "n": len(rows), "points": points}
     if args["ctc"]:
         ctc = Transcriber.from_pretrained(args["ctc"], decoder="greedy")
-        result["ctc_greedy"] = {k: 100 * v for k, v in score(ctc.transcribe(waves, batch_size=bs), refs, lang).items()
-                                if k in ("cer", "wer")}
+        hyps = ctc.transcribe(waves, batch_size=bs)
+        result["ctc_greedy"] = {k: 100 * v for k, v in score(hyps, refs, lang).items() if k in ("cer", "wer")}
+        # The LLM reads CTC-compressed audio at the positions of the CTC hypothesis' characters: how far that
+        # hypothesis' length is from the reference's, counted in bytes and in characters.
+        result["ctc_length_gap"] = {unit: statistics.mean(abs(size(h) - size(r)) for h, r in zip(hyps, refs))
+                                    for unit, size in (("bytes", lambda t: len(t.encode())), ("chars", len))}
     if args["fewshot"]:
         result["fewshot"] = json.loads(Path(args["fewshot"]).read_text(encoding="utf-8"))["rows"]
     write_outputs(result, Path(args["out"]))
@@ -102,6 +107,9 @@ def write_outputs(result: dict[str, Any], out: Path) -> None:
     if "ctc_greedy" in result:
         ctc = result["ctc_greedy"]
         lines.append(f"| CTC model, no hint | {ctc['cer']:.1f} | | {ctc['wer']:.1f} |")
+        gap = result["ctc_length_gap"]
+        lines += ["", f"CTC hypothesis length against the reference, mean absolute gap: {gap['chars']:.1f} characters, "
+                  f"{gap['bytes']:.1f} bytes."]
     with atomic_open(out / "curve.md", "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     fig, ax = plt.subplots(figsize=(5, 3.5))
