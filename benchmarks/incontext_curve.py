@@ -7,7 +7,8 @@
 
 Each of ``draws`` seeded draws orders the pool's utterances of at most 4 s; ``k`` shots are the first ``k``
 of a draw (nested sets). The same ``n`` test utterances are transcribed at every point, greedy
-(``beam=1``), with no weight update and no language token (the model has none for ``lang``). ``ctc=``
+(``beam=1``), with no weight update and no language token (the model has none for ``lang``), and scored by
+CER, WER and the share of letters written in a script the references never use. ``ctc=``
 adds the CTC model's greedy CER without a hint on the same utterances (empty to skip), and how far its
 hypotheses' lengths are from the references' in characters and in bytes; ``fewshot=``
 overlays the adapter curve of ``benchmarks/fewshot_curve.py`` on the plot. Writes curve.json, curve.md
@@ -21,6 +22,7 @@ import random
 import statistics
 import sys
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,18 @@ def score(hyps: list[str], refs: list[str], lang: str) -> dict[str, float]:
     rates = ErrorRates()
     rates.update(hyps, refs, [lang] * len(refs))
     return rates.summary()["all"]
+
+
+def script(c: str) -> str:
+    """The script of a letter, as the first word of its Unicode name (LATIN, CYRILLIC, DEVANAGARI, ...)."""
+    return unicodedata.name(c, "UNKNOWN").split()[0]
+
+
+def foreign_share(hyps: list[str], refs: list[str]) -> float:
+    """Share of the hypotheses' letters (%) written in a script the references never use."""
+    scripts = {script(c) for r in refs for c in r if c.isalpha()}
+    letters = [c for h in hyps for c in h if c.isalpha()]
+    return 100 * sum(script(c) not in scripts for c in letters) / max(len(letters), 1)
 
 
 def main() -> None:
@@ -68,18 +82,20 @@ def main() -> None:
             hyps = [h for s in range(0, len(rows), bs) for h in tr.transcribe_waves(waves[s : s + bs])]
             m = score(hyps, refs, lang)
             runs.append({"draw": draw, "cer": 100 * m["cer"], "wer": 100 * m["wer"],
-                         "seconds": time.perf_counter() - t0,
+                         "foreign_script": foreign_share(hyps, refs), "seconds": time.perf_counter() - t0,
                          "examples": [{"ref": r, "hyp": h} for r, h in list(zip(refs, hyps))[:3]]})
             print(f"shots {k:>2} draw {draw}: CER {runs[-1]['cer']:6.2f} %  WER {runs[-1]['wer']:6.2f} %  "
-                  f"({runs[-1]['seconds']:.0f} s)", flush=True)
+                  f"foreign script {runs[-1]['foreign_script']:5.2f} %  ({runs[-1]['seconds']:.0f} s)", flush=True)
         cers = [r["cer"] for r in runs]
         points.append({"shots": k, "cer": statistics.mean(cers), "cer_min": min(cers), "cer_max": max(cers),
-                       "wer": statistics.mean(r["wer"] for r in runs), "draws": runs})
+                       "wer": statistics.mean(r["wer"] for r in runs),
+                       "foreign_script": statistics.mean(r["foreign_script"] for r in runs), "draws": runs})
     result: dict[str, Any] = {"args": args, "lang": lang, "n": len(rows), "points": points}
     if args["ctc"]:
         ctc = Transcriber.from_pretrained(args["ctc"], decoder="greedy")
         hyps = ctc.transcribe(waves, batch_size=bs)
         result["ctc_greedy"] = {k: 100 * v for k, v in score(hyps, refs, lang).items() if k in ("cer", "wer")}
+        result["ctc_greedy"]["foreign_script"] = foreign_share(hyps, refs)
         # The LLM reads CTC-compressed audio at the positions of the CTC hypothesis' characters: how far that
         # hypothesis' length is from the reference's, counted in bytes and in characters.
         result["ctc_length_gap"] = {unit: statistics.mean(abs(size(h) - size(r)) for h, r in zip(hyps, refs))
@@ -101,12 +117,13 @@ def write_outputs(result: dict[str, Any], out: Path) -> None:
         json.dump(result, f, indent=2, ensure_ascii=False)
     draws = max(len(p["draws"]) for p in result["points"])
     lines = [f"In-context {result['lang']}: {result['n']} held-out utterances, mean of {draws} draws of examples.",
-             "", "| examples | CER % | range over draws | WER % |", "|---|---|---|---|"]
-    lines += [f"| {p['shots']} | {p['cer']:.1f} | {p['cer_min']:.1f}–{p['cer_max']:.1f} | {p['wer']:.1f} |"
-              for p in result["points"]]
+             "", "| examples | CER % | range over draws | WER % | letters in a foreign script % |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {p['shots']} | {p['cer']:.1f} | {p['cer_min']:.1f}–{p['cer_max']:.1f} | {p['wer']:.1f} | "
+              f"{p['foreign_script']:.1f} |" for p in result["points"]]
     if "ctc_greedy" in result:
         ctc = result["ctc_greedy"]
-        lines.append(f"| CTC model, no hint | {ctc['cer']:.1f} | | {ctc['wer']:.1f} |")
+        lines.append(f"| CTC model, no hint | {ctc['cer']:.1f} | | {ctc['wer']:.1f} | {ctc['foreign_script']:.1f} |")
         gap = result["ctc_length_gap"]
         lines += ["", f"CTC hypothesis length against the reference, mean absolute gap: {gap['chars']:.1f} characters, "
                   f"{gap['bytes']:.1f} bytes."]
