@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from speech.asr.llm.model import LLMASR, KVCache
-from speech.asr.llm.tokens import TokenSequence, pad_sequences
+from speech.asr.llm.tokens import TokenSequence, is_continuation, pad_sequences
 
 StepFn = Callable[[Tensor, Any], tuple[Tensor, Any]]
 """``(last tokens [N], state) -> (next-token log-probs [N, V], state)``."""
@@ -122,7 +122,7 @@ class LMStepper:
         cache, mask, last = state
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], 1)
         x = self.model.lm.embed(tokens[:, None])  # [N, 1, D]
-        pos = last + ~((tokens >= 0x80) & (tokens < 0xC0))  # next_position: continuation bytes stay put
+        pos = last + ~is_continuation(tokens)  # as next_position in training: continuation bytes stay put
         logits, cache = self.model(x, pos[:, None], mask, cache)
         return self._logp(logits[:, -1]), (cache, mask, pos)
 

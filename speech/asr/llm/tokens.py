@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 import torch
 from torch import Tensor
@@ -87,9 +87,14 @@ class TokenSequence:
     pos: list[int]
 
 
-def is_continuation(token: int) -> bool:
-    """Whether ``token`` is a UTF-8 continuation byte (0x80-0xBF), the second or later byte of a character."""
-    return 0x80 <= token < 0xC0
+@overload
+def is_continuation(token: int) -> bool: ...
+@overload
+def is_continuation(token: Tensor) -> Tensor: ...
+def is_continuation(token: int | Tensor) -> bool | Tensor:
+    """Whether ``token`` (an id, or a tensor of them) is a UTF-8 continuation byte (0x80-0xBF), the second or
+    later byte of a character."""
+    return (token >= 0x80) & (token < 0xC0)
 
 
 def next_position(last: int, token: int) -> int:
