@@ -5,7 +5,11 @@
         [out=runs/bench/hf_pipeline_throughput.json] [profile=fp32|bf16|int8]
 
 ``profile=<mode>`` profiles the suite alone in that mode on the same files (cProfile, the twelve costliest calls
-by own time) and the CPU's bare fp32 and bf16 matmul rates, instead of comparing.
+by own time) and prints the fp32 ceiling, instead of comparing.
+
+The fp32 ceiling (``fp32_ceiling``, printed after the comparison too): the checkpoint's matmul and convolution
+FLOPs per audio second over the fastest fp32 matmul rate measured on this CPU (torch's BLAS or oneDNN) bound
+what any fp32 implementation, this suite's included, can reach here.
 
 Without ``model=`` a wav2vec2-base-sized random Wav2Vec2ForCTC is built once into runs/bench/ (random
 weights: the agreement of the reduced-precision modes is measured on it, not on a trained model). The N
@@ -163,15 +167,59 @@ def profile_suite(model: str, mode: str, files: list[str], args: dict[str, str])
     prof = cProfile.Profile()
     prof.runcall(run, files)
     pstats.Stats(prof).sort_stats("tottime").print_stats(12)
-    x, w = torch.randn(3000, 768), torch.randn(768, 3072)  # a feed-forward matmul of a batch, for scale
-    for dtype in (torch.float32, torch.bfloat16):
-        a, b = x.to(dtype), w.to(dtype)
-        a @ b
+    print_ceiling(fp32_ceiling(model, int(args["threads"])))
+
+
+def gemm_rates() -> dict[str, float]:
+    """GFLOP/s of one feed-forward-sized matmul (3000x768 @ 768x3072) in this process: fp32 through torch's
+    BLAS (what ``nn.Linear`` calls), fp32 through oneDNN (the fastest fp32 kernel found here) and bf16."""
+    import torch
+
+    x, w = torch.randn(3000, 768), torch.randn(3072, 768)
+    kernels = {"fp32 (BLAS)": lambda: torch.nn.functional.linear(x, w),
+               "bf16 (BLAS)": lambda: torch.nn.functional.linear(x.bfloat16(), w.bfloat16())}
+    if torch.backends.mkldnn.is_available():
+        kernels["fp32 (oneDNN)"] = lambda: torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
+    rates = {}
+    for name, kernel in kernels.items():
+        kernel()
         start = time.perf_counter()
         for _ in range(5):
-            a @ b
-        seconds = (time.perf_counter() - start) / 5
-        print(f"bare 3000x768 @ 768x3072 matmul, {dtype}: {2 * 3000 * 768 * 3072 / seconds / 1e9:.0f} GFLOP/s")
+            kernel()
+        rates[name] = 2 * 3000 * 768 * 3072 / ((time.perf_counter() - start) / 5) / 1e9
+    return rates
+
+
+def fp32_ceiling(model: str, threads: int) -> dict[str, float]:
+    """The most audio seconds a second that any fp32 implementation of the checkpoint could transcribe here:
+    the best fp32 matmul rate of this CPU over the model's FLOPs per audio second (matmuls and convolutions
+    counted by ``torch.utils.flop_counter`` on 10 s of audio; attention scores, norms and activations left
+    out, so the true ceiling is lower still)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from speech.asr.interop.hf import load_hf
+
+    torch.set_num_threads(threads)
+    model_, _ = load_hf(model)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model_.eval()(torch.randn(1, 160_000), torch.tensor([160_000]))
+    gflop = counter.get_total_flops() / 10 / 1e9
+    rates = gemm_rates()
+    best = max(r for name, r in rates.items() if name.startswith("fp32"))
+    return {"gflop_per_audio_s": gflop, **{f"gflops {k}": v for k, v in rates.items()},
+            "fp32_ceiling_audio_s_per_s": best / gflop}
+
+
+def print_ceiling(ceiling: dict[str, float], reference: float | None = None) -> None:
+    """Print ``fp32_ceiling``, and what it is as a multiple of ``reference`` audio-s/s (the transformers side)."""
+    for name, rate in ceiling.items():
+        if name.startswith("gflops "):
+            print(f"bare 3000x768 @ 768x3072 matmul, {name.removeprefix('gflops ')}: {rate:.0f} GFLOP/s")
+    top = ceiling["fp32_ceiling_audio_s_per_s"]
+    print(f"fp32 ceiling: {ceiling['gflop_per_audio_s']:.1f} GFLOP per audio second (matmuls and convolutions) "
+          f"at the best fp32 matmul rate allows at most {top:.2f} audio-s/s"
+          + (f", {top / reference:.2f}x the transformers side" if reference else ""))
 
 
 def _cer(hyps: list[str], refs: list[str]) -> float:
@@ -233,6 +281,8 @@ def main(argv: list[str]) -> None:
               f"{row['audio_s_per_s']:>9.2f} {row['speedup']:>7.2f}x {r['peak_rss_mb']:>11.0f} "
               f"{row['rss_ratio']:>6.2f} {row['identical']:>5}/{n:<3} {row['identical_normalised']:>6}/{n:<3} "
               f"{100 * row['cer_vs_transformers']:>8.2f}%")
+    summary["fp32_ceiling"] = ceiling = fp32_ceiling(str(model), int(args["threads"]))
+    print_ceiling(ceiling, audio_s / ref["wall_s"])
     summary["examples"] = [{side: r["texts"][i] for side, r in results.items()} for i in range(min(2, n))]
     out = Path(args.get("out", BENCH / "hf_pipeline_throughput.json"))
     with atomic_open(out, "w", encoding="utf-8") as f:
