@@ -1,7 +1,7 @@
 """Batch transcription throughput: the suite vs the transformers ASR pipeline, same Wav2Vec2ForCTC checkpoint.
 
     python benchmarks/hf_pipeline_throughput.py [model=<Wav2Vec2ForCTC dir>] [n=300] [min_s=1] [max_s=30]
-        [modes=fp32,bf16,int8] [max_batch_seconds=120] [hf_batch_size=1] [threads=2]
+        [modes=fp32,bf16,int8] [max_batch_seconds=120] [hf_batch_size=1] [threads=2] [device=cpu|cuda]
         [out=runs/bench/hf_pipeline_throughput.json] [profile=fp32|bf16|int8]
 
 ``profile=<mode>`` profiles the suite alone in that mode on the same files (cProfile, the twelve costliest calls
@@ -23,7 +23,12 @@ there are none. Every side runs in its own subprocess with ``threads`` torch thr
   scripts/transcribe.py runs it): files read batch by batch, batches formed by length and capped at
   ``max_batch_seconds`` of padded audio.
 - transformers: ``pipeline("automatic-speech-recognition")`` on the same paths, default batch size 1, since
-  wav2vec2-base (group norm) has no padding mask in transformers.
+  wav2vec2-base (group norm) has no padding mask in transformers. The pipeline decodes each file with ffmpeg;
+  where there is no ffmpeg (the GPU machine), it is given the soundfile-decoded arrays, read inside the clock.
+
+``device=cuda`` runs both sides on the GPU (transformers' pipeline with ``device=0``, the suite's transcriber
+with ``device="cuda"``; int8 is CPU-only) and reports each side's peak GPU memory (``torch.cuda.max_memory_allocated``)
+beside its RSS; the fp32 ceiling is a CPU figure and is left out there.
 
 Transcripts are compared with the transformers fp32 ones exactly and after removing special-token strings
 and repeated spaces (the suite drops <unk>/<s>/</s>; transformers prints them).
@@ -37,6 +42,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -100,7 +106,7 @@ def make_files(n: int, min_s: float, max_s: float, out: Path) -> list[Path]:
     return paths
 
 
-def _suite(model: str, mode: str, max_batch_seconds: float) -> tuple[Any, Any]:
+def _suite(model: str, mode: str, max_batch_seconds: float, device: str = "cpu") -> tuple[Any, Any]:
     """Load the suite's transcriber in ``mode``; return it and a function that transcribes paths in order."""
     import tempfile
 
@@ -109,7 +115,7 @@ def _suite(model: str, mode: str, max_batch_seconds: float) -> tuple[Any, Any]:
     from speech.asr.interop.hf import load_hf
 
     model_, vocab = load_hf(model)
-    transcriber = Transcriber(model_, vocab, decoder="greedy", precision=mode)  # type: ignore[arg-type]
+    transcriber = Transcriber(model_, vocab, device, decoder="greedy", precision=mode)  # type: ignore[arg-type]
 
     def run(paths: list[str]) -> list[str]:
         with tempfile.TemporaryDirectory() as tmp:
@@ -131,15 +137,19 @@ def run_side(side: str, model: str, files: list[str], args: dict[str, str]) -> d
     torch.set_num_threads(int(args["threads"]))
     t0 = time.perf_counter()
     if side == "transformers":
+        import soundfile as sf
         from transformers import pipeline
 
-        pipe = pipeline("automatic-speech-recognition", model=model, device=-1)
+        pipe = pipeline("automatic-speech-recognition", model=model, device=0 if args["device"] == "cuda" else -1)
         batch = int(args["hf_batch_size"])
 
         def run(paths: list[str]) -> list[str]:
-            return [o["text"] for o in pipe(paths, batch_size=batch)]
+            if shutil.which("ffmpeg"):  # the pipeline's own path: it decodes each file with ffmpeg
+                return [o["text"] for o in pipe(paths, batch_size=batch)]
+            arrays = ({"raw": sf.read(p, dtype="float32")[0], "sampling_rate": 16_000} for p in paths)
+            return [o["text"] for o in pipe(arrays, batch_size=batch)]
     else:
-        _, run = _suite(model, side.removeprefix("suite_"), float(args["max_batch_seconds"]))
+        _, run = _suite(model, side.removeprefix("suite_"), float(args["max_batch_seconds"]), args["device"])
         batch = 0
     warm = BENCH / "warmup_1s.wav"
     write_audio(warm, np.random.default_rng(1).standard_normal(16_000).astype(np.float32) * 0.1)
@@ -151,7 +161,8 @@ def run_side(side: str, model: str, files: list[str], args: dict[str, str]) -> d
     t3 = time.perf_counter()
     return {"side": side, "load_s": t1 - t0, "warmup_s": t2 - t1, "wall_s": t3 - t2, "texts": texts,
             "threads": torch.get_num_threads(), "rss_ready_mb": rss_ready, "batch": batch,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if args["device"] == "cuda" else None}
 
 
 def profile_suite(model: str, mode: str, files: list[str], args: dict[str, str]) -> None:
@@ -235,7 +246,8 @@ def _normalise(text: str) -> str:
 
 
 def main(argv: list[str]) -> None:
-    args = {"threads": "2", "hf_batch_size": "1", "max_batch_seconds": "120", **dict(a.split("=", 1) for a in argv)}
+    args = {"threads": "2", "hf_batch_size": "1", "max_batch_seconds": "120", "device": "cpu",
+            **dict(a.split("=", 1) for a in argv)}
     if "side" in args:  # child process
         files = json.loads(Path(args["files"]).read_text())
         result = run_side(args["side"], args["model"], files, args)
@@ -257,20 +269,22 @@ def main(argv: list[str]) -> None:
     for side in sides:
         res_path = BENCH / f"result_{side}.json"
         cmd = [sys.executable, __file__, f"side={side}", f"model={model}", f"files={BENCH / 'files.json'}",
-               f"result={res_path}", *(f"{k}={args[k]}" for k in ("threads", "hf_batch_size", "max_batch_seconds"))]
+               f"result={res_path}",
+               *(f"{k}={args[k]}" for k in ("threads", "hf_batch_size", "max_batch_seconds", "device"))]
         subprocess.run(cmd, check=True, cwd=ROOT)
         results[side] = json.loads(res_path.read_text())
     ref = results["transformers"]
     load = os.getloadavg()
     summary: dict[str, Any] = {"model": str(model), "files": n, "min_s": min_s, "max_s": max_s, "audio_s": audio_s,
-                               "threads": int(args["threads"]), "max_batch_seconds": float(args["max_batch_seconds"]),
+                               "threads": int(args["threads"]), "device": args["device"],
+                               "max_batch_seconds": float(args["max_batch_seconds"]),
                                "load_avg_1_5_15": load, "sides": {}}
     print(f"{n} files ({min_s:g}-{max_s:g} s), {audio_s / 60:.1f} min of audio, model {model}, "
-          f"{args['threads']} threads, load average {load[0]:.1f}")
+          f"{args['threads']} threads, device {args['device']}, load average {load[0]:.1f}")
     print(f"{'side':<14} {'load s':>6} {'warm s':>6} {'wall s':>7} {'RTF':>7} {'audio-s/s':>9} {'speed-up':>8} "
           f"{'peak RSS MB':>11} {'RSS/hf':>6} {'identical':>9} {'normalised':>10} {'CER vs hf':>9}")
     for side, r in results.items():
-        row = {k: r[k] for k in ("load_s", "warmup_s", "wall_s", "peak_rss_mb", "rss_ready_mb", "batch")}
+        row = {k: r[k] for k in ("load_s", "warmup_s", "wall_s", "peak_rss_mb", "rss_ready_mb", "batch", "peak_gpu_mb")}
         row |= {"rtf": r["wall_s"] / audio_s, "audio_s_per_s": audio_s / r["wall_s"],
                 "speedup": ref["wall_s"] / r["wall_s"], "rss_ratio": r["peak_rss_mb"] / ref["peak_rss_mb"],
                 "identical": sum(a == b for a, b in zip(r["texts"], ref["texts"])),
@@ -280,9 +294,12 @@ def main(argv: list[str]) -> None:
         print(f"{side:<14} {r['load_s']:>6.1f} {r['warmup_s']:>6.1f} {r['wall_s']:>7.1f} {row['rtf']:>7.3f} "
               f"{row['audio_s_per_s']:>9.2f} {row['speedup']:>7.2f}x {r['peak_rss_mb']:>11.0f} "
               f"{row['rss_ratio']:>6.2f} {row['identical']:>5}/{n:<3} {row['identical_normalised']:>6}/{n:<3} "
-              f"{100 * row['cer_vs_transformers']:>8.2f}%")
-    summary["fp32_ceiling"] = ceiling = fp32_ceiling(str(model), int(args["threads"]))
-    print_ceiling(ceiling, audio_s / ref["wall_s"])
+              f"{100 * row['cer_vs_transformers']:>8.2f}%"
+              + (f"  peak GPU {r['peak_gpu_mb']:.0f} MB ({r['peak_gpu_mb'] / ref['peak_gpu_mb']:.2f}x hf)"
+                 if r["peak_gpu_mb"] is not None else ""))
+    if args["device"] == "cpu":
+        summary["fp32_ceiling"] = ceiling = fp32_ceiling(str(model), int(args["threads"]))
+        print_ceiling(ceiling, audio_s / ref["wall_s"])
     summary["examples"] = [{side: r["texts"][i] for side, r in results.items()} for i in range(min(2, n))]
     out = Path(args.get("out", BENCH / "hf_pipeline_throughput.json"))
     with atomic_open(out, "w", encoding="utf-8") as f:

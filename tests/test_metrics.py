@@ -34,6 +34,19 @@ def test_error_counts(hyp: str, ref: str, expected: tuple[int, int, int, int]) -
     assert tuple(error_counts(hyp, ref)) == expected
 
 
+def test_error_counts_equal_torchaudio_edit_distance() -> None:
+    """The C++ Levenshtein gives torchaudio's (pure Python) edit distance, on characters and on words."""
+    import random
+
+    from torchaudio.functional import edit_distance
+
+    rng = random.Random(0)
+    for _ in range(300):
+        hyp, ref = ("".join(rng.choice("ab cé") for _ in range(rng.randint(0, 30))) for _ in range(2))
+        assert error_counts(hyp, ref) == (edit_distance(list(ref), list(hyp)), len(ref),
+                                          edit_distance(ref.split(), hyp.split()), len(ref.split()))
+
+
 def test_error_counts_extra_whitespace_is_not_a_word() -> None:
     # Words come from str.split(), so runs of spaces don't create empty words.
     assert error_counts("a  b", "a b")[2:] == (0, 2)
