@@ -1,4 +1,4 @@
-"""Shared test helpers: compose the real configs, load the entry scripts, crash on cue."""
+"""Shared test helpers: compose the real configs, load the entry scripts, crash on cue, speech-like audio."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from pathlib import Path
 from types import ModuleType
 
 import lightning as L
+import numpy as np
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
+
+from speech.audio import SAMPLE_RATE
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -79,3 +82,14 @@ class CrashAt(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
         if trainer.global_step >= self.step:
             raise RuntimeError(f"simulated interruption at step {trainer.global_step}")
+
+
+def speechlike(seconds: float, seed: int = 0, pauses: bool = False) -> np.ndarray:
+    """A gliding tone with amplitude modulation and noise; with ``pauses``, 0.5 s of silence every ~3 s."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    wave = 0.3 * np.sin(2 * np.pi * (200 + 100 * np.sin(0.7 * t)) * t) * (0.6 + 0.4 * np.sin(3 * t))
+    wave += 0.05 * rng.standard_normal(len(t))
+    if pauses:
+        wave[(t % 3.1) > 2.6] = 0.0
+    return wave.astype(np.float32)

@@ -14,28 +14,24 @@ import numpy as np
 import pytest
 import torch
 
+from datamodules.speech import collate_speech
 from speech.asr.batch import Item, transcribe_to_file
 from speech.asr.config import CTCModelConfig
 from speech.asr.infer import Transcriber
 from speech.asr.model import CTCModel
 from speech.asr.module import ASRModule
-from speech.audio import SAMPLE_RATE, write_audio
+from speech.audio import write_audio
 from speech.encoders.wav2vec2 import wav2vec2_tiny
+from tests.helpers import speechlike
 from text.char_vocab import CharVocab
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 
 def _waves(n: int, seed: int = 0) -> list[np.ndarray]:
-    """Noisy gliding tones of 1-6 s: different lengths, so batches are padded."""
+    """Speech-like audio of 1-6 s: different lengths, so batches are padded."""
     rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        t = np.arange(int(rng.uniform(1, 6) * SAMPLE_RATE)) / SAMPLE_RATE
-        f = rng.uniform(150, 600)
-        out.append((0.3 * np.sin(2 * np.pi * (f + 80 * np.sin(t)) * t) + 0.05 * rng.standard_normal(len(t)))
-                   .astype(np.float32))
-    return out
+    return [speechlike(rng.uniform(1, 6), seed=seed + i) for i in range(n)]
 
 
 def _confident_model(vocab: CharVocab) -> CTCModel:
@@ -71,15 +67,10 @@ def test_gpu_transcripts_match_cpu(tmp_path: Path) -> None:
 def test_bf16_mixed_fit_on_gpu_lowers_ctc_loss() -> None:
     """Overfit one fixed batch for 40 steps on the GPU in bf16-mixed: the CTC loss falls by half or more."""
     vocab = CharVocab(list("abcde"))
-    waves = _waves(4, seed=1)
-    lens = torch.tensor([len(w) for w in waves])
-    wave = torch.zeros(len(waves), int(lens.max()))
-    for i, w in enumerate(waves):
-        wave[i, : len(w)] = torch.from_numpy(w)
     texts = ["abc", "dea", "bbe", "cad"]
-    targets = torch.tensor([vocab.encode(t)[j] for t in texts for j in range(len(t))])
-    batch = {"wave": wave, "wave_lens": lens, "targets": targets, "target_lens": torch.tensor([3] * 4),
-             "seconds": float(lens.sum()) / SAMPLE_RATE, "langs": ["xxx_Latn"] * 4, "texts": texts}
+    batch = collate_speech([{"wave": torch.from_numpy(w), "target": torch.tensor(vocab.encode(t)), "text": t,
+                             "lang": "xxx_Latn", "audio": f"utt{i}"}
+                            for i, (w, t) in enumerate(zip(_waves(4, seed=1), texts))])
 
     class FixedBatch(torch.utils.data.Dataset):
         def __len__(self) -> int:

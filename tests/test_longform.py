@@ -23,20 +23,10 @@ from speech.asr.longform import WindowConfig, stitched_log_probs, stream_audio, 
 from speech.asr.model import CTCModel
 from speech.audio import SAMPLE_RATE, AudioError, decode_audio
 from speech.encoders.wav2vec2 import wav2vec2_tiny
+from tests.helpers import speechlike
 from text.char_vocab import CharVocab
 
 FRAME = 640  # samples per output frame, as the conformer's 4x subsampling of 10 ms hops
-
-
-def speechlike(seconds: float, seed: int = 0, pauses: bool = False) -> np.ndarray:
-    """A gliding tone with amplitude modulation and noise; with ``pauses``, 0.5 s of silence every ~3 s."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
-    wave = 0.3 * np.sin(2 * np.pi * (200 + 100 * np.sin(0.7 * t)) * t) * (0.6 + 0.4 * np.sin(3 * t))
-    wave += 0.05 * rng.standard_normal(len(t))
-    if pauses:
-        wave[(t % 3.1) > 2.6] = 0.0
-    return wave.astype(np.float32)
 
 
 def local_model(waves: Sequence[np.ndarray]) -> tuple[Tensor, Tensor]:
