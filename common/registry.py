@@ -22,7 +22,7 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 PLUGIN_GROUP = "polyglot_suite.plugins"
-FALLBACK_PLUGINS = ("text", "datamodules.corpus", "speech.asr", "speech.ssl")
+FALLBACK_PLUGINS = ("text.plugins", "datamodules.corpus", "speech.asr.plugins", "speech.ssl.plugins")
 """Imported when the package metadata is missing (running from a checkout that was never pip-installed)."""
 
 _plugins_loaded = False

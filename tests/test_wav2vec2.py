@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from common.hub import MODEL_TYPES
 from speech.asr.config import CTCModelConfig
-from speech.asr.hub import MODEL_TYPES, load_model, save_pretrained
+from speech.asr.hub import load_model, save_pretrained
 from speech.asr.model import CTCModel
 from speech.asr.precision import with_precision
 from speech.encoders.wav2vec2 import Wav2Vec2Encoder, mms_1b, wav2vec2_base, wav2vec2_tiny, xlsr_300m
@@ -78,7 +79,7 @@ def test_ctc_model_over_wav2vec2_round_trips_through_a_model_directory(tmp_path:
         logp, out_lens = model(wave, lens, langs=["deu_Latn", None])
     assert logp.shape[:2] == (2, int(out_lens.max())) and logp.dtype == torch.float32
     torch.testing.assert_close(logp.exp().sum(-1), torch.ones(logp.shape[:2]))
-    assert {"ctc_conformer", "ctc_wav2vec2"} <= MODEL_TYPES.keys()
+    assert {"ctc_conformer", "ctc_wav2vec2"} <= set(MODEL_TYPES.names())
     save_pretrained(model, vocab, tmp_path / "m")
     loaded, loaded_vocab = load_model(tmp_path / "m")
     assert loaded.model_type == "ctc_wav2vec2" and loaded_vocab.tokens == vocab.tokens

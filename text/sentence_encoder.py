@@ -6,21 +6,18 @@ Saved as a local directory: ``config.json`` (``model_type: "sentence_encoder"``)
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
-from common.io import atomic_open
+from common import hub
 from text.tokenizer import PAD_ID, TOKENIZER_FILE, SentencePieceTokenizer
 
 MODEL_TYPE = "sentence_encoder"
-WEIGHTS_FILE = "model.safetensors"
 
 
 @dataclass
@@ -108,41 +105,30 @@ class SentenceEncoder(nn.Module):
         self.cfg.vocab_size = self.tok_emb.num_embeddings
 
 
+TOKENIZER = hub.SideFile(TOKENIZER_FILE, lambda tok, path: tok.save(path.parent), SentencePieceTokenizer)
+"""The SentencePiece model (and any per-language extensions beside it)."""
+
+
+@hub.register_model_type(MODEL_TYPE, files={"tokenizer": TOKENIZER})
+def build_sentence_encoder(config: dict[str, Any]) -> SentenceEncoder:
+    names = {f.name for f in fields(SentenceEncoderConfig)}
+    return SentenceEncoder(SentenceEncoderConfig(**{k: v for k, v in config.items() if k in names}))
+
+
 def save_pretrained(
     model: SentenceEncoder, tokenizer: SentencePieceTokenizer, out_dir: str | Path, **meta: Any
 ) -> Path:
     """Write ``config.json`` + ``model.safetensors`` + ``tokenizer.model``; ``meta`` (langs, ...) goes in the json."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer.save(out)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_open(out / WEIGHTS_FILE, "wb") as f:
-        f.write(save(state))
-    config = {"model_type": MODEL_TYPE, **asdict(model.cfg), **meta}
-    with atomic_open(out / "config.json", "w", encoding="utf-8") as f:
-        json.dump(config, f, indent=2, ensure_ascii=False)
-    return out
+    return hub.save_pretrained(model, out_dir, model_type=MODEL_TYPE, files={"tokenizer": tokenizer}, **meta)
 
 
 def read_config(model_dir: str | Path) -> dict[str, Any]:
     """``config.json`` of a model directory, with a clear error when it is missing or not this model type."""
-    path = Path(model_dir) / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no config.json in {model_dir}")
-    config: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    if config.get("model_type") != MODEL_TYPE:
-        raise ValueError(f"{path}: model_type is {config.get('model_type')!r}, expected {MODEL_TYPE!r}")
-    return config
+    return hub.read_config(model_dir, expect=MODEL_TYPE)
 
 
 def from_pretrained(model_dir: str | Path, device: str | torch.device = "cpu") -> tuple[SentenceEncoder,
                                                                                       SentencePieceTokenizer]:
     """Load a directory written by ``save_pretrained``; the model comes back in eval mode."""
-    config = read_config(model_dir)
-    names = {f.name for f in fields(SentenceEncoderConfig)}
-    model = SentenceEncoder(SentenceEncoderConfig(**{k: v for k, v in config.items() if k in names}))
-    weights = Path(model_dir) / WEIGHTS_FILE
-    if not weights.is_file():
-        raise FileNotFoundError(f"no {WEIGHTS_FILE} in {model_dir}")
-    model.load_state_dict(load_file(str(weights)))
-    return model.to(device).eval(), SentencePieceTokenizer(Path(model_dir) / TOKENIZER_FILE)
+    loaded = hub.load_pretrained(model_dir, device, expect=MODEL_TYPE)
+    return cast(SentenceEncoder, loaded.model), loaded.files["tokenizer"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import unicodedata
@@ -13,11 +12,11 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
-from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
-from common.io import atomic_open
+from common import hub
 from speech.asr.config import SpecAugmentConfig
+from speech.asr.hub import CTC_TYPES, VOCAB
 from speech.features import SpecAugment
 from text.char_vocab import CharVocab
 
@@ -228,34 +227,24 @@ def save_adapted(model: AdaptedCTCModel, vocab: CharVocab, base_config: dict[str
     """A normal model directory: config.json (base config + adapters), model.safetensors, vocab.json."""
     if len(vocab) != model.vocab_size:
         raise ValueError(f"vocabulary has {len(vocab)} tokens but the model {model.vocab_size}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     base_langs = [x for x in base_config.get("langs", []) if x not in model.adapters]
-    cfg = {
-        "model_type": MODEL_TYPE, "vocab_size": model.vocab_size, "base": base_config,
-        "adapter": asdict(model.cfg),
+    config = {
+        "vocab_size": model.vocab_size, "base": base_config, "adapter": asdict(model.cfg),
         "languages": {k: cast(LanguageAdapter, ad).new_ids.tolist() for k, ad in model.adapters.items()},
         "langs": sorted([*base_langs, *model.adapters]),
     }
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_open(out / "model.safetensors", "wb") as f:
-        f.write(save(state, metadata={"format": "pt"}))
-    vocab.save(out / "vocab.json")
-    with atomic_open(out / "config.json", "w", encoding="utf-8") as f:  # last: its presence marks a whole directory
-        json.dump(cfg, f, indent=2, ensure_ascii=False)
-    return out
+    return hub.save_pretrained(model, out_dir, model_type=MODEL_TYPE, config=config, files={"vocab": vocab})
 
 
 def build_base(base_config: dict[str, Any]) -> nn.Module:
     """The base network of a config.json dict, through the hub's registry."""
-    from speech.asr.hub import MODEL_TYPES  # hub registers build_adapted: import it late
-
     kind = base_config.get("model_type")
-    if kind == MODEL_TYPE or kind not in MODEL_TYPES:
+    if kind == MODEL_TYPE or kind not in CTC_TYPES:
         raise ValueError(f"an adapted model needs a plain CTC base model, got model_type {kind!r}")
-    return MODEL_TYPES[str(kind)](base_config)
+    return hub.MODEL_TYPES.get(str(kind)).build(base_config)
 
 
+@hub.register_model_type(MODEL_TYPE, files={"vocab": VOCAB})
 def build_adapted(config: dict[str, Any]) -> AdaptedCTCModel:
     """An adapted model with untrained adapters from its config.json dict (weights load afterwards)."""
     acfg = dict(config["adapter"])
@@ -269,13 +258,5 @@ def build_adapted(config: dict[str, Any]) -> AdaptedCTCModel:
 def load_adapted(model_dir: str | os.PathLike[str],
                  device: str | torch.device = "cpu") -> tuple[AdaptedCTCModel, CharVocab]:
     """Load a directory written by ``save_adapted``."""
-    d = Path(model_dir)
-    for name in ("config.json", "model.safetensors", "vocab.json"):
-        if not (d / name).exists():
-            raise FileNotFoundError(f"{d}: not a model directory ({name} is missing)")
-    cfg = json.loads((d / "config.json").read_text(encoding="utf-8"))
-    if cfg.get("model_type") != MODEL_TYPE:
-        raise ValueError(f"{d}/config.json: model_type {cfg.get('model_type')!r} is not {MODEL_TYPE!r}")
-    model = build_adapted(cfg)
-    model.load_state_dict(load_file(str(d / "model.safetensors"), device=str(device)))
-    return model.to(device).eval(), CharVocab.load(d / "vocab.json")
+    loaded = hub.load_pretrained(model_dir, device, expect=MODEL_TYPE)
+    return cast(AdaptedCTCModel, loaded.model), loaded.files["vocab"]

@@ -1,28 +1,28 @@
-"""Model directories: ``config.json`` + ``model.safetensors`` + ``vocab.json``.
+"""ASR model directories through the suite's hub: ``config.json`` + ``model.safetensors`` + ``vocab.json``.
 
-``config.json`` names its ``model_type``; ``MODEL_TYPES`` maps each type to the function that builds
-the (untrained) network from that config, so a new model family registers itself with one line.
+The CTC model types register here (``ctc_conformer``, ``ctc_wav2vec2``; the adapted model registers in
+``speech.asr.adapters``); ``common.hub`` writes and reads the files.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save
 from torch import nn
 
-from common.io import atomic_open
-from speech.asr.adapters import build_adapted
+from common import hub
 from speech.asr.config import ENCODER_CONFIGS, CTCModelConfig, SpecAugmentConfig
 from speech.asr.interop.vocab import TokenVocab
 from speech.asr.model import CTCModel
 from text.char_vocab import CharVocab
+
+CTC_TYPES = ("ctc_conformer", "ctc_wav2vec2", "ctc_adapted")
+"""The model types ``from_pretrained`` returns with a vocabulary (every CTC recogniser)."""
 
 
 def config_from_dict(d: dict[str, Any]) -> CTCModelConfig:
@@ -39,19 +39,6 @@ def config_from_dict(d: dict[str, Any]) -> CTCModelConfig:
     )
 
 
-def build_ctc_model(d: dict[str, Any]) -> nn.Module:
-    """A ``CTCModel`` with random weights from a ``config.json`` dict."""
-    return CTCModel(config_from_dict(d))
-
-
-MODEL_TYPES: dict[str, Callable[[dict[str, Any]], nn.Module]] = {
-    "ctc_conformer": build_ctc_model,
-    "ctc_wav2vec2": build_ctc_model,
-    "ctc_adapted": build_adapted,
-}
-"""config.json ``model_type`` -> builder of the network from the config dict."""
-
-
 def load_vocab(path: str | os.PathLike[str]) -> CharVocab:
     """A ``vocab.json``: the suite's character vocabulary, or a foreign token table (``TokenVocab``)."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -60,33 +47,28 @@ def load_vocab(path: str | os.PathLike[str]) -> CharVocab:
     return CharVocab.load(path)
 
 
-def save_pretrained(model: CTCModel, vocab: CharVocab, out_dir: str | os.PathLike[str], **meta: Any) -> Path:
+VOCAB = hub.SideFile("vocab.json", lambda vocab, path: vocab.save(path), load_vocab)
+"""The character (or imported token) vocabulary of a CTC model."""
+
+
+@hub.register_model_type("ctc_conformer", files={"vocab": VOCAB})
+@hub.register_model_type("ctc_wav2vec2", files={"vocab": VOCAB})
+def build_ctc_model(d: dict[str, Any]) -> nn.Module:
+    """A ``CTCModel`` with random weights from a ``config.json`` dict."""
+    return CTCModel(config_from_dict(d))
+
+
+def save_pretrained(model: nn.Module, vocab: CharVocab, out_dir: str | os.PathLike[str], **meta: Any) -> Path:
     """Write a self-contained model directory, each file atomically."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg = {"model_type": model.model_type, **asdict(model.cfg), **meta}
-    with atomic_open(out / "config.json", "w", encoding="utf-8") as f:
-        json.dump(cfg, f, indent=2, ensure_ascii=False)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_open(out / "model.safetensors", "wb") as f:
-        f.write(save(state, metadata={"format": "pt"}))
-    vocab.save(out / "vocab.json")
-    return out
+    return hub.save_pretrained(model, out_dir, files={"vocab": vocab}, **meta)
 
 
 def from_pretrained(model_dir: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[Any, CharVocab]:
-    """Load a directory written by ``save_pretrained`` (any registered ``model_type``)."""
-    d = Path(model_dir)
-    for name in ("config.json", "model.safetensors", "vocab.json"):
-        if not (d / name).exists():
-            raise FileNotFoundError(f"{d}: not a model directory ({name} is missing)")
-    cfg_dict = json.loads((d / "config.json").read_text(encoding="utf-8"))
-    model_type = cfg_dict.get("model_type")
-    if model_type not in MODEL_TYPES:
-        raise ValueError(f"{d}/config.json: unknown model_type {model_type!r}; known: {sorted(MODEL_TYPES)}")
-    model = MODEL_TYPES[model_type](cfg_dict)
-    model.load_state_dict(load_file(str(d / "model.safetensors"), device=str(device)))
-    return model.to(device).eval(), load_vocab(d / "vocab.json")
+    """Load a CTC model directory (any CTC ``model_type``) and its vocabulary."""
+    import speech.asr.adapters  # noqa: F401  (registers ctc_adapted)
+
+    loaded = hub.load_pretrained(model_dir, device, expect=CTC_TYPES)
+    return loaded.model, loaded.files["vocab"]
 
 
 def from_checkpoint(
@@ -114,7 +96,7 @@ def load_encoder_weights(model: CTCModel, path: str | os.PathLike[str]) -> None:
 
     d = Path(path)
     cfg_dict = json.loads((d / "config.json").read_text(encoding="utf-8")) if (d / "config.json").is_file() else {}
-    if cfg_dict.get("model_type") in MODEL_TYPES:
+    if cfg_dict.get("model_type") in CTC_TYPES:
         source, _ = from_pretrained(d)
         src_cfg, state = source.cfg.encoder, source.encoder.state_dict()
     elif cfg_dict.get("model_type") == "wav2vec2":

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
-from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
-from common.io import atomic_open
+from common import hub
 
 WEIGHTS, META = "lid.safetensors", "lid.json"
 """Files of a LID head inside a model directory."""
@@ -68,15 +66,21 @@ class LIDHead(nn.Module):
         return self.mlp(self.pool(hidden, lens))
 
 
+LID_LAYOUT = hub.Layout(config=META, weights=WEIGHTS)
+"""A LID head lives beside its model's own files, in ``lid.json`` and ``lid.safetensors``."""
+MODEL_TYPE = "lid_head"
+
+
+@hub.register_model_type(MODEL_TYPE)
+def build_lid(config: dict[str, Any]) -> LIDHead:
+    fields = LIDConfig.__dataclass_fields__
+    return LIDHead(LIDConfig(**{k: v for k, v in config.items() if k in fields}))
+
+
 def save_lid(head: LIDHead, model_dir: str | os.PathLike[str], **meta: Any) -> Path:
     """Write ``lid.safetensors`` and ``lid.json`` (config, language list, ``meta``) atomically."""
-    d = Path(model_dir)
-    state = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
-    with atomic_open(d / WEIGHTS, "wb") as f:
-        f.write(save(state, metadata={"format": "pt"}))
-    with atomic_open(d / META, "w", encoding="utf-8") as f:
-        json.dump({**asdict(head.cfg), **meta}, f, indent=2, ensure_ascii=False)
-    return d / WEIGHTS
+    hub.save_pretrained(head, model_dir, model_type=MODEL_TYPE, layout=LID_LAYOUT, **meta)
+    return Path(model_dir) / WEIGHTS
 
 
 def has_lid(model_dir: str | os.PathLike[str]) -> bool:
@@ -90,15 +94,7 @@ def load_lid(model_dir: str | os.PathLike[str], device: str | torch.device = "cp
     if not has_lid(d):
         raise FileNotFoundError(f"{d}: no language-ID head ({WEIGHTS} and {META}); "
                                 f"train one with python scripts/build_lid.py model={d} train=... dev=...")
-    try:
-        meta = json.loads((d / META).read_text(encoding="utf-8"))
-        fields = LIDConfig.__dataclass_fields__
-        cfg = LIDConfig(**{k: v for k, v in meta.items() if k in fields})
-    except (json.JSONDecodeError, TypeError) as e:
-        raise ValueError(f"{d / META}: not a LID config ({e})") from e
-    head = LIDHead(cfg)
-    head.load_state_dict(load_file(str(d / WEIGHTS), device=str(device)))
-    return head.to(device).eval()
+    return cast(LIDHead, hub.load_pretrained(d, device, layout=LID_LAYOUT, expect=MODEL_TYPE).model)
 
 
 @contextmanager

@@ -12,37 +12,61 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from safetensors.torch import save
 from torch import Tensor
 
-from common.io import atomic_open
-from speech.asr.interop.hf import config_to_hf, encoder_state_from_hf, load_hf_config, read_state
+from common import hub
+from speech.asr.interop.hf import (
+    config_from_hf,
+    config_to_hf,
+    encoder_state_from_hf,
+    encoder_state_to_hf,
+    load_hf_config,
+    read_state,
+)
 from speech.encoders.wav2vec2 import Wav2Vec2Config
 from speech.ssl.config import SSLObjectiveConfig
 from speech.ssl.model import Wav2Vec2SSL
 
 _HEADS = ("quantizer.", "project_q.", "project_hid.")
 """Keys of the pretraining parts outside the encoder."""
+MODEL_TYPE = "wav2vec2"
+"""transformers' name for the layout, so that ``Wav2Vec2ForPreTraining.from_pretrained`` reads the directory."""
 
 
-def _json(path: Path, data: dict[str, Any]) -> None:
-    with atomic_open(path, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, ensure_ascii=False)
+def state_to_hf(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Encoder keys to transformers' (``wav2vec2.*``); the pretraining heads keep their names."""
+    enc = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
+    return {**encoder_state_to_hf(enc), **{k: v for k, v in state.items() if k.startswith(_HEADS)}}
+
+
+def state_from_hf(state: dict[str, Tensor], model_dir: Path) -> dict[str, Tensor]:
+    enc = {f"encoder.{k}": v for k, v in encoder_state_from_hf(state).items()}
+    return {**enc, **{k: v for k, v in state.items() if k.startswith(_HEADS)}}
+
+
+def with_preprocessor(config: dict[str, Any], model_dir: Path) -> dict[str, Any]:
+    """The input normalisation lives in ``preprocessor_config.json`` in this layout."""
+    path = model_dir / "preprocessor_config.json"
+    pre = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return {**config, "do_normalize": bool(pre.get("do_normalize", True))}
+
+
+@hub.register_model_type(MODEL_TYPE, state_to_file=state_to_hf, state_from_file=state_from_hf,
+                         complete_config=with_preprocessor)
+def build_ssl(config: dict[str, Any]) -> Wav2Vec2SSL:
+    """The pretraining network of a suite SSL export (a plain transformers wav2vec2 directory has no objective)."""
+    if "ssl_objective" not in config:
+        raise ValueError("no ssl_objective: a transformers wav2vec2 directory, not one written by "
+                         "speech.ssl.hub.save_pretrained")
+    enc = config_from_hf(config, bool(config.get("do_normalize", True)))
+    return Wav2Vec2SSL(enc, SSLObjectiveConfig(**config["ssl_objective"]))
 
 
 def save_pretrained(net: Wav2Vec2SSL, out_dir: str | os.PathLike[str]) -> Path:
     """Write the encoder and the pretraining heads as a transformers wav2vec2 directory (each file atomically)."""
-    from speech.asr.interop.hf import encoder_state_to_hf
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     enc, o = net.cfg, net.objective
-    state = encoder_state_to_hf({k: v.detach().cpu() for k, v in net.encoder.state_dict().items()})
-    state.update({k: v.detach().cpu() for k, v in net.state_dict().items() if k.startswith(_HEADS)})
-    with atomic_open(out / "model.safetensors", "wb") as f:
-        f.write(save({k: v.contiguous() for k, v in state.items()}, metadata={"format": "pt"}))
     cfg = config_to_hf(enc)
     cfg.update(
         architectures=["Wav2Vec2ForPreTraining"], num_codevector_groups=o.num_groups,
@@ -51,8 +75,9 @@ def save_pretrained(net: Wav2Vec2SSL, out_dir: str | os.PathLike[str]) -> Path:
         diversity_loss_weight=o.diversity_weight, mask_time_prob=o.mask.prob, mask_time_length=o.mask.length,
         mask_time_min_masks=o.mask.min_spans, ssl_objective=asdict(o),
     )
-    _json(out / "config.json", cfg)
-    _json(out / "preprocessor_config.json", {
+    del cfg["model_type"]
+    out = hub.save_pretrained(net, out_dir, model_type=MODEL_TYPE, config=cfg)
+    hub.write_json(out / "preprocessor_config.json", {
         "feature_extractor_type": "Wav2Vec2FeatureExtractor", "feature_size": 1, "sampling_rate": 16_000,
         "padding_value": 0.0, "do_normalize": enc.normalize_wave, "return_attention_mask": enc.feature_norm == "layer",
     })
@@ -70,15 +95,7 @@ def read_pretrained(model_dir: str | os.PathLike[str]) -> tuple[Wav2Vec2Config, 
 
 def load_pretrained(model_dir: str | os.PathLike[str]) -> Wav2Vec2SSL:
     """The pretraining network saved by ``save_pretrained`` (objective from ``config.json``)."""
-    d = Path(model_dir)
-    meta = json.loads((d / "config.json").read_text(encoding="utf-8"))
-    if "ssl_objective" not in meta:
-        raise ValueError(f"{d}/config.json: no ssl_objective (not written by speech.ssl.hub.save_pretrained)")
-    enc_cfg, enc_state, heads = read_pretrained(d)
-    net = Wav2Vec2SSL(enc_cfg, SSLObjectiveConfig(**meta["ssl_objective"]))
-    net.encoder.load_state_dict(enc_state)
-    load_heads(net, heads, d)
-    return net.eval()
+    return cast(Wav2Vec2SSL, hub.load_pretrained(model_dir, expect=MODEL_TYPE).model)
 
 
 def load_heads(net: Wav2Vec2SSL, heads: dict[str, Tensor], source: str | os.PathLike[str]) -> None:

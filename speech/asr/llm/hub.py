@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
-from safetensors.torch import load_file, save
+from safetensors.torch import load_file
+from torch import Tensor
 
-from common.io import atomic_open
+from common import hub
 from speech.asr.llm.config import DecoderLMConfig, LLMASRConfig
 from speech.asr.llm.model import LLMASR
 from speech.encoders.conformer import ConformerConfig
@@ -32,34 +32,28 @@ def config_from_dict(d: dict[str, Any]) -> LLMASRConfig:
     )
 
 
+def refuse_byte_positions(state: dict[str, Tensor], model_dir: Path) -> dict[str, Tensor]:
+    """Weights trained when text positions counted bytes can't be read with character positions."""
+    if "ctc_label_bytes" in state:
+        raise hub.ModelDirError(
+            f"{model_dir}/model.safetensors: trained when text positions counted bytes (before 2026-12-03); "
+            "positions now count characters, so retrain it with experiment=asr_llm")
+    return state
+
+
+@hub.register_model_type(MODEL_TYPE, state_from_file=refuse_byte_positions)
+def build_llm_asr(config: dict[str, Any]) -> LLMASR:
+    return LLMASR(config_from_dict(config))
+
+
 def save_pretrained(model: LLMASR, out_dir: str | os.PathLike[str], **meta: Any) -> Path:
     """Write a self-contained model directory, each file atomically."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_open(out / "config.json", "w", encoding="utf-8") as f:
-        json.dump({"model_type": MODEL_TYPE, **asdict(model.cfg), **meta}, f, indent=2, ensure_ascii=False)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_open(out / "model.safetensors", "wb") as f:
-        f.write(save(state, metadata={"format": "pt"}))
-    return out
+    return hub.save_pretrained(model, out_dir, model_type=MODEL_TYPE, **meta)
 
 
 def from_pretrained(model_dir: str | os.PathLike[str], device: str | torch.device = "cpu") -> LLMASR:
     """Load a directory written by ``save_pretrained``."""
-    d = Path(model_dir)
-    for name in ("config.json", "model.safetensors"):
-        if not (d / name).exists():
-            raise FileNotFoundError(f"{d}: not a model directory ({name} is missing)")
-    cfg = json.loads((d / "config.json").read_text(encoding="utf-8"))
-    if cfg.get("model_type") != MODEL_TYPE:
-        raise ValueError(f"{d}/config.json: model_type {cfg.get('model_type')!r} is not {MODEL_TYPE!r}")
-    model = LLMASR(config_from_dict(cfg))
-    state = load_file(str(d / "model.safetensors"), device=str(device))
-    if "ctc_label_bytes" in state:
-        raise ValueError(f"{d}/model.safetensors: trained when text positions counted bytes (before 2026-12-03); "
-                         "positions now count characters, so retrain it with experiment=asr_llm")
-    model.load_state_dict(state)
-    return model.to(device).eval()
+    return cast(LLMASR, hub.load_pretrained(model_dir, device, expect=MODEL_TYPE).model)
 
 
 def load_ctc_encoder(model: LLMASR, ctc_dir: str | os.PathLike[str]) -> None:

@@ -1,0 +1,3 @@
+"""Imports the text modules that register model types (found through the ``polyglot_suite.plugins`` entry point)."""
+
+from text import sentence_encoder  # noqa: F401
