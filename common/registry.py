@@ -48,7 +48,8 @@ class Registry(Generic[T]):
 
     def __init__(self, kind: str):
         self.kind = kind
-        self._entries: dict[str, T] = {}
+        self.entries: dict[str, T] = {}
+        """The table itself (tests may patch it after a lookup has loaded the plugins)."""
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator: register the decorated object under ``name`` (a second, different entry is an error)."""
@@ -60,27 +61,27 @@ class Registry(Generic[T]):
         return add
 
     def add(self, name: str, obj: T) -> None:
-        old = self._entries.get(name)
+        old = self.entries.get(name)
         if old is not None and old is not obj and getattr(old, "__qualname__", None) != getattr(obj, "__qualname__", 0):
             raise ValueError(f"{self.kind} {name!r} is registered twice ({old!r} and {obj!r})")
-        self._entries[name] = obj
+        self.entries[name] = obj
 
     def __contains__(self, name: object) -> bool:
-        if name in self._entries:
+        if name in self.entries:
             return True
         load_plugins()
-        return name in self._entries
+        return name in self.entries
 
     def get(self, name: str, where: str = "") -> T:
         """The entry for ``name``; an unknown name raises ``UnknownName`` naming ``where`` and the known names."""
         if name not in self:
             prefix = f"{where}: " if where else ""
             raise UnknownName(f"{prefix}unknown {self.kind} {name!r}; known: {', '.join(self.names()) or 'none'}")
-        return self._entries[name]
+        return self.entries[name]
 
     def names(self) -> list[str]:
         load_plugins()
-        return sorted(self._entries)
+        return sorted(self.entries)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

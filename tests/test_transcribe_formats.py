@@ -21,7 +21,7 @@ from speech.asr.batch import collect_inputs, transcribe_to_file
 from speech.asr.config import CTCModelConfig, conformer
 from speech.asr.formats import SubtitleConfig, build_cues, plan_output, render_srt, render_tsv, render_vtt
 from speech.asr.hub import save_pretrained
-from speech.asr.infer import LLM_TRANSCRIBERS, Transcriber, load_transcriber
+from speech.asr.infer import TRANSCRIBERS, Transcriber, load_transcriber
 from speech.asr.model import CTCModel
 from speech.audio import SAMPLE_RATE, load_audio
 from tests.helpers import ROOT
@@ -188,6 +188,7 @@ def test_load_transcriber_dispatches_on_model_type(model_dir: Path, tmp_path: Pa
     llm_dir = tmp_path / "llm"
     llm_dir.mkdir()
     (llm_dir / "config.json").write_text(json.dumps({"model_type": "asr_llm"}))
-    monkeypatch.setitem(LLM_TRANSCRIBERS, "asr_llm", f"{__name__}.FakeLLM")
+    assert "asr_llm" in TRANSCRIBERS  # loads the registered transcribers before one is swapped for a fake
+    monkeypatch.setitem(TRANSCRIBERS.entries, "asr_llm", FakeLLM)
     llm = load_transcriber(llm_dir, "cpu", context="examples.jsonl", decoder="greedy", chunk_seconds=30)
     assert isinstance(llm, FakeLLM) and llm.context == "examples.jsonl"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import itertools
 import json
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from common.registry import Registry
 from speech.asr.align import align_text, check_timestamps
 from speech.asr.beam import LanguageModels
 from speech.asr.ctc import greedy_decode, pad_waves
@@ -37,8 +37,8 @@ AudioInput = str | os.PathLike[str] | bytes | np.ndarray
 DECODE_PIECE_SECONDS = 10.0
 """Longest stretch decoded (and aligned) in one piece; beam search slows down with the prefix length."""
 
-LLM_TRANSCRIBERS = {"asr_llm": "speech.asr.llm.infer.LLMTranscriber"}
-"""config.json model_type -> dotted path of the transcriber class (imported only when used)."""
+TRANSCRIBERS: Registry[Any] = Registry("transcriber")
+"""config.json model_type -> transcriber class, for the model types that ``Transcriber`` (CTC) does not read."""
 
 
 class Transcriber:
@@ -406,10 +406,10 @@ def load_transcriber(path: str | os.PathLike[str], device: str | torch.device = 
     Options the chosen class does not take (a CTC decoder for an LLM model, say) are dropped with a warning.
     """
     kind = model_type(path)
-    if kind not in LLM_TRANSCRIBERS:
+    if kind is None or kind not in TRANSCRIBERS:
         return Transcriber.from_pretrained(path, device, **options)
-    module, _, name = LLM_TRANSCRIBERS[kind].rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
+    cls = TRANSCRIBERS.get(kind)
+    name = cls.__name__
     params = inspect.signature(cls.from_pretrained).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         dropped = sorted(k for k in options if k not in params)

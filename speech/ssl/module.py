@@ -11,6 +11,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from common import hub
 from common.optim import adamw_warmup_cosine, decay_groups
 from speech.encoders.wav2vec2 import Wav2Vec2Config
 from speech.ssl.config import SSLObjectiveConfig
@@ -28,13 +29,16 @@ def load_init_encoder(net: Wav2Vec2SSL, path: str | Path) -> None:
     d = Path(path)
     meta = json.loads((d / "config.json").read_text(encoding="utf-8")) if (d / "config.json").is_file() else {}
     heads: dict[str, torch.Tensor] = {}
-    if meta.get("model_type") == "wav2vec2":
+    kind = meta.get("model_type")
+    if kind == "wav2vec2":
         src_cfg, state, heads = read_pretrained(d)
-    elif str(meta.get("model_type", "")).startswith("ctc_"):
-        from speech.asr.hub import from_pretrained
-
-        source, _ = from_pretrained(d)
-        src_cfg, state = source.cfg.encoder, source.encoder.state_dict()
+    elif kind in hub.MODEL_TYPES:
+        # Any suite model with a speech encoder (a CTC recogniser, say), rebuilt by the hub without naming its family.
+        source: Any = hub.load_pretrained(d).model
+        src_cfg = getattr(getattr(source, "cfg", None), "encoder", None)
+        if src_cfg is None or not isinstance(getattr(source, "encoder", None), torch.nn.Module):
+            raise ValueError(f"{d}: a {kind} model has no speech encoder to start from")
+        state = source.encoder.state_dict()
     else:
         raise ValueError(f"{d}: neither a transformers wav2vec2 directory nor a suite CTC model directory")
     if not isinstance(src_cfg, Wav2Vec2Config):

@@ -11,6 +11,7 @@ import torch
 
 from datamodules.manifest import read_manifest
 from speech.asr.ctc import pad_waves
+from speech.asr.infer import TRANSCRIBERS
 from speech.asr.llm.decode import decode_prompts, max_tokens
 from speech.asr.llm.hub import from_pretrained
 from speech.asr.llm.model import LLMASR
@@ -40,6 +41,7 @@ def read_context(manifest: str | os.PathLike[str]) -> list[tuple[np.ndarray, str
     return out
 
 
+@TRANSCRIBERS.register("asr_llm")
 class LLMTranscriber:
     """Transcribes with an ``LLMASR`` model, optionally conditioned on in-context examples.
 
