@@ -124,7 +124,7 @@ def evaluate_encoder(model_dir: str | Path, manifest: str | Path, out_dir: str |
 
     Writes ``xsim.json`` and ``xsim.png`` to ``out_dir``; returns the same figures.
     """
-    from datamodules.text import aligned_sets, read_parallel
+    from text.parallel import aligned_sets, read_parallel
     from text.sentence_encoder import read_config
     from text.towers import TextTowerConfig, build_text_tower
 

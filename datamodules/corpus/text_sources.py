@@ -7,9 +7,9 @@ import random
 import re
 import unicodedata
 from importlib import resources
-from pathlib import Path
 
 from datamodules.corpus.languages import script, spec
+from text.parallel import user_sentences as user_sentences  # re-exported: corpus builders read user text
 
 _SCRIPT_NAMES = {"Latn": "LATIN", "Cyrl": "CYRILLIC", "Deva": "DEVANAGARI", "Arab": "ARABIC",
                  "Geor": "GEORGIAN", "Grek": "GREEK", "Hans": "CJK", "Armn": "ARMENIAN", "Hebr": "HEBREW"}
@@ -35,14 +35,6 @@ def sentence_list(lang: str) -> tuple[str, ...]:
         return ()
     lines = res.read_text(encoding="utf-8").splitlines()
     return tuple(dict.fromkeys(s.strip() for s in lines if s.strip() and not s.startswith("#")))
-
-
-def user_sentences(path: str | Path) -> tuple[str, ...]:
-    """A user's own text file, one sentence a line."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: text file not found")
-    return tuple(dict.fromkeys(s.strip() for s in p.read_text(encoding="utf-8").splitlines() if s.strip()))
 
 
 @functools.cache
