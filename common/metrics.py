@@ -1,12 +1,16 @@
-"""Character and word error rates, summed over a corpus (not averaged per utterance)."""
+"""Character and word error rates summed over a corpus (not averaged per utterance), corpus BLEU and chrF, and a
+per-group breakdown of any metric. Detection and classification scores are in ``common.scoring``, retrieval metrics
+in ``common.metrics_retrieval``."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
+import sacrebleu
 import torch
 from lightning.pytorch.utilities import rank_zero_info
 from rapidfuzz.distance import Levenshtein
@@ -112,3 +116,67 @@ def log_error_rates(module: L.LightningModule, rates: LanguageErrorRates, stage:
     elif not module.trainer.sanity_checking:
         rank_zero_info(f"\nvalidation, epoch {module.current_epoch}:\n{format_table(summary)}")
     return summary
+
+
+def _reference_streams(hyps: Sequence[str], refs: Sequence[str] | Sequence[Sequence[str]]) -> list[list[str]]:
+    """sacrebleu's layout: a list of reference streams, each with one reference per hypothesis."""
+    if not hyps:
+        raise ValueError("no hypotheses")
+    streams: list[list[Any]] = [list(refs)] if all(isinstance(r, str) for r in refs) else [list(r) for r in refs]
+    for i, stream in enumerate(streams):
+        if len(stream) != len(hyps) or not all(isinstance(r, str) for r in stream):
+            raise ValueError(f"reference stream {i} must hold {len(hyps)} strings, one per hypothesis, "
+                             f"got {len(stream)} items")
+    return streams
+
+
+def bleu(hyps: Sequence[str], refs: Sequence[str] | Sequence[Sequence[str]], tokenize: str = "13a") -> float:
+    """Corpus BLEU (0-100) by sacrebleu.
+
+    ``refs`` is one reference per hypothesis, or several such lists (reference streams). ``tokenize`` is sacrebleu's
+    tokeniser: ``13a`` for spaced scripts, ``zh`` / ``char`` where words are not spaced (cmn_Hans, ...).
+    """
+    return float(sacrebleu.corpus_bleu(list(hyps), _reference_streams(hyps, refs), tokenize=tokenize).score)
+
+
+def chrf(hyps: Sequence[str], refs: Sequence[str] | Sequence[Sequence[str]], word_order: int = 0) -> float:
+    """Corpus chrF (0-100) by sacrebleu; ``word_order=2`` gives chrF++. ``refs`` as for ``bleu``."""
+    return float(sacrebleu.corpus_chrf(list(hyps), _reference_streams(hyps, refs), word_order=word_order).score)
+
+
+T = TypeVar("T")
+
+
+def _take(x: Any, idx: np.ndarray) -> Any:
+    """Items ``idx`` of ``x`` along its first axis: tensor, array or list."""
+    if isinstance(x, torch.Tensor):
+        return x[torch.as_tensor(idx, device=x.device)]
+    if isinstance(x, np.ndarray):
+        return x[idx]
+    return [x[i] for i in idx]
+
+
+def per_group(metric: Callable[..., T], groups: Sequence[Any] | np.ndarray | torch.Tensor, *inputs: Any,
+              **kwargs: Any) -> dict[str, T]:
+    """``{group: metric on its items, ..., "all": metric on every item}``, groups sorted.
+
+    ``inputs`` are the metric's positional arguments, one item per row along their first axis (scores [N], labels
+    [N], a query x candidate matrix [N, C], hypotheses ...); ``groups [N]`` names each item's group (language,
+    source, ...); ``kwargs`` pass through. ``per_group(eer, langs, scores, labels)`` gives the EER per language.
+    """
+    keys = [str(g) for g in (groups.tolist() if isinstance(groups, np.ndarray | torch.Tensor) else groups)]
+    if "all" in keys:
+        raise ValueError('a group may not be named "all": that key holds the overall value')
+    for i, x in enumerate(inputs):
+        if len(x) != len(keys):
+            raise ValueError(f"input {i} has {len(x)} items but there are {len(keys)} group labels")
+    labels = np.asarray(keys)
+    out: dict[str, T] = {}
+    for name in sorted(set(keys)):
+        idx = np.flatnonzero(labels == name)
+        try:
+            out[name] = metric(*(_take(x, idx) for x in inputs), **kwargs)
+        except ValueError as e:
+            raise ValueError(f"group {name!r}: {e}") from e
+    out["all"] = metric(*inputs, **kwargs)
+    return out
