@@ -29,6 +29,7 @@ def load_init_encoder(net: Wav2Vec2SSL, path: str | Path) -> None:
     d = Path(path)
     meta = json.loads((d / "config.json").read_text(encoding="utf-8")) if (d / "config.json").is_file() else {}
     heads: dict[str, torch.Tensor] = {}
+    src_cfg: Any
     kind = meta.get("model_type")
     if kind == "wav2vec2":
         src_cfg, state, heads = read_pretrained(d)
@@ -145,3 +146,10 @@ class SSLModule(L.LightningModule):
     def export(self, out_dir: str | Path) -> Path:
         """Write a transformers-layout wav2vec2 directory: ``model.init_encoder=<dir>`` for ASR fine-tuning."""
         return save_pretrained(self.net, out_dir)
+
+    @classmethod
+    def evaluate(cls, cfg: Any, ckpt: str) -> dict[str, float]:
+        """Not evaluable on its own: a pretrained encoder is judged by the ASR model fine-tuned from it."""
+        raise SystemExit(f"{ckpt}: scripts/eval.py has no evaluation of an SSL checkpoint; fine-tune an ASR model from"
+                         " its export (python scripts/train.py model=asr_wav2vec2_tiny model.init_encoder=<run>/model)"
+                         " and evaluate that")
