@@ -19,7 +19,7 @@ from speech.asr.infer import Transcriber
 from speech.asr.interop import fairseq2 as fs2
 from speech.asr.interop.hf import export_hf, load_hf, load_hf_encoder, main
 from speech.asr.model import CTCModel
-from speech.encoders.wav2vec2 import wav2vec2_tiny, xlsr_300m
+from speech.encoders.wav2vec2 import TransformerLayer, Wav2Vec2Config, Wav2Vec2Encoder, wav2vec2_tiny, xlsr_300m
 from text.char_vocab import CharVocab
 
 TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "|", *"abcdefgh"]
@@ -257,3 +257,47 @@ def test_training_starts_from_a_pretrained_transformers_encoder(tmp_path: Path) 
     assert module.net.encoder.proj.weight.requires_grad
     with pytest.raises(ValueError, match="num_layers"):
         ASRModule(replace(cfg, num_layers=3), CharVocab(list("abc")), encoder_type="wav2vec2", init_encoder=str(d))
+
+
+def test_mms_adapters_and_another_sample_rate_export_and_import_back(tmp_path: Path) -> None:
+    torch.manual_seed(2)
+    vocab = CharVocab(list("abc"))
+    enc = wav2vec2_tiny(num_layers=1, adapter_dim=8)
+    model = CTCModel(CTCModelConfig(vocab_size=len(vocab), encoder=enc, encoder_type="wav2vec2", sample_rate=8_000))
+    assert isinstance(model.encoder, Wav2Vec2Encoder)
+    with torch.no_grad():  # adapters that change the output
+        for layer in model.encoder.layers:
+            assert isinstance(layer, TransformerLayer) and layer.adapter is not None
+            layer.adapter.up.weight.normal_(0, 0.5)
+    out = export_hf(model.eval(), vocab, tmp_path / "hf")
+    assert json.loads((out / "config.json").read_text())["adapter_attn_dim"] == 8
+    assert json.loads((out / "preprocessor_config.json").read_text())["sampling_rate"] == 8_000
+    hf = Wav2Vec2ForCTC.from_pretrained(out).eval()
+    assert hf.wav2vec2.encoder.layers[0].adapter_layer is not None
+    w = _waves()[0]
+    w8 = torchaudio_resample(w)
+    fe = Wav2Vec2FeatureExtractor.from_pretrained(out)
+    with torch.no_grad():  # the suite takes 16 kHz and resamples; transformers is handed the 8 kHz audio
+        expected = hf(fe(w8, sampling_rate=8_000, return_tensors="pt").input_values).logits.log_softmax(-1)
+        got, lens = model(torch.from_numpy(w)[None], torch.tensor([len(w)]))
+        again, _ = load_hf(out)
+        back, _ = again(torch.from_numpy(w)[None], torch.tensor([len(w)]))
+    assert got.shape == expected.shape and int(lens[0]) == expected.shape[1]
+    assert (got - expected).abs().max() < 1e-4
+    assert isinstance(again.encoder, Wav2Vec2Encoder) and isinstance(again.cfg.encoder, Wav2Vec2Config)
+    assert again.cfg.sample_rate == 8_000 and again.cfg.encoder.adapter_dim == 8
+    torch.testing.assert_close(back, got)
+    # Without its adapters the network gives other log-probs: the adapters take part.
+    for layer in again.encoder.layers:
+        assert isinstance(layer, TransformerLayer)
+        layer.adapter = None
+    with torch.no_grad():
+        plain, _ = again(torch.from_numpy(w)[None], torch.tensor([len(w)]))
+    assert (plain - got).abs().max() > 1e-2
+
+
+def torchaudio_resample(w: np.ndarray) -> np.ndarray:
+    """16 kHz to 8 kHz as the transformers ASR pipeline resamples."""
+    import torchaudio.functional as AF
+
+    return AF.resample(torch.from_numpy(w), 16_000, 8_000).numpy()

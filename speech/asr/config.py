@@ -41,7 +41,7 @@ class CTCModelConfig:
     specaug: SpecAugmentConfig = field(default_factory=SpecAugmentConfig)
     """Training-time masking (wav2vec2: time masks only, filled with the learned mask embedding)."""
     sample_rate: int = 16_000
-    """Input sample rate in Hz."""
+    """Rate in Hz the network runs at; the suite's 16 kHz audio is resampled to it first (imported 8 kHz models)."""
     encoder_type: str = "conformer"
     """Encoder kind: "conformer" (log-mel front-end) or "wav2vec2" (raw waveform)."""
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
 
 from speech.asr.config import CTCModelConfig
+from speech.audio import SAMPLE_RATE
 from speech.encoders.conformer import ConformerConfig, ConformerEncoder
 from speech.encoders.wav2vec2 import Wav2Vec2Config, Wav2Vec2Encoder
 from speech.features import LogMel, SpecAugment
@@ -23,6 +25,19 @@ def time_mask(lens: Tensor, size: int, masks: int, width: float) -> Tensor:
         s = (torch.rand(lens.shape[0], 1, device=lens.device) * (lens[:, None] - w).clamp_min(1)).long()
         out |= (tr >= s) & (tr < s + w)
     return out
+
+
+def resample_waves(wave: Tensor, lens: Tensor, src: int, dst: int) -> tuple[Tensor, Tensor]:
+    """Waveforms [B, S] from ``src`` to ``dst`` Hz, each over its own samples (padding must not leak in)."""
+    import torchaudio.functional as AF
+
+    g = math.gcd(src, dst)
+    new_lens = torch.div(lens * (dst // g) + src // g - 1, src // g, rounding_mode="floor")  # ceil, as torchaudio
+    out = wave.new_zeros(wave.shape[0], int(new_lens.max()) if len(lens) else 0)
+    for b, n in enumerate(lens.tolist()):
+        if n:
+            out[b, : int(new_lens[b])] = AF.resample(wave[b, :n], src, dst)
+    return out, new_lens
 
 
 class CTCModel(nn.Module):
@@ -51,6 +66,8 @@ class CTCModel(nn.Module):
 
     def encode(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
         """Encoder frames [B, T, D] and their lengths [B]."""
+        if self.cfg.sample_rate != SAMPLE_RATE:  # the suite's audio is 16 kHz; the network runs at its own rate
+            wave, wave_lens = resample_waves(wave, wave_lens, SAMPLE_RATE, self.cfg.sample_rate)
         if isinstance(self.encoder, Wav2Vec2Encoder):
             mask = None
             if self.training and self.cfg.specaug.time_masks > 0:

@@ -49,6 +49,8 @@ class Wav2Vec2Config:
     """Dropout on attention weights."""
     layer_norm_eps: float = 1e-5
     """Epsilon of the transformer's LayerNorms."""
+    adapter_dim: int | None = None
+    """Bottleneck of MMS's language adapter after each pre-LN layer (None: no adapters)."""
 
     def __post_init__(self) -> None:
         self.conv_dims, self.conv_kernels = tuple(self.conv_dims), tuple(self.conv_kernels)
@@ -223,6 +225,17 @@ class SelfAttention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(b, t, d))
 
 
+class LanguageAdapter(nn.Module):
+    """MMS's per-language bottleneck (Pratap et al., 2023): LayerNorm, down, ReLU, up; added to the residual."""
+
+    def __init__(self, d: int, bottleneck: int):
+        super().__init__()
+        self.norm, self.down, self.up = nn.LayerNorm(d), nn.Linear(d, bottleneck), nn.Linear(bottleneck, d)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.up(F.relu(self.down(self.norm(x))))
+
+
 class TransformerLayer(nn.Module):
     """Attention and feed-forward with LayerNorm before (pre-LN) or after (post-LN) each residual."""
 
@@ -235,6 +248,7 @@ class TransformerLayer(nn.Module):
         self.fc1, self.fc2 = nn.Linear(d, cfg.ffn_dim), nn.Linear(cfg.ffn_dim, d)
         self.ffn_norm = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
         self.drop = nn.Dropout(cfg.dropout)
+        self.adapter = LanguageAdapter(d, cfg.adapter_dim) if cfg.adapter_dim and cfg.pre_norm else None
 
     def _ffn(self, x: Tensor) -> Tensor:
         return self.drop(self.fc2(self.drop(F.gelu(self.fc1(x)))))
@@ -242,7 +256,8 @@ class TransformerLayer(nn.Module):
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
         if self.pre_norm:
             x = x + self.drop(self.attn(self.attn_norm(x), mask))
-            return x + self._ffn(self.ffn_norm(x))
+            x = x + self._ffn(self.ffn_norm(x))
+            return x if self.adapter is None else x + self.adapter(x)
         x = self.attn_norm(x + self.drop(self.attn(x, mask)))
         return self.ffn_norm(x + self._ffn(x))
 

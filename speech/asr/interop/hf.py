@@ -2,11 +2,15 @@
 
 Import: ``python -m speech.asr.interop.hf import=<hf dir> output=<suite dir> [target_lang=<mms vocab key>]``
 Export: ``python -m speech.asr.interop.hf export=<suite dir> output=<hf dir>``
+
+A directory that cannot be imported (weights that do not fit config.json, a tokenizer whose blank the head
+cannot emit ...) raises ``ValueError`` with one line naming it and the mismatch; the command prints that line.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
@@ -20,10 +24,13 @@ from torch import Tensor
 from common.io import atomic_open
 from speech.asr.config import CTCModelConfig
 from speech.asr.interop.keys import KeyTable, rename
-from speech.asr.interop.vocab import TokenVocab
+from speech.asr.interop.vocab import TokenVocab, read_json, vocab_from_hf
 from speech.asr.model import CTCModel
+from speech.audio import SAMPLE_RATE
 from speech.encoders.wav2vec2 import Wav2Vec2Config, Wav2Vec2Encoder
 from text.char_vocab import SPACE, CharVocab
+
+log = logging.getLogger(__name__)
 
 # transformers key (without the "wav2vec2." prefix) <-> suite key of the encoder.
 ENCODER_KEYS: KeyTable = [
@@ -40,6 +47,9 @@ ENCODER_KEYS: KeyTable = [
     ("encoder.layers.{n}.feed_forward.intermediate_dense.", "layers.{n}.fc1."),
     ("encoder.layers.{n}.feed_forward.output_dense.", "layers.{n}.fc2."),
     ("encoder.layers.{n}.final_layer_norm.", "layers.{n}.ffn_norm."),
+    ("encoder.layers.{n}.adapter_layer.norm.", "layers.{n}.adapter.norm."),
+    ("encoder.layers.{n}.adapter_layer.linear_1.", "layers.{n}.adapter.down."),
+    ("encoder.layers.{n}.adapter_layer.linear_2.", "layers.{n}.adapter.up."),
 ]
 # Parts of pre-training checkpoints that an encoder does not use.
 _UNUSED = re.compile(r"^(quantizer\.|project_q\.|project_hid\.)")
@@ -57,10 +67,10 @@ def config_from_hf(hf: dict[str, Any], do_normalize: bool = True) -> Wav2Vec2Con
     """The suite's encoder config for a transformers ``Wav2Vec2Config`` dict."""
     if hf.get("model_type", "wav2vec2") != "wav2vec2":
         raise ValueError(f"model_type {hf.get('model_type')!r} is not wav2vec2")
-    for key, ok in (("hidden_act", "gelu"), ("feat_extract_activation", "gelu"), ("add_adapter", False),
-                    ("adapter_attn_dim", None)):
+    for key, ok in (("hidden_act", "gelu"), ("feat_extract_activation", "gelu"), ("add_adapter", False)):
         if hf.get(key, ok) != ok:
             raise ValueError(f"{key}={hf[key]!r} is not supported (only {ok!r})")
+    stable = bool(hf.get("do_stable_layer_norm", False))  # transformers gives only pre-LN layers MMS adapters
     return Wav2Vec2Config(
         conv_dims=tuple(hf["conv_dim"]), conv_kernels=tuple(hf["conv_kernel"]), conv_strides=tuple(hf["conv_stride"]),
         conv_bias=bool(hf.get("conv_bias", False)), feature_norm=hf.get("feat_extract_norm", "group"),
@@ -69,6 +79,7 @@ def config_from_hf(hf: dict[str, Any], do_normalize: bool = True) -> Wav2Vec2Con
         pos_conv_groups=hf["num_conv_pos_embedding_groups"], pre_norm=bool(hf.get("do_stable_layer_norm", False)),
         normalize_wave=do_normalize, dropout=hf.get("hidden_dropout", 0.1),
         attention_dropout=hf.get("attention_dropout", 0.1), layer_norm_eps=hf.get("layer_norm_eps", 1e-5),
+        adapter_dim=hf.get("adapter_attn_dim") if stable else None,
     )
 
 
@@ -84,6 +95,7 @@ def config_to_hf(cfg: Wav2Vec2Config, vocab: TokenVocab | None = None) -> dict[s
         "num_conv_pos_embeddings": cfg.pos_conv_kernel, "num_conv_pos_embedding_groups": cfg.pos_conv_groups,
         "do_stable_layer_norm": cfg.pre_norm, "layer_norm_eps": cfg.layer_norm_eps, "hidden_dropout": cfg.dropout,
         "attention_dropout": cfg.attention_dropout, "ctc_loss_reduction": "mean", "ctc_zero_infinity": True,
+        "adapter_attn_dim": cfg.adapter_dim,
     }
     if vocab is not None:
         out.update(vocab_size=len(vocab), pad_token_id=vocab.blank_id)
@@ -128,20 +140,23 @@ def read_state(model_dir: Path) -> dict[str, Tensor]:
     raise FileNotFoundError(f"{model_dir}: no model.safetensors, sharded safetensors or pytorch_model.bin")
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from e
+def read_feature_extractor(model_dir: Path) -> dict[str, Any]:
+    """The feature extractor's settings: preprocessor_config.json, or transformers 5's processor_config.json."""
+    pre = read_json(model_dir / "preprocessor_config.json")
+    return pre or dict(read_json(model_dir / "processor_config.json").get("feature_extractor") or {})
 
 
 def load_hf_config(model_dir: Path) -> Wav2Vec2Config:
     """The suite's encoder config of a transformers wav2vec2 directory (with its input normalisation)."""
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir}: not a transformers model directory (config.json is missing)")
-    hf = _read_json(model_dir / "config.json")
-    pre = _read_json(model_dir / "preprocessor_config.json")
-    return config_from_hf(hf, bool(pre.get("do_normalize", True)))
+    hf = read_json(model_dir / "config.json")
+    try:
+        return config_from_hf(hf, bool(read_feature_extractor(model_dir).get("do_normalize", True)))
+    except KeyError as e:
+        raise ValueError(f"{model_dir}/config.json: no {e.args[0]!r} (not a wav2vec2 config)") from e
+    except ValueError as e:
+        raise ValueError(f"{model_dir}/config.json: {e}") from e
 
 
 def load_hf_encoder(model_dir: str | os.PathLike[str]) -> Wav2Vec2Encoder:
@@ -153,55 +168,68 @@ def load_hf_encoder(model_dir: str | os.PathLike[str]) -> Wav2Vec2Encoder:
     return encoder.eval()
 
 
-def vocab_from_hf(model_dir: str | os.PathLike[str], vocab_size: int, target_lang: str | None = None) -> TokenVocab:
-    """The ``Wav2Vec2CTCTokenizer`` table of a directory with the same ids: "|" becomes a space, <pad> the blank."""
-    d = Path(model_dir)
-    table = _read_json(d / "vocab.json")
-    if not table:
-        raise FileNotFoundError(f"{d}: vocab.json is missing or empty (a Wav2Vec2ForCTC directory needs one)")
-    tok_cfg = _read_json(d / "tokenizer_config.json")
-    if all(isinstance(x, dict) for x in table.values()):  # MMS: one table per language
-        lang = target_lang or tok_cfg.get("target_lang")
-        if lang not in table:
-            raise ValueError(f"{d}/vocab.json has one table per language; pick one with target_lang= "
-                             f"(e.g. {', '.join(sorted(table)[:5])})")
-        table = table[lang]
-    for tid, entry in tok_cfg.get("added_tokens_decoder", {}).items():
-        table[entry["content"]] = int(tid)
-    by_id = {int(i): t for t, i in table.items()}
-    special = {
-        name: tok_cfg.get(name, default) for name, default in
-        (("pad_token", "<pad>"), ("unk_token", "<unk>"), ("bos_token", "<s>"), ("eos_token", "</s>"))
-    }
-    special = {k: (v["content"] if isinstance(v, dict) else v) for k, v in special.items()}
-    delim = tok_cfg.get("word_delimiter_token", "|")
-    lower = bool(tok_cfg.get("do_lower_case", False))
-    tokens: list[str] = []
-    for i in range(vocab_size):
-        t = by_id.get(i, f"<extra_{i}>")  # the head may be wider than the tokenizer's table
-        tokens.append(SPACE if t == delim else t.lower() if lower and t not in special.values() else t)
-    ids = {t: i for i, t in enumerate(tokens)}
-    if special["pad_token"] not in ids:
-        raise ValueError(f"{d}: the pad token {special['pad_token']!r} (the CTC blank) is not in vocab.json")
-    unk = ids.get(special["unk_token"], ids[special["pad_token"]])
-    silent = [ids[t] for t in special.values() if t in ids]
-    silent += [i for i, t in enumerate(tokens) if t.startswith("<extra_")]
-    silent += [int(i) for i, e in tok_cfg.get("added_tokens_decoder", {}).items() if e.get("special")]
-    silent = [i for i in silent if tokens[i] != SPACE]  # tokenizers list "|" among their added tokens
-    return TokenVocab(tokens, ids[special["pad_token"]], unk, silent, delim)
+def read_adapter(model_dir: Path, lang: str) -> dict[str, Tensor]:
+    """One language's MMS weights, ``adapter.<lang>.safetensors`` (or ``.bin``): its adapters and its head."""
+    if (model_dir / f"adapter.{lang}.safetensors").is_file():
+        return load_file(str(model_dir / f"adapter.{lang}.safetensors"))
+    if (model_dir / f"adapter.{lang}.bin").is_file():
+        return torch.load(str(model_dir / f"adapter.{lang}.bin"), map_location="cpu", weights_only=True)
+    langs = sorted({f.name.split(".")[1] for f in model_dir.glob("adapter.*.*")})
+    raise ValueError(f"{model_dir}: no adapter.{lang}.safetensors for target_lang={lang} "
+                     f"(adapters: {', '.join(langs[:10]) or 'none'})")
+
+
+def _few(keys: Any) -> str:
+    keys = sorted(keys)
+    return ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "") if keys else "none"
+
+
+def with_adapter(model_dir: Path, state: dict[str, Tensor], lang: str) -> dict[str, Tensor]:
+    """``state`` with ``lang``'s adapters and head in place of the default ones, as ``load_adapter`` does."""
+    adapter = read_adapter(model_dir, lang)
+    expected = {k for k in state if ".adapter_layer." in k} | {"lm_head.weight", "lm_head.bias"}
+    if adapter.keys() != expected:
+        missing, unexpected = _few(expected - adapter.keys()), _few(adapter.keys() - expected)
+        raise ValueError(f"{model_dir}: adapter.{lang} does not fit the model (missing {missing}; "
+                         f"unexpected {unexpected})")
+    return {**state, **adapter}
 
 
 def load_hf(model_dir: str | os.PathLike[str], target_lang: str | None = None) -> tuple[CTCModel, TokenVocab]:
-    """A transformers ``Wav2Vec2ForCTC`` directory as the suite's ``CTCModel`` and its token table."""
+    """A transformers ``Wav2Vec2ForCTC`` directory as the suite's ``CTCModel`` and its token table.
+
+    ``target_lang`` (MMS): the language whose adapter and head (``adapter.<lang>.safetensors``) and whose table of
+    a nested vocab.json to use, as ``from_pretrained(dir, target_lang=...)`` and the tokenizer's ``target_lang`` do;
+    without it, the weights of model.safetensors and the tokenizer's own ``target_lang``. The feature extractor's
+    ``sampling_rate`` becomes the model's: the suite's 16 kHz audio is resampled to it, as the pipeline does.
+    """
     d = Path(model_dir)
     cfg = load_hf_config(d)
+    hf = read_json(d / "config.json")
     state = read_state(d)
     if "lm_head.weight" not in state:
         raise ValueError(f"{d}: no lm_head (not a Wav2Vec2ForCTC); use load_hf_encoder for the encoder alone")
-    vocab = vocab_from_hf(d, int(state["lm_head.weight"].shape[0]), target_lang)
-    model = CTCModel(CTCModelConfig(vocab_size=len(vocab), encoder=cfg, encoder_type="wav2vec2"))
-    model.encoder.load_state_dict(encoder_state_from_hf(state))
-    model.head.load_state_dict({"weight": state["lm_head.weight"], "bias": state["lm_head.bias"]})
+    rows = int(state["lm_head.weight"].shape[0])
+    if int(hf.get("vocab_size", rows)) != rows:  # transformers refuses this directory too
+        raise ValueError(f"{d}: config.json has vocab_size={hf['vocab_size']} but lm_head.weight has {rows} rows")
+    if target_lang and cfg.adapter_dim:
+        state = with_adapter(d, state, target_lang)
+        rows = int(state["lm_head.weight"].shape[0])
+    vocab = vocab_from_hf(d, rows, target_lang)
+    rate = int(read_feature_extractor(d).get("sampling_rate", SAMPLE_RATE))
+    model = CTCModel(CTCModelConfig(vocab_size=rows, encoder=cfg, sample_rate=rate, encoder_type="wav2vec2"))
+    try:
+        missing, unexpected = model.encoder.load_state_dict(encoder_state_from_hf(state), strict=False)
+        model.head.load_state_dict({"weight": state["lm_head.weight"], "bias": state["lm_head.bias"]})
+    except (KeyError, RuntimeError) as e:
+        raise ValueError(f"{d}: the weights do not fit config.json: {' '.join(str(e).split())[:300]}") from e
+    if missing or unexpected:
+        hint = " (config.json sets adapter_attn_dim, the weights have no adapters)" if cfg.adapter_dim and any(
+            ".adapter." in k for k in missing) else ""
+        raise ValueError(f"{d}: the weights do not fit config.json{hint}: missing {_few(missing)}; "
+                         f"unexpected {_few(unexpected)}")
+    if rate != SAMPLE_RATE:
+        log.info("%s: the feature extractor runs at %d Hz; 16 kHz input is resampled to it", d, rate)
     return model.eval(), vocab
 
 
@@ -252,12 +280,16 @@ def main(argv: list[str] | None = None) -> None:
     args = dict(a.split("=", 1) for a in (sys.argv[1:] if argv is None else argv))
     if "output" not in args or ("import" in args) == ("export" in args):
         raise SystemExit("usage: python -m speech.asr.interop.hf (import=<hf dir> | export=<suite dir>) output=<dir>")
-    if "import" in args:
-        model, tokens = load_hf(args["import"], args.get("target_lang"))
-        out = save_pretrained(model, tokens, args["output"], source=str(args["import"]))
-    else:
-        suite_model, vocab = load_model(args["export"])
-        out = export_hf(suite_model, vocab, args["output"])
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        if "import" in args:
+            model, tokens = load_hf(args["import"], args.get("target_lang"))
+            out = save_pretrained(model, tokens, args["output"], source=str(args["import"]))
+        else:
+            suite_model, vocab = load_model(args["export"])
+            out = export_hf(suite_model, vocab, args["output"])
+    except (ValueError, FileNotFoundError) as e:  # bad input: its one-line reason, not a traceback
+        raise SystemExit(f"error: {e}") from None
     print(f"wrote {out}")
 
 
