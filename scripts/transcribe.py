@@ -4,8 +4,8 @@ The output suffix picks the format (.jsonl, .tsv, .srt, .vtt; or format=); times
 (and character) times. A model directory with a language-ID head (scripts/build_lid.py) detects the
 language of inputs without one (lid=true|false to force it on or off): rows get lang, lang_confidence and,
 on inputs of 4 s or more, segments [{start, end, lang, confidence}]; the detected language steers decoding.
-Exit code 0 when every file was transcribed, 3 when some were skipped (listed in
-<output>.failed.jsonl).
+Runs on common.batch_job: a re-run skips finished files. Exit code 0 when every file was transcribed, 3 when
+some were skipped (listed in <output>.failed.jsonl).
 """
 
 from __future__ import annotations
@@ -40,12 +40,10 @@ def main(cfg: DictConfig) -> None:
     report = transcribe_to_file(transcriber, items, cfg.output, cfg.max_batch_seconds, cfg.num_workers, cfg.progress,
                                 cfg.lang_alphabet, cfg.timestamps, cfg.get("format"),
                                 SubtitleConfig(**cfg.subtitles), cfg.get("lid"))
-    log.info("%d transcribed, %d already done, %d failed -> %s", report.done, report.skipped_existing,
-             len(report.failed), cfg.output)
-    if report.failed:
+    if report.failed:  # the engine has logged the summary (done, already finished, failed, time)
         lines = "\n".join(f"  {f['audio']}: {f['reason']}" for f in report.failed)
         log.warning("%d file(s) skipped (listed in %s.failed.jsonl):\n%s", len(report.failed), cfg.output, lines)
-        sys.exit(3)
+        sys.exit(report.exit_code)
 
 
 if __name__ == "__main__":

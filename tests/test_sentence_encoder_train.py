@@ -11,9 +11,11 @@ import pytest
 import torch
 from transformers import XLMRobertaConfig, XLMRobertaModel
 
+from common.io import read_jsonl_lenient
 from tests.helpers import compose_cfg, load_script
 from tests.test_text_towers import _tokenizer
 from tests.text_data import write_tiny_corpus
+from text.towers import detect_tower_kind
 
 TINY = ["+model.encoder.d_model=32", "+model.encoder.num_heads=2", "+model.encoder.ffn_dim=64",
         "+model.encoder.embed_dim=16", "data.vocab_size=300", "data.batch_size=16"]
@@ -93,16 +95,23 @@ def test_embed_text_hf_encoder_and_errors(tmp_path: Path) -> None:
     enc.save_pretrained(tmp_path / "xlmr")
     tok.save_pretrained(tmp_path / "xlmr")
     script = load_script("embed_text")
-    assert script.tower_kind(str(tmp_path / "xlmr")) == "hf_encoder"
+    assert detect_tower_kind(tmp_path / "xlmr") == "hf_encoder"
     inp = tmp_path / "in.txt"
     inp.write_text("the cat sat on the mat\na dog runs in the park\nпривіт світ\n", encoding="utf-8")
     rows = script.main([f"model={tmp_path / 'xlmr'}", f"input={inp}", f"output={tmp_path / 'e.npy'}"])
     assert rows.shape == (3, 32)
     np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-5)
 
+    # An empty line is a reported bad item (exit code 3), not the end of the job: the other lines are embedded.
     inp.write_text("the cat\n\na dog\n", encoding="utf-8")
-    with pytest.raises(SystemExit, match=rf"{inp}:2: empty line"):
+    with pytest.raises(SystemExit) as exit_info:
         script.main([f"model={tmp_path / 'xlmr'}", f"input={inp}", f"output={tmp_path / 'bad.npy'}"])
-    assert not (tmp_path / "bad.npy").exists()
+    assert exit_info.value.code == 3
+    (failed,) = read_jsonl_lenient(tmp_path / "bad.npy.failed.jsonl")
+    assert failed["id"] == "2" and failed["reason"] == f"{inp}:2: empty line"
+    assert (tmp_path / "bad.ids.txt").read_text().split() == ["1", "3"]
+    (tmp_path / "two.txt").write_text("the cat\na dog\n", encoding="utf-8")
+    two = script.main([f"model={tmp_path / 'xlmr'}", f"input={tmp_path / 'two.txt'}", f"output={tmp_path / 'two.npy'}"])
+    np.testing.assert_allclose(np.load(tmp_path / "bad.npy"), two, atol=1e-6)
     with pytest.raises(SystemExit, match=r"no config\.json"):
         script.main([f"model={tmp_path}", f"input={inp}", f"output={tmp_path / 'bad.npy'}"])

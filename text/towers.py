@@ -8,6 +8,7 @@ translation and distillation. Checkpoints are always local directories; nothing 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import AutoModel, AutoTokenizer, BatchEncoding, PreTrainedTokenizerBase
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+from common.registry import Registry
 
 POOLINGS = ("mean", "cls", "last")
 
@@ -60,10 +64,16 @@ def find_layers(model: nn.Module) -> nn.ModuleList:
 
 
 class TextTower(nn.Module):
-    """Common body of both kinds: loading, projection, locking, batched inference.
+    """Common body of every kind: loading, projection, locking, batched inference.
 
-    Subclasses define ``tokenize`` (texts -> padded batch) and ``embed`` (batch -> ``[B, H]``).
+    Subclasses define ``tokenize`` (texts -> padded batch), ``embed`` (batch -> ``[B, H]``) and ``recognises``
+    (which model directories they load), and register in ``TEXT_TOWERS``.
     """
+
+    @classmethod
+    def recognises(cls, config: dict[str, Any]) -> bool:
+        """Whether a model directory with this ``config.json`` holds a model of this kind."""
+        return False
 
     def __init__(self, cfg: TextTowerConfig):
         super().__init__()
@@ -140,8 +150,24 @@ class TextTower(nn.Module):
         return torch.cat(out)  # [B, D]
 
 
+def _transformers_causal(config: dict[str, Any]) -> bool | None:
+    """None when ``config`` is not a transformers model's; else whether it is a causal LM."""
+    if config.get("model_type") not in CONFIG_MAPPING_NAMES:
+        return None
+    return any(str(a).endswith("ForCausalLM") for a in config.get("architectures") or [])
+
+
+TEXT_TOWERS: Registry[type[TextTower]] = Registry("text tower")
+"""Text tower kinds by name; ``detect_tower_kind`` asks each whether it recognises a model directory."""
+
+
+@TEXT_TOWERS.register("hf_encoder")
 class HFTextEncoder(TextTower):
     """A bidirectional transformer encoder (BERT, XLM-R: Conneau et al., 2020) pooled over its attention mask."""
+
+    @classmethod
+    def recognises(cls, config: dict[str, Any]) -> bool:
+        return _transformers_causal(config) is False
 
     def __init__(self, cfg: TextTowerConfig):
         if cfg.pooling not in POOLINGS:
@@ -161,11 +187,16 @@ class HFTextEncoder(TextTower):
         return h[torch.arange(h.shape[0], device=h.device), idx]
 
 
+@TEXT_TOWERS.register("llm_embedder")
 class LLMEmbedder(TextTower):
     """A decoder-only LM as a sentence embedder: PromptEOL (Jiang et al., 2023), "Scaling Sentence Embeddings
     with Large Language Models". Each text is wrapped in a prompt asking for one word, and the final hidden state
     of the last real token is the embedding. Right and left padding both work: positions come from the mask.
     """
+
+    @classmethod
+    def recognises(cls, config: dict[str, Any]) -> bool:
+        return _transformers_causal(config) is True
 
     def __init__(self, cfg: TextTowerConfig):
         if "{text}" not in cfg.prompt:
@@ -193,11 +224,18 @@ class LLMEmbedder(TextTower):
         return h[torch.arange(h.shape[0], device=h.device), last_real_index(mask)]
 
 
+@TEXT_TOWERS.register("sentence_encoder")
 class SentenceEncoderTower(TextTower):
     """This suite's own sentence encoder (``text.sentence_encoder``) behind the tower interface.
 
     Its output is already a unit vector; an optional projection on top is re-normalised.
     """
+
+    @classmethod
+    def recognises(cls, config: dict[str, Any]) -> bool:
+        from text.sentence_encoder import MODEL_TYPE
+
+        return config.get("model_type") == MODEL_TYPE
 
     def load(self, path: str) -> tuple[Any, nn.Module, int]:
         from text.sentence_encoder import from_pretrained
@@ -212,15 +250,25 @@ class SentenceEncoderTower(TextTower):
         return emb if isinstance(self.proj, nn.Identity) else F.normalize(self.proj(emb), dim=-1)  # [B, D]
 
 
-TOWERS: dict[str, type[TextTower]] = {
-    "hf_encoder": HFTextEncoder,
-    "llm_embedder": LLMEmbedder,
-    "sentence_encoder": SentenceEncoderTower,
-}
+def detect_tower_kind(model_dir: str | Path) -> str:
+    """The one registered kind that recognises ``<model_dir>/config.json``; none or several is a clear error."""
+    path = Path(model_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{model_dir}: no config.json there")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    kinds = [k for k in TEXT_TOWERS if TEXT_TOWERS.get(k).recognises(config)]
+    if len(kinds) != 1:
+        found = f"several kinds recognise it ({', '.join(kinds)})" if kinds else "no text tower kind recognises it"
+        raise ValueError(f"{path} (model_type {config.get('model_type')!r}): {found}; "
+                         f"name one with kind= ({', '.join(TEXT_TOWERS)})")
+    return kinds[0]
 
 
 def build_text_tower(cfg: TextTowerConfig) -> TextTower:
     """The tower named by ``cfg.kind``, loaded from the local directory ``cfg.path``."""
-    if cfg.kind not in TOWERS:
-        raise ValueError(f"unknown text tower kind {cfg.kind!r}; known kinds: {', '.join(TOWERS)}")
-    return TOWERS[cfg.kind](cfg)
+    return TEXT_TOWERS.get(cfg.kind)(cfg)

@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
-from common.io import append_jsonl, read_jsonl_lenient, write_jsonl
+from common.batch_job import BatchJob, BatchReport, Failure, find_files
+from common.batch_job import Item as JobItem
+from common.io import read_jsonl_lenient, write_jsonl
 from datamodules.bucketing import DurationBatchSampler
 from datamodules.manifest import read_manifest
 from speech.asr.align import check_timestamps
-from speech.asr.formats import SUBTITLES, SubtitleConfig, plan_output, write_output
+from speech.asr.formats import SUBTITLES, OutputPlan, SubtitleConfig, plan_output, write_output
 from speech.asr.infer import Transcriber
 from speech.asr.longform import probe_duration
 from speech.audio import SAMPLE_RATE, AudioError, decode_audio
 
-log = logging.getLogger(__name__)
+__all__ = ["AUDIO_SUFFIXES", "BatchReport", "Item", "collect_inputs", "transcribe_to_file"]
 
 LID_FIELDS = ("lang_confidence", "lang_detected", "segments")
 """Language-ID fields a row carries over from the transcriber's result."""
@@ -45,8 +46,7 @@ def collect_inputs(input_path: str | os.PathLike[str], lang: str | None = None) 
     if not p.exists():
         raise FileNotFoundError(f"{p}: input not found")
     if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
-        return [Item(str(f), str(f), lang) for f in files]
+        return [Item(str(f), str(f), lang) for f in find_files(p, AUDIO_SUFFIXES)]
     if p.suffix.lower() in (".jsonl", ".tsv"):
         return [Item(r["audio_raw"], r["audio"], lang or r.get("lang"),
                      {k: v for k, v in r.items() if k in ("text", "speaker", "id")})
@@ -73,10 +73,33 @@ def _durations(items: list[Item]) -> list[float | None]:
 
 
 @dataclass
-class BatchReport:
-    done: int = 0
-    skipped_existing: int = 0
-    failed: list[dict[str, str]] = field(default_factory=list)
+class _Loaded:
+    """An input as the batches hand it to the transcriber: decoded (short), to stream (long), or unreadable."""
+
+    item: Item
+    wave: np.ndarray | None = None
+    error: str | None = None
+    long: bool = False
+
+
+@dataclass
+class _TranscriptOutput:
+    """The JSONL record (what resumes read) and, beside it, the output in the format asked for."""
+
+    plan: OutputPlan
+    subtitles: SubtitleConfig | None
+
+    @property
+    def path(self) -> Path:
+        return self.plan.record
+
+    def previous(self) -> list[dict[str, Any]]:
+        return read_jsonl_lenient(self.plan.record)
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        write_jsonl(self.plan.record, rows)
+        if self.plan.output != self.plan.record:
+            write_output(self.plan, rows, self.subtitles)
 
 
 def transcribe_to_file(
@@ -94,9 +117,9 @@ def transcribe_to_file(
 ) -> BatchReport:
     """Transcribe every input into ``output`` (JSONL, TSV, SRT or VTT), resuming a previous partial run.
 
-    Rows go to ``<record>.partial`` as they are produced (the record is the JSONL output itself, or
-    ``<output>.jsonl`` beside other formats); final files are written atomically. Inputs longer than
-    the transcriber's window run window by window. Failures are listed in ``<output>.failed.jsonl``.
+    Runs on ``common.batch_job``: rows go to ``<record>.partial`` as they are produced (the record is the JSONL
+    output itself, or ``<output>.jsonl`` beside other formats); final files are written atomically. Inputs longer
+    than the transcriber's window run window by window. Failures are listed in ``<output>.failed.jsonl``.
     ``lid`` (CTC models with a language-ID head): None detects the language of inputs without one, True
     of every input, False never; rows then carry ``lang``, ``lang_confidence`` and, on long ones, ``segments``.
     """
@@ -110,69 +133,61 @@ def transcribe_to_file(
     if timestamps != "none" and not windowed:
         raise ValueError(f"timestamps={timestamps} needs a CTC model; {type(transcriber).__name__} has none")
     need = {"none": (), "word": ("words",), "char": ("words", "chars")}[timestamps]
-    partial = plan.record.with_name(plan.record.name + ".partial")
-    failed_log = Path(output).with_name(Path(output).name + ".failed.jsonl")
-    done_rows = {r["audio"]: r for r in read_jsonl_lenient(plan.record) + read_jsonl_lenient(partial)
-                 if all(k in r for k in need)}  # rows without the timestamps asked for now are redone
-    report = BatchReport(skipped_existing=sum(1 for it in inputs if it.audio in done_rows))
-    todo = [it for it in inputs if it.audio not in done_rows]
-    failed_log.unlink(missing_ok=True)
 
-    def fail(it: Item, reason: str) -> None:
-        report.failed.append({"audio": it.audio, "reason": reason})
-        append_jsonl(failed_log, report.failed[-1])
-        log.warning("skipping %s: %s", it.audio, reason)
-
-    def finish(it: Item, result: dict[str, Any]) -> None:
-        row: dict[str, Any] = {"audio": it.audio, "text": result["text"], "lang": result.get("lang", it.lang),
-                               "duration": result["duration"], **{k: result[k] for k in need},
-                               **{k: result[k] for k in LID_FIELDS if k in result}}
-        if "text" in it.extra:
-            row["ref"] = it.extra["text"]
-        append_jsonl(partial, row)
-        done_rows[it.audio] = row
-        report.done += 1
-
-    if todo:
-        durations = _durations(todo)
+    def batches(todo: list[JobItem]) -> Iterator[list[JobItem]]:
+        """Short inputs decoded in loader workers and grouped by duration, then long ones one by one."""
+        items: list[Item] = [t.payload for t in todo]
+        durations = _durations(items)
         limit = transcriber.window.chunk_seconds if windowed else float("inf")
         long_ids = [i for i, d in enumerate(durations) if windowed and (d is None or d > limit)]
-        short_ids = sorted(set(range(len(todo))) - set(long_ids))
-        bar = tqdm(total=len(todo), desc="transcribing", unit="file", disable=not progress)
+        short_ids = sorted(set(range(len(items))) - set(long_ids))
         if short_ids:
-            short = [todo[i] for i in short_ids]
+            short = [items[i] for i in short_ids]
             sampler = DurationBatchSampler([durations[i] or 0.0 for i in short_ids], max_batch_seconds,
                                            num_buckets=1, shuffle=False)
             loader = DataLoader(_Decoded(short), batch_sampler=sampler, collate_fn=list, num_workers=num_workers)
             for batch in loader:
-                good = [(short[i], w) for i, w, err in batch if w is not None]
-                for i, _, err in batch:
-                    if err is not None:
-                        fail(short[i], err)
-                if good:
-                    langs = [it.lang if lang_alphabet else None for it, _ in good]
-                    if windowed:
-                        results = transcriber.transcribe_batch([w for _, w in good], langs, timestamps, lid)
-                    else:
-                        texts = transcriber.transcribe_waves([w for _, w in good], langs)
-                        results = [{"text": t, "duration": round(len(w) / SAMPLE_RATE, 3)}
-                                   for t, (_, w) in zip(texts, good)]
-                    for (it, _), result in zip(good, results):
-                        finish(it, result)
-                bar.update(len(batch))
+                yield [_job_item(_Loaded(short[i], w, err)) for i, w, err in batch]
         for i in long_ids:
-            it = todo[i]
-            try:
-                finish(it, transcriber.transcribe_long(it.path, it.lang if lang_alphabet else None, timestamps,
-                                                       name=it.audio, lid=lid))
-            except AudioError as e:
-                fail(it, e.reason)
-            bar.update(1)
-        bar.close()
+            yield [_job_item(_Loaded(items[i], long=True))]
 
-    rows = [done_rows[it.audio] for it in inputs if it.audio in done_rows]
-    write_jsonl(plan.record, rows)
-    if plan.output != plan.record:
-        write_output(plan, rows, subtitles)
-    partial.unlink(missing_ok=True)
-    return report
+    def row(it: Item, result: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"audio": it.audio, "text": result["text"], "lang": result.get("lang", it.lang),
+                               "duration": result["duration"], **{k: result[k] for k in need},
+                               **{k: result[k] for k in LID_FIELDS if k in result}}
+        if "text" in it.extra:
+            out["ref"] = it.extra["text"]
+        return out
+
+    def process(batch: list[JobItem]) -> list[dict[str, Any] | Failure]:
+        loaded: list[_Loaded] = [b.payload for b in batch]
+        if loaded[0].long:  # a long input, alone in its batch: streamed window by window
+            it = loaded[0].item
+            try:
+                return [row(it, transcriber.transcribe_long(it.path, it.lang if lang_alphabet else None, timestamps,
+                                                            name=it.audio, lid=lid))]
+            except AudioError as e:
+                return [Failure(e.reason)]
+        good = [x for x in loaded if x.wave is not None]
+        results: dict[int, dict[str, Any]] = {}
+        if good:
+            langs = [x.item.lang if lang_alphabet else None for x in good]
+            waves = [x.wave for x in good if x.wave is not None]
+            if windowed:
+                out = transcriber.transcribe_batch(waves, langs, timestamps, lid)
+            else:
+                out = [{"text": t, "duration": round(len(w) / SAMPLE_RATE, 3)}
+                       for t, w in zip(transcriber.transcribe_waves(waves, langs), waves)]
+            results = {id(x): r for x, r in zip(good, out)}
+        return [Failure(x.error or "not decoded") if x.wave is None else row(x.item, results[id(x)]) for x in loaded]
+
+    job = BatchJob(_TranscriptOutput(plan, subtitles), process, batches=batches, id_key="audio",
+                   reuse=lambda r: all(k in r for k in need),  # rows without the timestamps asked for are redone
+                   failed_path=Path(output).with_name(Path(output).name + ".failed.jsonl"),
+                   progress=progress, desc="transcribing", unit="file")
+    return job.run([_job_item(it) for it in inputs])
+
+
+def _job_item(x: Item | _Loaded) -> JobItem:
+    it = x.item if isinstance(x, _Loaded) else x
+    return JobItem(it.audio, it.path, x)
