@@ -92,7 +92,7 @@ def load_encoder_weights(model: CTCModel, path: str | os.PathLike[str]) -> None:
 
     The architectures must agree (dropout aside); a mismatch names the differing fields.
     """
-    from speech.asr.interop.hf import encoder_state_from_hf, load_hf_config, read_state
+    from speech.encoders.wav2vec2_hf import encoder_state_from_hf, load_hf_config, read_state
 
     d = Path(path)
     cfg_dict = json.loads((d / "config.json").read_text(encoding="utf-8")) if (d / "config.json").is_file() else {}

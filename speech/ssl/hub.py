@@ -17,7 +17,8 @@ from typing import Any, cast
 from torch import Tensor
 
 from common import hub
-from speech.asr.interop.hf import (
+from speech.encoders.wav2vec2 import Wav2Vec2Config
+from speech.encoders.wav2vec2_hf import (
     config_from_hf,
     config_to_hf,
     encoder_state_from_hf,
@@ -25,7 +26,6 @@ from speech.asr.interop.hf import (
     load_hf_config,
     read_state,
 )
-from speech.encoders.wav2vec2 import Wav2Vec2Config
 from speech.ssl.config import SSLObjectiveConfig
 from speech.ssl.model import Wav2Vec2SSL
 

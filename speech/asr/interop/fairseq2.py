@@ -35,9 +35,9 @@ from typing import Any
 
 from torch import Tensor
 
-from speech.asr.interop.hf import fold_weight_norm
-from speech.asr.interop.keys import KeyTable, rename
+from speech.encoders.keys import KeyTable, rename
 from speech.encoders.wav2vec2 import Wav2Vec2Config
+from speech.encoders.wav2vec2_hf import fold_weight_norm
 
 _COMMON: KeyTable = [
     ("encoder_frontend.feature_extractor.layers.{n}.conv.", "encoder.feature_extractor.convs.{n}."),

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from common.io import atomic_open
+from speech.encoders.wav2vec2_hf import read_json
 from text.char_vocab import SPACE, CharVocab
 
 log = logging.getLogger(__name__)
@@ -81,17 +82,6 @@ class TokenVocab(CharVocab):
             raise ValueError(f"{path}: not a token table (type {data.get('type')!r}, expected {cls.TYPE!r})")
         return cls(data["tokens"], int(data["blank_id"]), int(data["unk_id"]), data.get("specials", ()),
                    data.get("word_delimiter", "|"), data.get("lang_chars"))
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object file, or {} when the file is absent; bad JSON names the file."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from e
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
 
 
 def _content(token: Any) -> str | None:
