@@ -7,6 +7,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from common import runner
@@ -16,8 +17,22 @@ runner.register_resolvers()
 log = logging.getLogger("train")
 
 
+def monitored(cfg: DictConfig, trainer: L.Trainer) -> float | None:
+    """The run's score on ``cfg.monitor``: the checkpoint callback's best, else the last logged value."""
+    key = cfg.get("monitor")
+    if not key:
+        return None
+    ckpt = trainer.checkpoint_callback
+    best = ckpt.best_model_score if isinstance(ckpt, ModelCheckpoint) and ckpt.monitor == key else None
+    value = best if best is not None else trainer.callback_metrics.get(key)
+    if value is None:
+        log.warning("monitor=%s was never logged; logged: %s", key, ", ".join(sorted(trainer.callback_metrics)))
+        return None
+    return float(value)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Fit, test the best checkpoint, export; returns the final metrics."""
+    """Fit, test the best checkpoint, export; returns the final metrics, with the monitored score as ``objective``."""
     out_dir = Path(cfg.paths.output_dir)
     ckpt = runner.resolve_ckpt(cfg.get("ckpt_path"), str(out_dir))
     if ckpt is None and any((out_dir / "checkpoints").glob("*.ckpt")):
@@ -41,8 +56,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    score = monitored(cfg, trainer)
+    if score is not None:
+        metrics["objective"] = score
 
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    ckpt_cb = trainer.checkpoint_callback
+    best = ckpt_cb.best_model_path if isinstance(ckpt_cb, ModelCheckpoint) else ""
     if cfg.get("test") and datamodule.hparams.get("test_manifest") and not cfg.trainer.get("fast_dev_run"):
         results = trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=True)
         metrics.update({k: float(v) for k, v in (results[0] if results else {}).items()})
@@ -59,8 +78,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
-def main(cfg: DictConfig) -> None:
-    train(cfg)
+def main(cfg: DictConfig) -> float | None:
+    """Returns the monitored score, which sweeps (``-m``, the Optuna sweeper) read."""
+    return train(cfg).get("objective")
 
 
 if __name__ == "__main__":

@@ -1,23 +1,35 @@
-"""The real configs are part of the tests: every experiment composes, instantiates and runs a step."""
+"""The real configs are part of the tests: every experiment composes, instantiates and runs a step; sweeps report."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import hydra
+import lightning as L
 import pytest
+from omegaconf import DictConfig, OmegaConf
 
-from tests.helpers import CONFIGS, compose_cfg, load_script, tiny_overrides, tiny_text_overrides
+from tests.helpers import CONFIGS, ROOT, compose_cfg, load_script, tiny_overrides, tiny_text_overrides
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
 MODELS = sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml"))
 
-
-def test_every_experiment_header_shows_its_command() -> None:
-    for name in EXPERIMENTS:
-        text = (CONFIGS / "experiment" / f"{name}.yaml").read_text()
-        assert text.startswith("# @package _global_"), name
-        assert f"scripts/train.py experiment={name}" in text, name
+# Tiny sizes for the named builders that model configs call, by exact ``_target_``; other builders run at their size
+# (the parameter budget in test_experiment_fast_dev_run then asks for an entry here).
+SHRINK: dict[str, dict[str, object]] = {
+    "speech.asr.config.conformer_tiny": {"d_model": 32, "num_layers": 1, "num_heads": 2, "conv_kernel": 5},
+    "speech.asr.llm.config.decoder_lm_tiny": {"d_model": 32, "num_layers": 1, "num_heads": 2},
+    "speech.ssl.config.wav2vec2_tiny": {"conv_dims": "[32,32,32,32,32,32,32]", "d_model": 32, "num_layers": 1,
+                                        "num_heads": 2, "ffn_dim": 64, "pos_conv_kernel": 8, "pos_conv_groups": 2},
+    "text.sentence_encoder.sentence_encoder_tiny": {"d_model": 32, "num_layers": 1, "num_heads": 2, "ffn_dim": 64,
+                                                    "embed_dim": 16},
+}
+# Recipes that start from another model (model.init_encoder): the LightningModule -> a fixture that makes a tiny one.
+INIT = {"speech.asr.llm.module.LLMASRModule": "tiny_ctc_dir"}
 
 
 @pytest.fixture(scope="session")
@@ -27,30 +39,103 @@ def tiny_text_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_corpus(tmp_path_factory.mktemp("textcorpus"))
 
 
-def _family(overrides: list[str], tmp_path: Path) -> tuple[str, str]:
-    """The (datamodule target, encoder target) a config composes to."""
-    cfg = compose_cfg("train", overrides, tmp_path)
-    return cfg.data._target_, str(cfg.model.get("encoder", {}).get("_target_", ""))
+@pytest.fixture(scope="session")
+def tiny_ctc_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CTC model directory, as experiment=asr_lowres exports it, with a tiny random conformer."""
+    from speech.asr.config import CTCModelConfig
+    from speech.asr.hub import save_pretrained
+    from speech.asr.model import CTCModel
+    from speech.encoders.conformer import ConformerConfig
+    from text.char_vocab import CharVocab
+
+    vocab = CharVocab(list("abcdefgh"))
+    encoder = ConformerConfig(**SHRINK["speech.asr.config.conformer_tiny"])  # type: ignore[arg-type]
+    out = tmp_path_factory.mktemp("ctc")
+    save_pretrained(CTCModel(CTCModelConfig(vocab_size=len(vocab), encoder=encoder)), vocab, out)
+    return out
 
 
-def _tiny(overrides: list[str], request: pytest.FixtureRequest, tmp_path: Path, shrink: bool) -> list[str]:
-    """Tiny data of the config's own kind, and (``shrink``) a tiny network where the family has shrink keys."""
-    data_target, encoder = _family(overrides, tmp_path)
-    if data_target == "datamodules.text.ParallelTextDataModule":
+def _shrink(node: DictConfig, prefix: str = "model") -> list[str]:
+    """Overrides that shrink every builder of SHRINK that a model config calls, at any depth."""
+    out = []
+    for key, sub in node.items():
+        if isinstance(sub, DictConfig):
+            out += [f"++{prefix}.{key}.{k}={v}" for k, v in SHRINK.get(sub.get("_target_", ""), {}).items()]
+            out += _shrink(sub, f"{prefix}.{key}")
+    return out
+
+
+def _tiny_data(cfg: DictConfig, request: pytest.FixtureRequest) -> list[str]:
+    """Tiny data of the config's own kind (single process, CPU, CSV logger); the helpers' model keys left out."""
+    from datamodules.speech import SpeechDataModule
+    from datamodules.text import ParallelTextDataModule
+
+    cls = hydra.utils.get_class(cfg.data._target_)
+    if issubclass(cls, ParallelTextDataModule):
         tiny = tiny_text_overrides(request.getfixturevalue("tiny_text_corpus"))
-    else:
+    elif issubclass(cls, SpeechDataModule):
         tiny = tiny_overrides(request.getfixturevalue("tiny_corpus"))
-    # The shrink keys name conformer and sentence-encoder fields; other encoders run at their tiny sizes.
-    keep_shrink = shrink and ("conformer" in encoder or "sentence_encoder" in encoder)
-    return [o for o in tiny if keep_shrink or not o.startswith("+model.")]
+    else:
+        pytest.fail(f"{cfg.data._target_}: no tiny data for this datamodule yet; add it to _tiny_data")
+    return [o for o in tiny if not o.startswith("+model.")]
+
+
+def _tiny(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> list[str]:
+    """experiment=<name> on tiny data with tiny networks, and a tiny init model where its recipe starts from one."""
+    base = compose_cfg("train", [f"experiment={name}"], tmp_path)
+    init = INIT.get(base.model._target_)
+    init_override = [f"model.init_encoder={request.getfixturevalue(init)}"] if init else []
+    return [f"experiment={name}", *_tiny_data(base, request), *_shrink(base.model), *init_override]
+
+
+def test_every_experiment_shows_its_command_and_sets_its_monitor() -> None:
+    for name in EXPERIMENTS:
+        path = CONFIGS / "experiment" / f"{name}.yaml"
+        text = path.read_text()
+        assert text.startswith("# @package _global_"), name
+        assert f"scripts/train.py experiment={name}" in text, name
+        raw = OmegaConf.load(path)
+        assert raw.get("monitor") and raw.get("monitor_mode") in ("min", "max"), f"{name}: set monitor, monitor_mode"
+        assert "override /trainer: default" not in text, f"{name}: the default trainer needs no override"
+        lines = text.splitlines()
+        for i, line in enumerate(lines):
+            if line.strip().startswith("precision:"):
+                assert lines[i - 1].strip().startswith("#"), f"{name}: say why it overrides trainer.precision"
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_fast_dev_run(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    tiny = _tiny([f"experiment={name}"], request, tmp_path, shrink=True)
-    cfg = compose_cfg("train", [f"experiment={name}", "debug=fdr", *tiny], tmp_path)
+    cfg = compose_cfg("train", [*_tiny(name, request, tmp_path), "debug=fdr"], tmp_path)
+    assert cfg.callbacks.model_checkpoint.monitor == cfg.callbacks.early_stopping.monitor == cfg.monitor
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    module = hydra.utils.instantiate(cfg.model, _convert_="all", **datamodule.model_kwargs())
+    assert isinstance(datamodule, L.LightningDataModule) and isinstance(module, L.LightningModule)
+    # Keeps this test fast: a new builder needs its tiny size in SHRINK.
+    assert sum(p.numel() for p in module.parameters()) < 1e6, name
+    if "init_encoder" in cfg.model:
+        assert module.hparams["init_encoder"] == cfg.model.init_encoder
+
     metrics = load_script("train").train(cfg)
     assert metrics["train/loss"] > 0
+    # One validation batch ran and logged the experiment's monitored metric, which train.py returns.
+    assert metrics["objective"] == metrics[cfg.monitor]
+
+
+def test_multirun_sweep_returns_the_monitored_metric(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, str(ROOT / "scripts" / "train.py"), "-m", *_tiny("asr_lowres", request, tmp_path),
+           "debug=fdr", "model.lr=1e-3,2e-3", f"hydra.sweep.dir={sweep}",
+           "+hydra.callbacks.record._target_=tests.sweep_record.RecordReturn"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    jobs = [sweep / "0", sweep / "1"]
+    assert sorted(OmegaConf.load(job / "config.yaml").model.lr for job in jobs) == [1e-3, 2e-3]
+    for job in jobs:
+        returned = json.loads((job / "return.json").read_text())
+        assert returned["status"] == "COMPLETED" and isinstance(returned["value"], float)
+        saved = json.loads((job / "metrics.json").read_text())["metrics"]
+        assert returned["value"] == saved["objective"] == saved["val/cer"]
 
 
 def _experiment_for(model: str, tmp_path: Path) -> list[str]:
@@ -65,16 +150,33 @@ def _experiment_for(model: str, tmp_path: Path) -> list[str]:
 @pytest.mark.parametrize("model", MODELS)
 def test_model_configs_instantiate(model: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     overrides = [*_experiment_for(model, tmp_path), f"model={model}"]
-    cfg = compose_cfg("train", [*overrides, *_tiny(overrides, request, tmp_path, shrink=False)], tmp_path)
+    cfg = compose_cfg("train", [*overrides, *_tiny_data(compose_cfg("train", overrides, tmp_path), request)],
+                      tmp_path)
     dm = hydra.utils.instantiate(cfg.data)
     module = hydra.utils.instantiate(cfg.model, **dm.model_kwargs())
     assert sum(p.numel() for p in module.parameters()) > 1e5
 
 
-@pytest.mark.parametrize("preset", ["trainer=cpu", "trainer=gpu", "trainer=ddp", "debug=fdr", "debug=overfit"])
-def test_presets_compose(preset: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("preset", "key", "value"), [
+    ("trainer=cpu", "trainer.accelerator", "cpu"),
+    ("trainer=gpu", "trainer.accelerator", "gpu"),
+    ("trainer=ddp", "trainer.strategy", "ddp"),
+    ("debug=fdr", "trainer.fast_dev_run", True),
+    ("debug=overfit", "trainer.overfit_batches", 3),
+])
+def test_presets_compose(preset: str, key: str, value: object, tmp_path: Path) -> None:
     cfg = compose_cfg("train", ["experiment=asr_lowres", preset], tmp_path)
+    assert OmegaConf.select(cfg, key) == value
     assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
+
+
+def test_precision_comes_from_the_trainer_group_unless_an_experiment_says_why(tmp_path: Path) -> None:
+    from common.runner import auto_precision
+
+    for name in EXPERIMENTS:
+        pinned = "precision:" in (CONFIGS / "experiment" / f"{name}.yaml").read_text()
+        precision = compose_cfg("train", [f"experiment={name}"], tmp_path).trainer.precision
+        assert pinned or precision == auto_precision(), name
 
 
 def test_speech_shards_data_config_composes(tmp_path: Path) -> None:
@@ -94,10 +196,17 @@ def test_arbitrary_overrides_compose(tmp_path: Path) -> None:
     assert cfg.model.encoder._target_.endswith("conformer_small")
 
 
-@pytest.mark.parametrize("name", ["eval", "make_corpus"])
-def test_other_entry_configs_compose(name: str, tmp_path: Path) -> None:
-    cfg = compose_cfg(name, ["ckpt_path=x.ckpt"] if name == "eval" else [], tmp_path)
-    assert cfg is not None
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_eval_config_takes_the_experiments_model_and_data(name: str, tmp_path: Path) -> None:
+    train = compose_cfg("train", [f"experiment={name}"], tmp_path)
+    ev = compose_cfg("eval", [f"experiment={name}", "ckpt_path=x.ckpt"], tmp_path)
+    assert (ev.model._target_, ev.data._target_) == (train.model._target_, train.data._target_)
+    assert OmegaConf.to_container(ev.trainer, resolve=True)["precision"] == train.trainer.precision
+
+
+def test_make_corpus_config_composes(tmp_path: Path) -> None:
+    cfg = compose_cfg("make_corpus", [], tmp_path)
+    assert cfg.corpus._target_ == "datamodules.corpus.speech.SpeechCorpusConfig"
 
 
 def test_transcribe_config_takes_model_as_a_path(tmp_path: Path) -> None:
