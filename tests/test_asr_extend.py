@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.callbacks import Callback
 from safetensors.torch import load_file
 
+from common.fit import FitSettings
 from datamodules.corpus.speech import SpeechCorpusConfig, build_speech_corpus
-from speech.asr.adapters import AdaptedCTCModel, load_adapted
+from speech.asr.adapters import AdaptedCTCModel, AdapterConfig, load_adapted
 from speech.asr.config import CTCModelConfig, SpecAugmentConfig, conformer
 from speech.asr.ctc import greedy_decode
 from speech.asr.extend import (
@@ -177,3 +181,76 @@ def test_clear_errors(base_dir: Path, new_corpus: Path, tmp_path: Path) -> None:
         load_for_extension(tmp_path)
     with pytest.raises(ValueError, match="is not 'ctc_adapted'"):
         load_adapted(base_dir)
+
+
+class _StopAt(Callback):
+    """Stands in for an interrupted run: stops after ``step`` optimiser steps."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step >= self.step:
+            trainer.should_stop = True
+
+
+class _AtStart(Callback):
+    """Records the step and optimiser state a run starts from (after any checkpoint was restored)."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.step = trainer.global_step
+        self.optim = copy.deepcopy(trainer.optimizers[0].state_dict())
+
+
+def test_resume_continues_at_the_saved_step(base_dir: Path, new_corpus: Path, tmp_path: Path) -> None:
+    train = load_examples(new_corpus / "train.jsonl", "tur_Latn", limit=3)
+    cfg = ExtendConfig(steps=6, batch_size=2, lr=2e-2, warmup=2)
+
+    def fresh() -> tuple[AdaptedCTCModel, CharVocab]:
+        torch.manual_seed(0)  # the LoRA initialisation
+        model, vocab, _ = load_for_extension(base_dir, AdapterConfig(rank=4))
+        add_language(model, vocab, "tur_Latn", [e[1] for e in train])
+        return model, vocab
+
+    def adapter(model: AdaptedCTCModel) -> dict[str, torch.Tensor]:
+        return {k: v.clone() for k, v in model.adapters["tur_Latn"].state_dict().items()}
+
+    model, vocab = fresh()
+    straight = finetune(model, vocab, "tur_Latn", train, cfg, log=False)
+    want = adapter(model)
+    run = tmp_path / "run"
+    model, vocab = fresh()
+    first = finetune(model, vocab, "tur_Latn", train, cfg, log=False,
+                     fit=FitSettings(run_dir=str(run), callbacks=[_StopAt(3)]))
+    assert first == straight[:3]
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 3
+    assert not any(k.startswith("model.base.") for k in ckpt["state_dict"])  # the frozen base stays out
+    with pytest.raises(SystemExit, match="resume=last"):
+        finetune(*fresh(), "tur_Latn", train, cfg, log=False, fit=FitSettings(run_dir=str(run)))
+    model, vocab = fresh()
+    probe = _AtStart()
+    rest = finetune(model, vocab, "tur_Latn", train, cfg, log=False,
+                    fit=FitSettings(run_dir=str(run), resume="last", callbacks=[probe]))
+    assert probe.step == 3 and len(rest) == 3
+    saved = ckpt["optimizer_states"][0]["state"]
+    assert saved and probe.optim["state"].keys() == saved.keys()
+    for i, s in saved.items():
+        assert all(torch.equal(probe.optim["state"][i][k], v) for k, v in s.items())
+    # The same batches, augmentation and masks as the uninterrupted run: the same adapter.
+    torch.testing.assert_close(rest, straight[3:])
+    for k, v in adapter(model).items():
+        torch.testing.assert_close(v, want[k], msg=k)
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
+
+
+def test_main_checkpoints_beside_the_output_and_resumes(base_dir: Path, new_corpus: Path, tmp_path: Path) -> None:
+    args = {"model": str(base_dir), "lang": "tur_Latn", "train": str(new_corpus / "train.jsonl"),
+            "output": str(tmp_path / "tur"), "steps": "1", "rank": "4", "batch_size": "3", "limit": "3"}
+    main(args)
+    last = tmp_path / "tur.run" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 1
+    assert (tmp_path / "tur.run" / "csv" / "metrics.csv").is_file()
+    result = main({**args, "steps": "2", "resume": "last"})  # one more step
+    assert torch.load(last, weights_only=True)["global_step"] == 2 and result["final_loss"] is not None
+    assert load_adapted(tmp_path / "tur")[0].adapters.keys() == {"tur_Latn"}

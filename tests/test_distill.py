@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 
+from common.fit import FitSettings
 from tests.helpers import load_script
 from tests.text_data import write_tiny_corpus
 from text.distill import embed
@@ -174,3 +178,36 @@ def test_extend_errors(setup: tuple[Path, Path], tmp_path: Path) -> None:
                      f"mono={tmp_path / 'missing.txt'}"])
     with pytest.raises(ValueError, match="update must be"):
         extend(teacher_dir, "tur_Latn", read_pairs(tsv), update="some")
+
+
+class _AtStart(Callback):
+    """Records the step and optimiser state a run starts from (after any checkpoint was restored)."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.step = trainer.global_step
+        self.optim = copy.deepcopy(trainer.optimizers[0].state_dict())
+        self.weights = {k: v.clone() for k, v in pl_module.state_dict().items()}
+
+
+def test_resume_continues_at_the_saved_step(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    corpus, teacher_dir = setup
+    pairs = read_pairs(corpus / "parallel" / "train.eng_Latn-tur_Latn.tsv", 24)
+    run = tmp_path / "run"
+    first = extend(teacher_dir, "tur_Latn", pairs, tmp_path / "a", steps=4, batch_size=8, new_pieces=0,
+                   fit=FitSettings(run_dir=str(run)))
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 4 and first["steps"] == 4
+    with pytest.raises(SystemExit, match="resume=last"):
+        extend(teacher_dir, "tur_Latn", pairs, steps=8, batch_size=8, new_pieces=0, fit=FitSettings(run_dir=str(run)))
+    probe = _AtStart()
+    extend(teacher_dir, "tur_Latn", pairs, tmp_path / "b", steps=8, batch_size=8, new_pieces=0,
+           fit=FitSettings(run_dir=str(run), resume="last", callbacks=[probe]))
+    assert probe.step == 4
+    saved = ckpt["optimizer_states"][0]["state"]
+    assert saved and probe.optim["state"].keys() == saved.keys()
+    for i, s in saved.items():
+        assert all(torch.equal(probe.optim["state"][i][k], v) for k, v in s.items())
+    # The resumed student starts from the checkpoint's weights, which training had moved off the teacher's.
+    assert all(torch.equal(probe.weights[k], v) for k, v in ckpt["state_dict"].items())
+    assert not torch.equal(ckpt["state_dict"]["student.tok_emb.weight"], ckpt["state_dict"]["teacher.tok_emb.weight"])
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 8

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from lightning.pytorch.callbacks import Callback
 
+from common.fit import FitSettings
 from common.io import read_jsonl_lenient
 from datamodules.manifest import read_manifest
 from speech.asr.config import CTCModelConfig, conformer
@@ -215,3 +219,76 @@ def test_build_lid_script(tiny_corpus: Path, lid_model: tuple[Path, dict[str, fl
     assert isinstance(load_lid(m), LIDHead)
     with pytest.raises(SystemExit, match="train= required"):
         load_script("build_lid").main([f"model={m}"])
+
+
+class _StopAt(Callback):
+    """Stands in for an interrupted run: stops after ``step`` optimiser steps."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step >= self.step:
+            trainer.should_stop = True
+
+
+class _CrashAt(Callback):
+    """A crash before step ``step`` runs: the run ends without its final checkpoint."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step >= self.step:
+            raise RuntimeError("crash")
+
+
+class _AtStart(Callback):
+    """Records the step and optimiser state a run starts from (after any checkpoint was restored)."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.step = trainer.global_step
+        self.optim = copy.deepcopy(trainer.optimizers[0].state_dict())
+
+
+def test_resume_continues_at_the_saved_step(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    centres = torch.randn(2, 16)
+
+    def clips(n: int, frames: int) -> Cached:
+        return Cached([centres[i % 2] + 2.5 * torch.randn(frames + i, 16) for i in range(n)],
+                      [LANGS[i % 2] for i in range(n)])
+
+    train, dev = clips(16, 40), clips(6, 30)
+    cfg = LIDTrainConfig(epochs=4, batch_size=8)  # 2 steps an epoch, 8 in all
+    head, metrics = train_head(train, dev, 0.04, cfg)
+    want = head.state_dict()
+
+    def same(got: tuple[LIDHead, dict[str, float]]) -> None:
+        assert got[1] == metrics
+        for k, v in got[0].state_dict().items():
+            torch.testing.assert_close(v, want[k], msg=k)
+
+    # Stopped in the middle of an epoch, then resumed: the same batches, crops and dropout as the straight run.
+    run = tmp_path / "mid"
+    train_head(train, dev, 0.04, cfg, fit=FitSettings(run_dir=str(run), callbacks=[_StopAt(3)]))
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 3
+    probe = _AtStart()
+    same(train_head(train, dev, 0.04, cfg, fit=FitSettings(run_dir=str(run), resume="last", callbacks=[probe])))
+    assert probe.step == 3
+    saved = ckpt["optimizer_states"][0]
+    assert saved["state"] and probe.optim["state"].keys() == saved["state"].keys()
+    assert probe.optim["param_groups"][0]["lr"] == saved["param_groups"][0]["lr"] != cfg.lr / 25  # one-cycle LR
+    for i, s in saved["state"].items():
+        assert all(torch.equal(probe.optim["state"][i][k], v) for k, v in s.items())
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 8
+    # A crash right after the checkpoint of an epoch's last step: the resumed run scores that epoch first.
+    run = tmp_path / "crash"
+    with pytest.raises(RuntimeError, match="crash"):
+        train_head(train, dev, 0.04, cfg, fit=FitSettings(run_dir=str(run), ckpt_every=2, callbacks=[_CrashAt(4)]))
+    assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 4
+    with pytest.raises(ValueError, match="one-cycle schedule spans 8 steps"):
+        train_head(train, dev, 0.04, LIDTrainConfig(epochs=5, batch_size=8),
+                   fit=FitSettings(run_dir=str(run), resume="last"))
+    same(train_head(train, dev, 0.04, cfg, fit=FitSettings(run_dir=str(run), resume="last")))

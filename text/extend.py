@@ -10,6 +10,10 @@ which the encoder never learnt to compose. A new piece starts from the source wo
 (``init=aligned``; ``spelled`` averages the base pieces that spell it). With ``update=new`` (the default) only the
 new pieces' embeddings learn, so every other language keeps its exact embeddings; ``update=all`` fine-tunes the
 whole student. ``new_pieces=0`` keeps the base tokenizer and fine-tunes the whole student.
+
+Training runs under a Lightning Trainer: ``<output>.run/`` (or ``run_dir=``) gets ``checkpoints/last.ckpt`` (at the
+end, and every ``ckpt_every=`` steps) and ``csv/metrics.csv``; ``resume=last`` (or a path) continues a run, e.g. to
+more ``steps=``. ``precision=`` (default 32-true), ``accelerator=`` (auto) and ``devices=`` (1) as in train.py.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import logging
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from common.fit import FIT_KEYS, FitSettings
+from common.fit import fit as run_fit
 from common.io import atomic_open
 from datamodules.corpus.text_sources import user_sentences
 from text.distill import DistillationModule, PairTextDataset, embed, pair_collate
@@ -129,9 +135,12 @@ def extend(
     model_dir: str | Path, lang: str, pairs: list[tuple[str, str]], output: str | Path | None = None,
     steps: int = 300, batch_size: int = 32, lr: float = 3e-3, seed: int = 0,
     dev: list[tuple[str, str]] | None = None, new_pieces: int = 1000, update: str = "new",
-    mono: list[str] | None = None, init: str = "aligned", fold_case: bool = True,
+    mono: list[str] | None = None, init: str = "aligned", fold_case: bool = True, fit: FitSettings | None = None,
 ) -> dict[str, Any]:
-    """Distil the encoder at ``model_dir`` onto ``lang``; writes the student to ``output`` when given."""
+    """Distil the encoder at ``model_dir`` onto ``lang``; writes the student to ``output`` when given.
+
+    ``fit`` sets devices, precision, the run folder (checkpoints, CSV logs) and what to resume from.
+    """
     if update not in ("new", "all"):
         raise ValueError(f"update must be 'new' or 'all', got {update!r}")
     L.seed_everything(seed, workers=True)
@@ -152,11 +161,8 @@ def extend(
                                     new_rows_from=new_rows_from if update == "new" else None)
         loader = DataLoader(PairTextDataset(pairs), batch_size=min(batch_size, len(pairs)), shuffle=True,
                             collate_fn=pair_collate(tokenizer, max_length, lang))
-        trainer = L.Trainer(max_steps=steps, max_epochs=-1, accelerator="cpu", devices=1, logger=False,
-                            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                            gradient_clip_val=1.0)
         start = time.perf_counter()
-        trainer.fit(module, loader)
+        trainer = run_fit(module, loader, fit or FitSettings(), max_steps=steps, gradient_clip_val=1.0)
         report["seconds"] = round(time.perf_counter() - start, 2)
         report["final_loss"] = {k: float(v) for k, v in trainer.callback_metrics.items()}
         student = module.student.eval()
@@ -173,21 +179,21 @@ def extend(
     return report
 
 
-def recipe_options(args: dict[str, str]) -> dict[str, Any]:
+def recipe_options(args: Mapping[str, Any]) -> dict[str, Any]:
     """``extend``'s recipe keywords (new_pieces, update, init, fold_case, mono) from key=value arguments."""
     return {"new_pieces": int(args.get("new_pieces", 1000)), "update": args.get("update", "new"),
             "init": args.get("init", "aligned"),
-            "fold_case": args.get("fold_case", "true").lower() not in ("false", "0", "no"),
+            "fold_case": str(args.get("fold_case", "true")).lower() not in ("false", "0", "no"),
             "mono": list(user_sentences(args["mono"])) if args.get("mono") else None}
 
 
-def main(args: dict[str, str]) -> dict[str, Any]:
+def main(args: Mapping[str, Any]) -> dict[str, Any]:
     """Entry point of ``scripts/extend_language.py`` for text encoders (args: the key=value pairs)."""
     missing = [k for k in REQUIRED if not args.get(k)]
     if missing:
         raise SystemExit(f"missing argument(s): {', '.join(missing)}\n{__doc__}")
     known = {*REQUIRED, "pairs", "steps", "batch_size", "lr", "dev", "seed", "threads", "new_pieces", "update",
-             "mono", "init", "fold_case"}
+             "mono", "init", "fold_case", *FIT_KEYS}
     unknown = sorted(set(args) - known)
     if unknown:
         raise SystemExit(f"unknown argument(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
@@ -195,8 +201,9 @@ def main(args: dict[str, str]) -> dict[str, Any]:
         torch.set_num_threads(int(args["threads"]))
     pairs = read_pairs(args["parallel"], int(args.get("pairs", 200)))
     dev = read_pairs(args["dev"]) if args.get("dev") else None
-    report = extend(args["model"], args["lang"], pairs, args["output"], steps=int(args.get("steps", 300)),
+    report = extend(args["model"], str(args["lang"]), pairs, args["output"], steps=int(args.get("steps", 300)),
                     batch_size=int(args.get("batch_size", 32)), lr=float(args.get("lr", 3e-3)),
-                    seed=int(args.get("seed", 0)), dev=dev, **recipe_options(args))
+                    seed=int(args.get("seed", 0)), dev=dev, **recipe_options(args),
+                    fit=FitSettings.from_args(args, run_dir=f"{args['output']}.run"))
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return report

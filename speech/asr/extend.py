@@ -7,39 +7,40 @@
 language's LoRA deltas and head rows train. ``dev=`` prints the new language's CER, ``check=`` the CER
 drift on old languages (``check_limit=`` caps it), ``text=`` adds a character LM for the new language from a
 user's text file, ``limit=n`` trains on the first n utterances only.
+
+Training runs under a Lightning Trainer: ``<output>.run/`` (or ``run_dir=``) gets ``checkpoints/last.ckpt`` (at the
+end, and every ``ckpt_every=`` steps) and ``csv/metrics.csv``; ``resume=last`` (or a path) continues a run, e.g. to
+more ``steps=``. ``precision=`` (default 32-true), ``accelerator=`` (auto) and ``devices=`` (1) as in train.py.
 """
 
 from __future__ import annotations
 
 import json
-import random
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import soxr
 import torch
-import torch.nn.functional as F
 
+from common.fit import FitSettings, StepStream
+from common.fit import fit as run_fit
 from common.metrics import ErrorRates, format_table
-from common.optim import warmup_cosine
 from datamodules.manifest import read_manifest
 from speech.asr.adapters import MODEL_TYPE, AdaptedCTCModel, AdapterConfig, load_adapted, save_adapted
 from speech.asr.beam import LanguageModels
 from speech.asr.ctc import greedy_decode, pad_waves
+from speech.asr.extend_module import AdapterExtensionModule, Example, batch_plan, build_batch
 from speech.asr.hub import load_model
-from speech.audio import SAMPLE_RATE, AudioError, load_audio
+from speech.audio import AudioError, load_audio
 from text.char_lm import CharNgramLM
 from text.char_vocab import SPACE, CharVocab
 from text.normalize import normalize_transcript
-
-Example = tuple[np.ndarray, str, str]
-"""(16 kHz waveform, normalised transcript, language)."""
 
 
 @dataclass
@@ -108,52 +109,21 @@ def add_language(model: AdaptedCTCModel, vocab: CharVocab, lang: str, texts: lis
     return added
 
 
-def _batch(examples: list[Example], idx: list[int], vocab: CharVocab, speeds: list[float],
-           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    waves = []
-    for i in idx:
-        w = examples[i][0]
-        f = random.choice(speeds) if speeds else 1.0
-        # Playing at speed f: treat the signal as sampled at 16k*f and resample to 16k.
-        waves.append(soxr.resample(w, int(SAMPLE_RATE * f), SAMPLE_RATE).astype(np.float32) if f != 1.0 else w)
-    wave, lens = pad_waves(waves)
-    targets = [torch.tensor(vocab.encode(examples[i][1])) for i in idx]
-    tl = torch.tensor([len(t) for t in targets])
-    return wave, lens, torch.nn.utils.rnn.pad_sequence(targets, batch_first=True), tl
-
-
 def finetune(model: AdaptedCTCModel, vocab: CharVocab, lang: str, examples: list[Example], cfg: ExtendConfig,
-             log: bool = True) -> list[float]:
-    """Train ``lang``'s adapter with CTC on ``examples``; returns the loss of every step."""
-    random.seed(cfg.seed)
+             log: bool = True, fit: FitSettings | None = None) -> list[float]:
+    """Train ``lang``'s adapter with CTC on ``examples`` under Lightning; returns the loss of every step run here.
+
+    ``fit`` sets devices, precision, the run folder (checkpoints, CSV logs) and what to resume from.
+    """
     torch.manual_seed(cfg.seed)
-    params = list(model.adapter_parameters([lang]))
-    decay = [p for p in params if p.ndim >= 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}], lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, cfg.warmup, cfg.steps, 0.05))
-    model.train()
-    model.base.eval()  # frozen: no dropout; SpecAugment on the routed items stays on
-    order: list[int] = []
-    losses = []
-    start = time.time()
-    for step in range(cfg.steps):
-        if len(order) < cfg.batch_size:
-            order += random.sample(range(len(examples)), len(examples))
-        idx, order = order[: cfg.batch_size], order[cfg.batch_size:]
-        wave, lens, targets, tl = _batch(examples, idx, vocab, cfg.speeds)
-        logp, out_lens = model(wave, lens, [lang] * len(idx))  # [B, T, V]
-        loss = F.ctc_loss(logp.transpose(0, 1), targets, out_lens, tl, blank=vocab.blank_id, zero_infinity=True)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-        if log and (step % 25 == 0 or step == cfg.steps - 1):
-            print(f"step {step:4d} loss {loss.item():.3f} ({time.time() - start:.0f} s)", flush=True)
+    module = AdapterExtensionModule(model, lang, vocab.blank_id, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                    warmup=cfg.warmup, print_every=25 if log else 0)
+    stream = StepStream(lambda: batch_plan(len(examples), cfg.batch_size, cfg.speeds, cfg.seed),
+                        partial(build_batch, examples, vocab))
+    module.train()
+    run_fit(module, stream, fit or FitSettings(), max_steps=cfg.steps, gradient_clip_val=1.0)
     model.eval()
-    return losses
+    return module.losses
 
 
 @torch.inference_mode()
@@ -214,12 +184,12 @@ def _cer(summary: dict[str, dict[str, float]], lang: str = "all") -> float:
     return 100 * summary[lang]["cer"]
 
 
-def main(args: dict[str, str]) -> dict[str, Any]:
+def main(args: Mapping[str, Any]) -> dict[str, Any]:
     """Extend ``model`` to ``lang`` from ``train`` and write ``output``; returns the measured figures."""
-    missing = {"model", "lang", "train", "output"} - args.keys()
+    missing = {"model", "lang", "train", "output"} - set(args.keys())
     if missing:
         raise SystemExit(f"missing argument(s) {', '.join(sorted(missing))}\n{__doc__}")
-    lang, source, output = args["lang"], Path(args["model"]), Path(args["output"])
+    lang, source, output = str(args["lang"]), Path(args["model"]), Path(args["output"])
     adapter = AdapterConfig(rank=int(args.get("rank", 8)), alpha=float(args.get("alpha", 2 * int(args.get("rank", 8)))))
     steps = int(args.get("steps", ExtendConfig.steps))
     cfg = ExtendConfig(steps=steps, batch_size=int(args.get("batch_size", ExtendConfig.batch_size)),
@@ -233,9 +203,10 @@ def main(args: dict[str, str]) -> dict[str, Any]:
     added = add_language(model, vocab, lang, [e[1] for e in train])
     print(f"{lang}: {len(train)} utterances, new characters {''.join(added) or '(none)'}")
     t0 = time.time()
-    losses = finetune(model, vocab, lang, train, cfg)
+    losses = finetune(model, vocab, lang, train, cfg, fit=FitSettings.from_args(args, run_dir=f"{output}.run"))
     result: dict[str, Any] = {"lang": lang, "utterances": len(train), "added_chars": "".join(added),
-                              "train_seconds": round(time.time() - t0, 1), "final_loss": losses[-1]}
+                              "train_seconds": round(time.time() - t0, 1),
+                              "final_loss": losses[-1] if losses else None}
     write_model_dir(model, vocab, base_config, source, output)
     if "text" in args:
         add_char_lm(output, lang, args["text"])

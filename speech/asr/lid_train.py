@@ -6,17 +6,19 @@ import logging
 import os
 import random
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from common.fit import FitSettings, StepStream
+from common.fit import fit as run_fit
 from datamodules.manifest import read_manifest
 from speech.asr.ctc import pad_waves
 from speech.asr.lid import LIDConfig, LIDHead, capture_hidden
+from speech.asr.lid_module import LIDHeadModule
 from speech.audio import SAMPLE_RATE, AudioError, load_audio
 
 log = logging.getLogger(__name__)
@@ -96,13 +98,26 @@ def cache_manifest(model: nn.Module, manifest: str | os.PathLike[str], device: s
     return Cached(encode_clips(model, waves, device, batch), labels)
 
 
-def _crop(frames: Tensor, lo: int, hi: int, full_prob: float, rng: random.Random) -> Tensor:
-    t = frames.shape[0]
+CropPlan = list[tuple[int, int, int]]
+"""One batch of the plan: (clip, first frame, frame count) of each crop."""
+
+
+def _crop_span(t: int, lo: int, hi: int, full_prob: float, rng: random.Random) -> tuple[int, int]:
     if rng.random() < full_prob or t <= lo:
-        return frames
+        return 0, t
     n = rng.randint(lo, min(hi, t))
-    s = rng.randint(0, t - n)
-    return frames[s : s + n]
+    return rng.randint(0, t - n), n
+
+
+def crop_plan(lengths: Sequence[int], epochs: int, batch_size: int, lo: int, hi: int, full_prob: float,
+              seed: int) -> Iterator[CropPlan]:
+    """Every epoch a fresh shuffle of the clips, cut into batches of one random crop (or the whole clip) each."""
+    rng = random.Random(seed)
+    for _ in range(epochs):
+        order = list(range(len(lengths)))
+        rng.shuffle(order)
+        for s in range(0, len(order), batch_size):
+            yield [(i, *_crop_span(lengths[i], lo, hi, full_prob, rng)) for i in order[s : s + batch_size]]
 
 
 def _batch(frames: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
@@ -117,6 +132,7 @@ def _batch(frames: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
 def evaluate(head: LIDHead, data: Cached, crop_frames: int | None = None, batch: int = 128) -> float:
     """Accuracy on whole clips, or on each clip's centre crop of ``crop_frames``."""
     head.eval()
+    device = next(head.parameters()).device
     index = {lang: i for i, lang in enumerate(head.cfg.langs)}
     right = 0
     for s in range(0, len(data.frames), batch):
@@ -124,16 +140,16 @@ def evaluate(head: LIDHead, data: Cached, crop_frames: int | None = None, batch:
         if crop_frames is not None:
             clips = [f[max(0, (len(f) - crop_frames) // 2) :][:crop_frames] for f in clips]
         x, lens = _batch(clips)
-        pred = head(x, lens).argmax(-1).tolist()
+        pred = head(x.to(device), lens.to(device)).argmax(-1).tolist()
         right += sum(p == index.get(lang, -1) for p, lang in zip(pred, data.labels[s : s + batch]))
     return right / max(1, len(data.frames))
 
 
 def train_head(train: Cached, dev: Cached | None, frame_seconds: float, cfg: LIDTrainConfig,
-               langs: Sequence[str] | None = None) -> tuple[LIDHead, dict[str, float]]:
-    """Fit a head on cached frames; keep the epoch with the best dev accuracy (whole clips and 2 s crops)."""
+               langs: Sequence[str] | None = None, fit: FitSettings | None = None) -> tuple[LIDHead, dict[str, float]]:
+    """Fit a head on cached frames under Lightning; keep the epoch with the best dev accuracy (whole clips and 2 s
+    crops). ``fit`` sets devices, precision, the run folder (checkpoints, CSV logs) and what to resume from."""
     torch.manual_seed(cfg.seed)
-    rng = random.Random(cfg.seed)
     langs = sorted(set(train.labels)) if langs is None else list(langs)
     if len(langs) < 2:
         raise ValueError(f"language ID needs at least two languages in the training manifest, got {langs}")
@@ -141,36 +157,25 @@ def train_head(train: Cached, dev: Cached | None, frame_seconds: float, cfg: LID
     y = torch.tensor([langs.index(lang) for lang in train.labels])
     counts = Counter(train.labels)
     weight = torch.tensor([len(train.labels) / (len(langs) * counts[lang]) if counts[lang] else 0.0 for lang in langs])
-    steps = cfg.epochs * -(-len(y) // cfg.batch_size)
-    opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=steps, pct_start=0.1)
+    per_epoch = -(-len(y) // cfg.batch_size)
     lo, hi = (max(1, round(s / frame_seconds)) for s in (cfg.min_crop_seconds, cfg.max_crop_seconds))
     two_s = max(1, round(2.0 / frame_seconds))
-    best: tuple[float, dict[str, Tensor], dict[str, float]] | None = None
-    for epoch in range(cfg.epochs):
-        head.train()
-        order = list(range(len(y)))
-        rng.shuffle(order)
-        total = 0.0
-        for s in range(0, len(order), cfg.batch_size):
-            idx = order[s : s + cfg.batch_size]
-            x, lens = _batch([_crop(train.frames[i], lo, hi, cfg.full_prob, rng) for i in idx])
-            loss = F.cross_entropy(head(x, lens), y[idx], weight=weight)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
-        metrics = {"epoch": float(epoch), "train_loss": total / len(y)}
-        if dev is not None:
-            metrics |= {"dev_acc": evaluate(head, dev), "dev_acc_2s": evaluate(head, dev, two_s)}
-        score = metrics.get("dev_acc", 0.0) + metrics.get("dev_acc_2s", 0.0) - 1e-3 * metrics["train_loss"]
-        log.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in metrics.items()})
-        if best is None or score > best[0] or dev is None:
-            best = (score, {k: v.clone() for k, v in head.state_dict().items()}, metrics)
-    assert best is not None
-    head.load_state_dict(best[1])
-    return head.eval(), best[2]
+
+    def scores(h: LIDHead) -> dict[str, float]:
+        assert dev is not None
+        return {"dev_acc": evaluate(h, dev), "dev_acc_2s": evaluate(h, dev, two_s)}
+
+    def build(plan: CropPlan) -> tuple[Tensor, Tensor, Tensor]:
+        x, lens = _batch([train.frames[i][s : s + n] for i, s, n in plan])
+        return x, lens, y[[i for i, _, _ in plan]]
+
+    module = LIDHeadModule(head, weight, per_epoch, cfg.epochs, len(y), cfg.lr, cfg.weight_decay,
+                           scores if dev is not None else None)
+    lengths = [int(f.shape[0]) for f in train.frames]
+    stream = StepStream(lambda: crop_plan(lengths, cfg.epochs, cfg.batch_size, lo, hi, cfg.full_prob, cfg.seed), build)
+    module.train()
+    run_fit(module, stream, fit or FitSettings(), max_steps=cfg.epochs * per_epoch)
+    return module.best_head()
 
 
 def frame_seconds_of(model: nn.Module, device: str | torch.device = "cpu") -> float:
