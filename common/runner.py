@@ -1,18 +1,53 @@
-"""Shared plumbing of the Hydra entry points: instantiate callbacks/loggers, threads, bad-input report."""
+"""Shared plumbing of the Hydra entry points: compose and check, callbacks/loggers, threads, bad-input report."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import hydra
 import torch
 from lightning import Callback
 from lightning.pytorch.loggers import Logger
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
+
+COMMAND_CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "inference"
+"""Config root of the commands other than train/eval/make_corpus (one ``<command>.yaml`` each)."""
+
+
+def compose(config_name: str, overrides: Sequence[str] = (), config_dir: str | Path = COMMAND_CONFIGS) -> DictConfig:
+    """The config a command line of ``key=value`` overrides composes, without running Hydra's job machinery.
+
+    A malformed override or an unknown key exits with Hydra's one-paragraph message.
+    """
+    from hydra.errors import HydraException
+
+    register_resolvers()
+    try:
+        with hydra.initialize_config_dir(str(Path(config_dir).resolve()), version_base="1.3"):
+            return hydra.compose(config_name, overrides=list(overrides))
+    except HydraException as e:
+        raise SystemExit(f"{config_name}: {e}") from e
+
+
+def require(cfg: DictConfig, command: str) -> DictConfig:
+    """Exit with one line naming every required (``???``) top-level key the command line left unset."""
+    missing = [str(k) for k in cfg if OmegaConf.is_missing(cfg, k)]
+    if missing:
+        raise SystemExit(f"{command}: {', '.join(k + '=' for k in missing)} required "
+                         f"(python scripts/{command}.py --help lists the keys)")
+    return cfg
+
+
+def compose_and_run(config_name: str, overrides: Sequence[str], fn: Callable[[DictConfig], R],
+                    config_dir: str | Path = COMMAND_CONFIGS) -> R:
+    """Run a command in-process: ``fn`` on the config its command line with ``overrides`` would get."""
+    return fn(require(compose(config_name, overrides, config_dir), config_name))
 
 
 def instantiate_list(cfg: DictConfig | None, kind: type) -> list[Any]:

@@ -4,14 +4,14 @@
 
 One n-gram LM per language from the training transcripts (never the test split), plus text-only
 data: the ``lexicon_words`` most common words of the language (wordfreq, where it knows the language)
-and any ``text.<lang>=<file>`` of the user's. The fusion weights (alpha, beta) are picked on ``dev``
+and any ``+text.<lang>=<file>`` of the user's. The fusion weights (alpha, beta) are picked on ``dev``
 by CER. Writes ``<model>/char_lms.json``, which ``transcribe.py`` (decoder=auto) and
 ``Transcriber.from_pretrained`` then use.
 
-Options: order=6, lexicon_words=30000 (0: transcripts only), text.<lang>=<one sentence a line>.
-kenlm=true also writes word-level KenLM models from the same text (``<model>/kenlm/<lang>.arpa``,
-kenlm_order=3, see text/word_lm.py) with their own tuned weights in ``kenlm.json``, for
-``transcribe.py decoder=kenlm`` (needs ``pip install pyctcdecode kenlm``).
+Options (configs/inference/build_lm.yaml): order=6, lexicon_words=30000 (0: transcripts only),
++text.<lang>=<one sentence a line>. kenlm=true also writes word-level KenLM models from the same text
+(``<model>/kenlm/<lang>.arpa``, kenlm_order=3, see text/word_lm.py) with their own tuned weights in
+``kenlm.json``, for ``transcribe.py decoder=kenlm`` (needs ``pip install pyctcdecode kenlm``).
 """
 
 from __future__ import annotations
@@ -20,8 +20,11 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import hydra
 import numpy as np
+from omegaconf import DictConfig
 
+from common import runner
 from common.metrics import ErrorRates
 from datamodules.corpus.languages import LANGUAGES
 from datamodules.corpus.text_sources import lexicon, user_sentences
@@ -65,41 +68,37 @@ def lexicon_lines(lang: str, size: int, alphabet: str, per_line: int = 8) -> lis
     return [" ".join(words[i : i + per_line]) for i in range(0, len(words), per_line)]
 
 
-def main() -> None:
-    args = dict(a.split("=", 1) for a in sys.argv[1:])
-    if not {"model", "train", "dev"} <= args.keys():
-        raise SystemExit(__doc__)
-    order = int(args.get("order", 6))
+def run(cfg: DictConfig) -> None:
+    """Fit, tune and save the character LMs (and with ``kenlm=true`` the word LMs) of ``cfg.model``."""
     texts: dict[str, list[str]] = defaultdict(list)
-    for r in read_manifest(args["train"], resolve_paths=False):
+    for r in read_manifest(cfg.train, resolve_paths=False):
         if r.get("text") and r.get("lang"):
             texts[r["lang"]].append(normalize_transcript(r["text"], r["lang"]))
-    t = Transcriber.from_pretrained(args["model"], decoder="greedy")
-    n_lex = int(args.get("lexicon_words", 30_000))
+    t = Transcriber.from_pretrained(cfg.model, decoder="greedy")
+    n_lex = cfg.lexicon_words
     for lang in list(texts):
         extra = lexicon_lines(lang, n_lex, t.vocab.lang_chars.get(lang, "")) if n_lex > 0 else []
-        if f"text.{lang}" in args:
-            extra += [normalize_transcript(x, lang) for x in user_sentences(args[f"text.{lang}"])]
+        if lang in cfg.text:
+            extra += [normalize_transcript(x, lang) for x in user_sentences(cfg.text[lang])]
         texts[lang] += extra
         print(f"{lang}: {len(texts[lang])} LM lines ({len(extra)} from text-only sources)")
-    dev = dev_logits(t, args["dev"])
+    dev = dev_logits(t, cfg.dev)
     plain = LanguageModels({}, 0.0, 0.0)
     print(f"dev CER, beam search without LM: {100 * dev_cer(plain, t.vocab, dev):.2f}%")
 
-    lms = LanguageModels.fit(dict(texts), order=order)
+    lms = LanguageModels.fit(dict(texts), order=cfg.order)
     (alpha, beta), best = tune(lms, t.vocab, dev, [(a, b) for a in (0.3, 0.45, 0.6) for b in (1.0, 2.0)])
-    path = lms.save(args["model"])
-    print(f"dev CER with {order}-gram character LMs: {100 * best:.2f}% (alpha={alpha}, beta={beta}) -> {path}")
+    path = lms.save(cfg.model)
+    print(f"dev CER with {cfg.order}-gram character LMs: {100 * best:.2f}% (alpha={alpha}, beta={beta}) -> {path}")
 
-    if args.get("kenlm", "false").lower() in ("1", "true", "yes"):
-        kenlm_order = int(args.get("kenlm_order", 3))
+    if cfg.kenlm:
         arpa = {}
         for lang, lines in texts.items():
-            arpa[lang] = KneserNeyLM(kenlm_order).write_arpa_for(lines, Path(args["model"]) / "kenlm" / f"{lang}.arpa")
+            arpa[lang] = KneserNeyLM(cfg.kenlm_order).write_arpa_for(lines, Path(cfg.model) / "kenlm" / f"{lang}.arpa")
         words = WordLMDecoders(t.vocab, arpa)
         (alpha, beta), best = tune(words, t.vocab, dev, [(a, b) for a in (0.3, 0.5, 0.8) for b in (0.5, 1.0, 2.0)])
-        path = words.save(args["model"])
-        print(f"dev CER with word {kenlm_order}-gram KenLM models: {100 * best:.2f}% (alpha={alpha}, beta={beta})"
+        path = words.save(cfg.model)
+        print(f"dev CER with word {cfg.kenlm_order}-gram KenLM models: {100 * best:.2f}% (alpha={alpha}, beta={beta})"
               f" -> {path}")
 
 
@@ -121,6 +120,11 @@ def tune(decoder: LanguageModels | WordLMDecoders, vocab: CharVocab, dev: list[t
     best = min(scores, key=scores.__getitem__)
     decoder.set_weights(*best)
     return best, scores[best]
+
+
+@hydra.main(version_base="1.3", config_path="../configs/inference", config_name="build_lm")
+def main(cfg: DictConfig) -> None:
+    run(runner.require(cfg, "build_lm"))
 
 
 if __name__ == "__main__":

@@ -1,26 +1,21 @@
 """Extend a model to a new language: python scripts/extend_language.py model=<dir> lang=<code> [key=value ...]
 
-Dispatches on <model>/config.json "model_type": sentence encoders go to text.extend (parallel=<eng-X tsv>),
-CTC ASR models to speech.asr.extend. Each backend documents its own keys.
+Dispatches on <model>/config.json "model_type" through ``common.commands.LANGUAGE_EXTENDERS``: sentence encoders
+go to text.extend (parallel=<eng-X tsv>), CTC ASR models to speech.asr.extend (train=<manifest>). Each backend
+documents its own keys; configs/inference/extend_language.yaml lists them all.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from common.runner import parse_kv_args
+import hydra
+from omegaconf import DictConfig
 
-# model_type -> "module:function" taking the key=value arguments as a dict.
-BACKENDS = {
-    "sentence_encoder": "text.extend:main",
-    "ctc_conformer": "speech.asr.extend:main",
-    "ctc_wav2vec2": "speech.asr.extend:main",
-    "ctc_adapted": "speech.asr.extend:main",
-}
+from common import runner
+from common.commands import LANGUAGE_EXTENDERS
 
 
 def model_type(model_dir: str) -> str:
@@ -34,17 +29,23 @@ def model_type(model_dir: str) -> str:
         raise SystemExit(f"{path}: cannot read model_type ({e})") from e
 
 
-def main(argv: list[str] | None = None) -> Any:
-    args = parse_kv_args(sys.argv[1:] if argv is None else argv, usage=__doc__ or "")
-    if not args.get("model"):
-        raise SystemExit(f"model=<dir> is required\n{__doc__}")
-    kind = model_type(args["model"])
-    if kind not in BACKENDS:
-        raise SystemExit(f"model_type {kind!r} has no language extension; known: {', '.join(BACKENDS)}")
-    module, func = BACKENDS[kind].split(":")
-    return getattr(importlib.import_module(module), func)(args)
+def backend_args(cfg: DictConfig) -> dict[str, str]:
+    """The keys given a value, as the ``key=value`` strings the backends parse (booleans as true/false)."""
+    return {str(k): (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in cfg.items() if v is not None}
+
+
+def run(cfg: DictConfig) -> Any:
+    """Run the extension backend of the model's type; returns its report."""
+    kind = model_type(cfg.model)
+    if kind not in LANGUAGE_EXTENDERS:
+        raise SystemExit(f"model_type {kind!r} has no language extension; known: {', '.join(LANGUAGE_EXTENDERS)}")
+    return LANGUAGE_EXTENDERS.get(kind)(backend_args(cfg))
+
+
+@hydra.main(version_base="1.3", config_path="../configs/inference", config_name="extend_language")
+def main(cfg: DictConfig) -> None:
+    run(runner.require(cfg, "extend_language"))
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     main()

@@ -1,7 +1,8 @@
 """Score transcripts against references: python scripts/score.py hyp=<out.jsonl> [ref=<manifest.jsonl>]
 
 Without ``ref``, the ``ref`` field that transcribe.py copies from a manifest is used. Both sides
-are normalised the same way as training targets (case and punctuation removed).
+are normalised the same way as training targets (case and punctuation removed). The summary goes to ``out``
+(default ``<hyp>.scores.json``); keys in configs/inference/score.yaml.
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ import json
 import sys
 from pathlib import Path
 
+import hydra
+from omegaconf import DictConfig
+
+from common import runner
 from common.io import atomic_open, read_jsonl_lenient
 from common.metrics import ErrorRates, format_table
 from datamodules.manifest import read_manifest
@@ -33,15 +38,19 @@ def score(hyp_path: str, ref_path: str | None = None) -> dict[str, dict[str, flo
     return rates.summary()
 
 
-def main() -> None:
-    args = dict(a.split("=", 1) for a in sys.argv[1:])
-    if "hyp" not in args:
-        raise SystemExit(__doc__)
-    summary = score(args["hyp"], args.get("ref"))
+def run(cfg: DictConfig) -> dict[str, dict[str, float]]:
+    """Score ``cfg.hyp``, print the table and write the summary to ``cfg.out``."""
+    summary = score(cfg.hyp, cfg.ref)
     print(format_table(summary))
-    out = Path(args.get("out", str(Path(args["hyp"]).with_suffix(".scores.json"))))
+    out = Path(cfg.out or Path(cfg.hyp).with_suffix(".scores.json"))
     with atomic_open(out, "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2)
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path="../configs/inference", config_name="score")
+def main(cfg: DictConfig) -> None:
+    run(runner.require(cfg, "score"))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import Callback
 from safetensors.torch import load_file
 
 from common.fit import FitSettings
+from common.runner import compose_and_run
 from datamodules.corpus.speech import SpeechCorpusConfig, build_speech_corpus
 from speech.asr.adapters import AdaptedCTCModel, AdapterConfig, load_adapted
 from speech.asr.config import CTCModelConfig, SpecAugmentConfig, conformer
@@ -71,9 +72,10 @@ def base_dir(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 @pytest.fixture(scope="module")
 def extended(base_dir: Path, new_corpus: Path, tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ext") / "tur"
-    result = load_script("extend_language").main([
+    result = compose_and_run("extend_language", [
         f"model={base_dir}", "lang=tur_Latn", f"train={new_corpus / 'train.jsonl'}", f"output={out}", "steps=6",
-        "rank=4", "batch_size=3", f"dev={new_corpus / 'dev.jsonl'}", f"check={tiny_corpus / 'test.jsonl'}"])
+        "rank=4", "batch_size=3", f"dev={new_corpus / 'dev.jsonl'}", f"check={tiny_corpus / 'test.jsonl'}"],
+        load_script("extend_language").run)
     assert result["drift_hint"] == 0.0 and result["drift_nohint"] == 0.0
     return out
 

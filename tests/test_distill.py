@@ -13,6 +13,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from common.fit import FitSettings
+from common.runner import compose_and_run
 from tests.helpers import load_script
 from tests.text_data import write_tiny_corpus
 from text.distill import embed
@@ -134,8 +135,9 @@ def test_extend_language_script(setup: tuple[Path, Path], tmp_path: Path, capsys
     script = load_script("extend_language")
     tsv = corpus / "parallel" / "train.eng_Latn-tur_Latn.tsv"
     out = tmp_path / "extended"
-    report = script.main([f"model={teacher_dir}", "lang=tur_Latn", f"parallel={tsv}", f"output={out}", "pairs=20",
-                          "steps=3", f"dev={corpus / 'parallel' / 'dev.eng_Latn-tur_Latn.tsv'}"])
+    report = compose_and_run("extend_language", [
+        f"model={teacher_dir}", "lang=tur_Latn", f"parallel={tsv}", f"output={out}", "pairs=20", "steps=3",
+        f"dev={corpus / 'parallel' / 'dev.eng_Latn-tur_Latn.tsv'}"], script.run)
     assert report["pairs"] == 20 and "dev_after" in report
     config = json.loads((out / "config.json").read_text())
     assert config["model_type"] == "sentence_encoder" and "tur_Latn" in config["langs"]
@@ -163,19 +165,21 @@ def test_extend_errors(setup: tuple[Path, Path], tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=rf"{bad}:2"):
         read_pairs(bad)
     with pytest.raises(SystemExit, match="missing argument"):
-        script.main([f"model={teacher_dir}", "lang=tur_Latn"])
-    with pytest.raises(SystemExit, match="key=value"):
-        script.main(["model"])
+        compose_and_run("extend_language", [f"model={teacher_dir}", "lang=tur_Latn"], script.run)
+    with pytest.raises(SystemExit, match="lang= required"):
+        compose_and_run("extend_language", [f"model={teacher_dir}"], script.run)
+    with pytest.raises(SystemExit, match="'model'"):
+        compose_and_run("extend_language", ["model"], script.run)
     other = tmp_path / "other"
     other.mkdir()
     (other / "config.json").write_text('{"model_type": "bert"}')
     with pytest.raises(SystemExit, match="'bert' has no language extension"):
-        script.main([f"model={other}", "lang=tur_Latn"])
+        compose_and_run("extend_language", [f"model={other}", "lang=tur_Latn"], script.run)
     tsv = tmp_path / "good.tsv"
     tsv.write_text("a cat\tbir kedi\n", encoding="utf-8")
     with pytest.raises(FileNotFoundError, match=r"missing\.txt"):
-        script.main([f"model={teacher_dir}", "lang=tur_Latn", f"parallel={tsv}", f"output={tmp_path / 'o'}",
-                     f"mono={tmp_path / 'missing.txt'}"])
+        compose_and_run("extend_language", [f"model={teacher_dir}", "lang=tur_Latn", f"parallel={tsv}",
+                                            f"output={tmp_path / 'o'}", f"mono={tmp_path / 'missing.txt'}"], script.run)
     with pytest.raises(ValueError, match="update must be"):
         extend(teacher_dir, "tur_Latn", read_pairs(tsv), update="some")
 

@@ -206,19 +206,21 @@ def test_transcribe_cli_with_lid_and_no_lang_hint(lid_model: tuple[Path, dict[st
 
 
 def test_build_lid_script(tiny_corpus: Path, lid_model: tuple[Path, dict[str, float]], tmp_path: Path) -> None:
+    from common.runner import compose_and_run
     from tests.helpers import load_script
 
     m = tmp_path / "m"
     m.mkdir()
     for name in ("config.json", "model.safetensors", "vocab.json"):
         (m / name).write_bytes((lid_model[0] / name).read_bytes())
-    metrics = load_script("build_lid").main([f"model={m}", f"train={tiny_corpus}/train.jsonl",
-                                             f"dev={tiny_corpus}/dev.jsonl", "epochs=3", "max_per_lang=4"])
+    script = load_script("build_lid")
+    metrics = compose_and_run("build_lid", [f"model={m}", f"train={tiny_corpus}/train.jsonl",
+                                            f"dev={tiny_corpus}/dev.jsonl", "epochs=3", "max_per_lang=4"], script.run)
     assert {"dev_acc", "dev_acc_2s", "train_loss"} <= set(metrics)
     assert load_lid(m).cfg == LIDConfig(d_model=32, langs=LANGS)
     assert isinstance(load_lid(m), LIDHead)
     with pytest.raises(SystemExit, match="train= required"):
-        load_script("build_lid").main([f"model={m}"])
+        compose_and_run("build_lid", [f"model={m}"], script.run)
 
 
 class _StopAt(Callback):

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 import datamodules.shards as shards_mod
 from common.io import read_jsonl_lenient
+from common.runner import compose_and_run
 from datamodules.manifest import read_manifest
 from datamodules.shards import INDEX, ShardStream, SpeechShardDataModule, read_index, split_by_rank, write_shards
 from datamodules.speech import SpeechDataModule
@@ -93,8 +94,8 @@ def test_bad_audio_is_skipped_and_reported(tiny_corpus: Path, tmp_path: Path) ->
                   for n in ("empty.wav", "notaudio.wav", "silent.wav", "missing.wav")]
     (tmp_path / "m.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
 
-    index = load_script("make_shards").main([f"manifest={tmp_path / 'm.jsonl'}", f"output={tmp_path / 'out'}",
-                                             "shard_size=3", "format=wav"])
+    index = compose_and_run("make_shards", [f"manifest={tmp_path / 'm.jsonl'}", f"output={tmp_path / 'out'}",
+                                            "shard_size=3", "format=wav"], load_script("make_shards").run)
     reasons = {s["audio"]: s["reason"] for s in index["skipped"]}
     assert set(reasons) == {"empty.wav", "notaudio.wav", "silent.wav", "missing.wav"}
     assert "empty" in reasons["empty.wav"] and "not found" in reasons["missing.wav"]

@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from common.io import read_jsonl_lenient
+from common.runner import compose_and_run
 from speech.asr.batch import collect_inputs, transcribe_to_file
 from speech.asr.infer import Transcriber
 from tests.helpers import CrashAt, compose_cfg, load_script, tiny_overrides
@@ -71,15 +72,8 @@ def test_train_export_transcribe(tiny_corpus: Path, tmp_path: Path) -> None:
     assert load_script("eval").evaluate(ev)["test/cer"] == pytest.approx(metrics["test/cer"], abs=1e-6)
 
     # build_lm.py fits character LMs on the training text and stores them with the model.
-    import sys
-
-    argv = sys.argv
-    sys.argv = ["build_lm.py", f"model={model_dir}", f"train={tiny_corpus}/train.jsonl", f"dev={tiny_corpus}/dev.jsonl",
-                "kenlm=true"]
-    try:
-        load_script("build_lm").main()
-    finally:
-        sys.argv = argv
+    compose_and_run("build_lm", [f"model={model_dir}", f"train={tiny_corpus}/train.jsonl",
+                                 f"dev={tiny_corpus}/dev.jsonl", "kenlm=true"], load_script("build_lm").run)
     assert (model_dir / "char_lms.json").exists()
     assert Transcriber.from_pretrained(model_dir).lms is not None
     # ... and word-level KenLM models for decoder=kenlm.

@@ -108,3 +108,23 @@ class SentenceEncoderModule(L.LightningModule):
         tokenizer = SentencePieceTokenizer(self.hparams["tokenizer_path"])
         return save_pretrained(self.net, tokenizer, out_dir, langs=self.hparams["langs"],
                                held_out=self.hparams["held_out"])
+
+    @classmethod
+    def evaluate(cls, cfg: Any, ckpt: str) -> dict[str, float]:
+        """xsim bitext retrieval and cross-lingual search on ``cfg.data``'s test split (common.evaluation.Evaluable).
+
+        ``ckpt`` is an exported model directory or a training checkpoint (then exported to ``<run>/model``);
+        ``xsim.json`` and an ``xsim.png`` heatmap go to the run folder.
+        """
+        from text.xsim import evaluate_encoder
+
+        out_dir = Path(cfg.paths.output_dir)
+        model_dir = Path(ckpt)
+        if not model_dir.is_dir():
+            model_dir = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).export(out_dir / "model")
+        report = evaluate_encoder(model_dir, cfg.data.test_manifest, out_dir, limit=cfg.get("eval_sentences", 1000))
+        print(format_matrix(report["xsim_error"]))  # type: ignore[arg-type]
+        metrics = {k: float(v) for k, v in report.items() if k.startswith("mean_")}  # type: ignore[arg-type]
+        print("\n".join(f"{k}: {v:.4f}" for k, v in metrics.items()))
+        rank_zero_info(f"wrote {out_dir / 'xsim.json'} and {out_dir / 'xsim.png'}")
+        return metrics

@@ -1,6 +1,6 @@
 """Word n-gram LM with interpolated Kneser-Ney smoothing, written in the ARPA format KenLM reads.
 
-    python -m text.word_lm input=corpus.txt output=lm.arpa [order=3]
+    python scripts/build_word_lm.py input=corpus.txt output=lm.arpa [order=3]
 
 KenLM's own estimator (``lmplz``) is a separate C++ build; this writes an equivalent model in plain
 Python for the corpus sizes a low-resource language has, and ``kenlm.Model`` loads it directly.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -122,18 +121,3 @@ class KneserNeyLM:
             return None
         return math.log10(self.backoff(h)) if self.counts[len(h) + 1].get(h) else 0.0
 
-
-def main(argv: list[str]) -> None:
-    args = dict(a.split("=", 1) for a in argv)
-    if not {"input", "output"} <= args.keys():
-        raise SystemExit(__doc__)
-    src = Path(args["input"])
-    if not src.is_file():
-        raise SystemExit(f"{src}: text file not found")
-    lines = [s.strip() for s in src.read_text(encoding="utf-8").splitlines() if s.strip()]
-    lm = KneserNeyLM(int(args.get("order", 3))).fit(lines)
-    print(f"{len(lines)} lines, {len(lm.vocab)} words -> {lm.write_arpa(args['output'])}")
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -22,6 +22,7 @@ import soundfile as sf
 import soxr
 from tqdm import tqdm
 
+from common.commands import CORPUS_BUILDERS
 from common.io import atomic_open, write_jsonl
 from datamodules.corpus.languages import spec
 from datamodules.corpus.text_sources import GENERATORS, sentence_list, user_sentences
@@ -183,6 +184,7 @@ def render(job: Job, root: Path) -> dict[str, Any]:
             "duration": round(float(duration), 3), "source": job.source}
 
 
+@CORPUS_BUILDERS.register("speech")
 def build_speech_corpus(cfg: SpeechCorpusConfig) -> dict[str, Any]:
     """Render the corpus, write the manifests atomically and return summary statistics."""
     if shutil.which("espeak-ng") is None:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.commands import CORPUS_BUILDERS
 from common.io import atomic_open, write_jsonl
 from datamodules.corpus.grammar.meaning import Meaning
 from datamodules.corpus.grammar.realise import REALISERS, realise
@@ -125,6 +126,7 @@ def _same_corpus(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return {k: v for k, v in a.items() if k != "overwrite"} == {k: v for k, v in b.items() if k != "overwrite"}
 
 
+@CORPUS_BUILDERS.register("text")
 def build_text_corpus(cfg: TextCorpusConfig) -> dict[str, Any]:
     """Write the corpus (skipped when it exists with the same config) and return its statistics."""
     root = Path(cfg.out_dir)

@@ -1,7 +1,7 @@
 """CTC beam search with word-level KenLM models through pyctcdecode (optional: ``pip install pyctcdecode kenlm``).
 
 A model directory holds one ARPA model per language in ``kenlm/<lang>.arpa`` (written by
-``scripts/build_lm.py kenlm=true`` or ``python -m text.word_lm``) and ``kenlm.json`` with the fusion
+``scripts/build_lm.py kenlm=true`` or ``scripts/build_word_lm.py``) and ``kenlm.json`` with the fusion
 weights tuned on dev. ``Transcriber`` uses them with ``decoder=kenlm``.
 """
 

@@ -121,3 +121,15 @@ class ASRModule(L.LightningModule):
     def export(self, out_dir: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` + ``vocab.json`` for ``from_pretrained``."""
         return save_pretrained(self.net, self.vocab, out_dir, langs=self.hparams["langs"])
+
+    @classmethod
+    def evaluate(cls, cfg: Any, ckpt: str) -> dict[str, float]:
+        """Per-language CER/WER of a checkpoint on ``cfg.data``'s test split (common.evaluation.Evaluable)."""
+        import hydra
+
+        from common.evaluation import trainer_test
+
+        model = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
+        datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+        datamodule.set_vocab(model.vocab)  # the checkpoint's characters, not a vocabulary rebuilt from the data
+        return trainer_test(cfg, model, datamodule, ckpt)

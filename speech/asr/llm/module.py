@@ -190,3 +190,13 @@ class LLMASRModule(L.LightningModule):
     def export(self, out_dir: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` for ``LLMTranscriber.from_pretrained``."""
         return save_pretrained(self.net, out_dir)
+
+    @classmethod
+    def evaluate(cls, cfg: Any, ckpt: str) -> dict[str, float]:
+        """Per-language CER/WER and LID accuracy on ``cfg.data``'s test split, without in-context examples."""
+        import hydra
+
+        from common.evaluation import trainer_test
+
+        model = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
+        return trainer_test(cfg, model, hydra.utils.instantiate(cfg.data, _convert_="all"), ckpt)
