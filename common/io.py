@@ -62,3 +62,11 @@ def read_jsonl_lenient(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 continue
     return rows
+
+
+def summarize_bad_inputs(log_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Distinct (file, reason) pairs from a bad-input log, in first-seen order."""
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in read_jsonl_lenient(Path(log_path)):
+        seen.setdefault((row.get("audio", "?"), row.get("reason", "?")), row)
+    return list(seen.values())

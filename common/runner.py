@@ -121,7 +121,7 @@ def write_json(path: str | Path, payload: dict[str, Any]) -> None:
 
 def report_bad_inputs(log_path: str | None) -> int:
     """Print the distinct skipped inputs of a run; returns how many there were."""
-    from datamodules.speech import summarize_bad_inputs
+    from common.io import summarize_bad_inputs
 
     if not log_path or not Path(log_path).exists():
         return 0

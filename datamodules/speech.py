@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -198,13 +197,3 @@ class SpeechDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", train=False)
-
-
-def summarize_bad_inputs(log_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Distinct (file, reason) pairs from a bad-input log, in first-seen order."""
-    from common.io import read_jsonl_lenient
-
-    seen: dict[tuple[str, str], dict[str, Any]] = {}
-    for row in read_jsonl_lenient(Path(log_path)):
-        seen.setdefault((row.get("audio", "?"), row.get("reason", "?")), row)
-    return list(seen.values())

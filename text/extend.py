@@ -35,8 +35,8 @@ from torch.utils.data import DataLoader
 from common.fit import FIT_KEYS, FitSettings
 from common.fit import fit as run_fit
 from common.io import atomic_open
-from datamodules.corpus.text_sources import user_sentences
 from text.distill import DistillationModule, PairTextDataset, embed, pair_collate
+from text.parallel import user_sentences
 from text.sentence_encoder import SentenceEncoder, from_pretrained, read_config, save_pretrained
 from text.tokenizer import SentencePieceTokenizer
 from text.xsim import xsim_error
