@@ -25,7 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
-from common.io import atomic_open
+from common.io import atomic_open, read_json_object
 from common.registry import Registry
 
 FORMAT_VERSION = 1
@@ -171,11 +171,9 @@ def read_config(model_dir: str | os.PathLike[str], layout: Layout = DEFAULT_LAYO
     if not path.is_file():
         raise MissingModelFile(f"{d}: not a model directory ({layout.config} is missing)")
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelDirError(f"{path}: broken config ({e})") from e
-    if not isinstance(config, dict):
-        raise ModelDirError(f"{path}: broken config (a JSON object was expected, got {type(config).__name__})")
+        config = read_json_object(path)
+    except ValueError as e:
+        raise ModelDirError(f"{path}: broken config ({str(e).removeprefix(f'{path}: ')})") from None
     wanted = (expect,) if isinstance(expect, str) else expect
     if "model_type" not in config and isinstance(expect, str):
         config["model_type"] = expect  # a head written before the hub stored its type

@@ -70,3 +70,15 @@ def summarize_bad_inputs(log_path: str | os.PathLike[str]) -> list[dict[str, Any
     for row in read_jsonl_lenient(Path(log_path)):
         seen.setdefault((row.get("audio", "?"), row.get("reason", "?")), row)
     return list(seen.values())
+
+
+def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A JSON object file; bad JSON or another JSON type raises ``ValueError`` naming the file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data

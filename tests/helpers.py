@@ -84,6 +84,17 @@ class CrashAt(L.Callback):
             raise RuntimeError(f"simulated interruption at step {trainer.global_step}")
 
 
+class StopAt(L.Callback):
+    """Stands in for an interrupted run: stops after ``step`` optimiser steps (no crash, the run just ends)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
+        if trainer.global_step >= self.step:
+            trainer.should_stop = True
+
+
 def speechlike(seconds: float, seed: int = 0, pauses: bool = False) -> np.ndarray:
     """A gliding tone with amplitude modulation and noise; with ``pauses``, 0.5 s of silence every ~3 s."""
     rng = np.random.default_rng(seed)

@@ -31,7 +31,7 @@ from speech.asr.extend import (
 from speech.asr.hub import load_model, save_pretrained
 from speech.asr.infer import load_transcriber
 from speech.asr.model import CTCModel
-from tests.helpers import load_script
+from tests.helpers import StopAt, load_script
 from text.char_vocab import CharVocab
 
 
@@ -185,17 +185,6 @@ def test_clear_errors(base_dir: Path, new_corpus: Path, tmp_path: Path) -> None:
         load_adapted(base_dir)
 
 
-class _StopAt(Callback):
-    """Stands in for an interrupted run: stops after ``step`` optimiser steps."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
-        if trainer.global_step >= self.step:
-            trainer.should_stop = True
-
-
 class _AtStart(Callback):
     """Records the step and optimiser state a run starts from (after any checkpoint was restored)."""
 
@@ -223,7 +212,7 @@ def test_resume_continues_at_the_saved_step(base_dir: Path, new_corpus: Path, tm
     run = tmp_path / "run"
     model, vocab = fresh()
     first = finetune(model, vocab, "tur_Latn", train, cfg, log=False,
-                     fit=FitSettings(run_dir=str(run), callbacks=[_StopAt(3)]))
+                     fit=FitSettings(run_dir=str(run), callbacks=[StopAt(3)]))
     assert first == straight[:3]
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] == 3

@@ -35,7 +35,7 @@ from speech.asr.lid import (
 from speech.asr.lid_train import Cached, LIDTrainConfig, cache_manifest, evaluate, frame_seconds_of, train_head
 from speech.asr.model import CTCModel
 from speech.audio import load_audio
-from tests.helpers import ROOT
+from tests.helpers import ROOT, StopAt
 from text.char_vocab import CharVocab
 
 LANGS = ["deu_Latn", "ukr_Cyrl"]
@@ -223,17 +223,6 @@ def test_build_lid_script(tiny_corpus: Path, lid_model: tuple[Path, dict[str, fl
         compose_and_run("build_lid", [f"model={m}"], script.run)
 
 
-class _StopAt(Callback):
-    """Stands in for an interrupted run: stops after ``step`` optimiser steps."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
-        if trainer.global_step >= self.step:
-            trainer.should_stop = True
-
-
 class _CrashAt(Callback):
     """A crash before step ``step`` runs: the run ends without its final checkpoint."""
 
@@ -273,7 +262,7 @@ def test_resume_continues_at_the_saved_step(tmp_path: Path) -> None:
 
     # Stopped in the middle of an epoch, then resumed: the same batches, crops and dropout as the straight run.
     run = tmp_path / "mid"
-    train_head(train, dev, 0.04, cfg, fit=FitSettings(run_dir=str(run), callbacks=[_StopAt(3)]))
+    train_head(train, dev, 0.04, cfg, fit=FitSettings(run_dir=str(run), callbacks=[StopAt(3)]))
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] == 3
     probe = _AtStart()

@@ -8,7 +8,6 @@ translation and distillation. Checkpoints are always local directories; nothing 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from torch import Tensor, nn
 from transformers import AutoModel, AutoTokenizer, BatchEncoding, PreTrainedTokenizerBase
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
+from common.io import read_json_object
 from common.registry import Registry
 
 POOLINGS = ("mean", "cls", "last")
@@ -255,12 +255,7 @@ def detect_tower_kind(model_dir: str | Path) -> str:
     path = Path(model_dir) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{model_dir}: no config.json there")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path}: expected a JSON object")
+    config = read_json_object(path)
     kinds = [k for k in TEXT_TOWERS if TEXT_TOWERS.get(k).recognises(config)]
     if len(kinds) != 1:
         found = f"several kinds recognise it ({', '.join(kinds)})" if kinds else "no text tower kind recognises it"

@@ -16,19 +16,14 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor
 
+from common.io import read_json_object
 from speech.encoders.keys import KeyTable, rename
 from speech.encoders.wav2vec2 import Wav2Vec2Config, Wav2Vec2Encoder
 
 
 def read_json(path: Path) -> dict[str, Any]:
     """A JSON object file, or {} when the file is absent; bad JSON names the file."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from e
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
-    return data
+    return read_json_object(path) if path.is_file() else {}
 
 
 # transformers key (without the "wav2vec2." prefix) <-> suite key of the encoder.
