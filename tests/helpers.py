@@ -70,6 +70,7 @@ def tiny_text_overrides(corpus: Path) -> list[str]:
         "+model.encoder.d_model=32", "+model.encoder.num_heads=2", "+model.encoder.ffn_dim=64",
         "+model.encoder.embed_dim=16", "logger=csv", "callbacks.progress_bar=null",
         "trainer.enable_progress_bar=false", "trainer.accelerator=cpu",
+        "trainer.precision=32-true",  # the tests compare training-time figures with fp32 evaluation of the export
     ]
 
 
