@@ -14,9 +14,12 @@ import time
 from collections import defaultdict
 from typing import Any
 
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from common import runner
 from common.io import atomic_open
 from common.metrics import ErrorRates
-from common.runner import parse_kv_args
 from datamodules.manifest import read_manifest
 from speech.asr.llm.infer import LLMTranscriber
 from speech.audio import load_audio
@@ -32,10 +35,9 @@ def per_language(manifest: str, n: int) -> list[dict[str, Any]]:
     return [r for lang in sorted(by_lang) for r in by_lang[lang]]
 
 
-def main() -> None:
-    args = parse_kv_args(sys.argv[1:], {"model": "runs/train/asr_llm_f/model", "test": "data/speech/test.jsonl",
-                                     "per_lang": "20", "beam": "1", "batch_size": "16",
-                                     "out": "runs/bench/asr_llm_eval.json"})
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate ``cfg.model``, print the table and write the JSON summary to ``cfg.out``."""
+    args: dict[str, Any] = OmegaConf.to_container(cfg)  # type: ignore[assignment]
     rows = per_language(args["test"], int(args["per_lang"]))
     waves = [load_audio(r["audio"]) for r in rows]
     refs = [normalize_transcript(r.get("text", "")) for r in rows]
@@ -78,7 +80,18 @@ def main() -> None:
         json.dump(summary, f, indent=2, ensure_ascii=False)
     print(json.dumps({"cer_lang": summary["lang"]["rates"]["all"]["cer"],
                       "cer_no_lang": summary["no_lang"]["rates"]["all"]["cer"], "lid_acc": summary["lid_acc"]["all"]}))
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path="../configs/benchmarks", config_name="asr_llm_eval")
+def _cli(cfg: DictConfig) -> None:
+    run(runner.require(cfg, "asr_llm_eval", "benchmarks"))
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    """``python benchmarks/asr_llm_eval.py`` in-process, ``argv`` its ``key=value`` words."""
+    return runner.compose_and_run("asr_llm_eval", argv, run, runner.BENCHMARK_CONFIGS, "benchmarks")
 
 
 if __name__ == "__main__":
-    main()
+    _cli()

@@ -2,7 +2,7 @@
 
     python benchmarks/fewshot_curve.py [model=runs/train/asr_lowres_default/model] [lang=tur_Latn] \\
         [train=data/speech_tur/train.jsonl] [test=data/speech_tur/test.jsonl] [old=data/speech/test.jsonl] \\
-        [sizes=0,5,10,20,50] [steps=60] [old_per_lang=20] [text=<text for a char LM>] [out=runs/benchmarks/fewshot]
+        [sizes=[0,5,10,20,50]] [steps=60] [old_per_lang=20] [text=<text for a char LM>] [out=runs/benchmarks/fewshot]
 
 0 utterances is the base model as it is (greedy, no language hint, alphabet unrestricted). Each size
 n (skipped when ``out/rows.jsonl`` already holds it for the same settings) trains a fresh adapter on the
@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import hydra
 import torch
+from omegaconf import DictConfig
 
+from common import runner
 from common.io import append_jsonl, atomic_open, read_jsonl_lenient
 from speech.asr.beam import LanguageModels
 from speech.asr.ctc import pad_waves
@@ -65,26 +67,27 @@ def lm_cer(model: Any, vocab: Any, examples: list[Example], lm: CharNgramLM, alp
     return 100 * error_rates(hyps, examples)["all"]["cer"]
 
 
-def main(args: dict[str, str]) -> dict[str, Any]:
-    model_dir = args.get("model", "runs/train/asr_lowres_default/model")
-    lang = args.get("lang", "tur_Latn")
-    sizes = [int(x) for x in args.get("sizes", "0,5,10,20,50").split(",")]
-    out = Path(args.get("out", "runs/benchmarks/fewshot"))
-    steps, rank = int(args.get("steps", 60)), int(args.get("rank", 8))
-    torch.set_num_threads(int(args.get("threads", 2)))
-    pool = load_examples(args.get("train", "data/speech_tur/train.jsonl"), lang)
+def run(args: DictConfig) -> dict[str, Any]:
+    """Adapt at every size not done yet, score, and write curve.md, curve.json and curve.png under ``out``."""
+    model_dir = str(args.model)
+    lang = str(args.lang)
+    sizes = [int(x) for x in args.sizes]
+    out = Path(args.out)
+    steps, rank = int(args.steps), int(args.rank)
+    torch.set_num_threads(int(args.threads))
+    pool = load_examples(args.train, lang)
     random.Random(0).shuffle(pool)
-    test = load_examples(args.get("test", "data/speech_tur/test.jsonl"), lang)
-    old = per_lang(load_examples(args.get("old", "data/speech/test.jsonl")), int(args.get("old_per_lang", 20)))
+    test = load_examples(args.test, lang)
+    old = per_lang(load_examples(args.old), int(args.old_per_lang))
     out.mkdir(parents=True, exist_ok=True)
     lm = None
-    if "text" in args:
-        lines = [normalize_transcript(x) for x in Path(args["text"]).read_text(encoding="utf-8").splitlines()]
+    if args.text:
+        lines = [normalize_transcript(x) for x in Path(args.text).read_text(encoding="utf-8").splitlines()]
         lm = CharNgramLM(6).fit([x for x in lines if x])
 
     # Finished sizes are kept in rows.jsonl, so a re-run (or a parallel run on other sizes) skips them.
-    setting: dict[str, Any] = {"steps": steps, "rank": rank, "batch_size": int(args.get("batch_size", 4)),
-               "lr": float(args.get("lr", 5e-3)), "old_per_lang": int(args.get("old_per_lang", 20)),
+    setting: dict[str, Any] = {"steps": steps, "rank": rank, "batch_size": int(args.batch_size),
+               "lr": float(args.lr), "old_per_lang": int(args.old_per_lang),
                "lm": lm is not None}
     done = {r["utterances"]: r for r in read_jsonl_lenient(out / "rows.jsonl") if r.get("setting") == setting}
     todo = [n for n in sizes if n not in done]
@@ -160,5 +163,15 @@ def write_outputs(result: dict[str, Any], out: Path) -> None:
     print("\n".join(lines))
 
 
+@hydra.main(version_base="1.3", config_path="../configs/benchmarks", config_name="fewshot_curve")
+def _cli(cfg: DictConfig) -> None:
+    run(runner.require(cfg, "fewshot_curve", "benchmarks"))
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    """``python benchmarks/fewshot_curve.py`` in-process, ``argv`` its ``key=value`` words."""
+    return runner.compose_and_run("fewshot_curve", argv, run, runner.BENCHMARK_CONFIGS, "benchmarks")
+
+
 if __name__ == "__main__":
-    main(dict(a.split("=", 1) for a in sys.argv[1:]))
+    _cli()

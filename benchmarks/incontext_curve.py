@@ -2,7 +2,7 @@
 
     python benchmarks/incontext_curve.py model=runs/train/asr_llm_ic/model
         [test=data/speech_tur/test.jsonl] [pool=data/speech_tur/train.jsonl] [lang=tur_Latn] [n=100]
-        [shots=0,1,5,10] [draws=3] [beam=1] [ctc=runs/train/asr_lowres_default/model]
+        [shots=[0,1,5,10]] [draws=3] [beam=1] [ctc=runs/train/asr_lowres_default/model]
         [fewshot=runs/benchmarks/fewshot/curve.json] [out=runs/benchmarks/incontext]
 
 Each of ``draws`` seeded draws orders the pool's utterances of at most 4 s; ``k`` shots are the first ``k``
@@ -20,15 +20,17 @@ from __future__ import annotations
 import json
 import random
 import statistics
-import sys
 import time
 import unicodedata
 from pathlib import Path
 from typing import Any
 
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from common import runner
 from common.io import atomic_open
 from common.metrics import ErrorRates
-from common.runner import parse_kv_args
 from datamodules.manifest import read_manifest
 from speech.asr.infer import Transcriber
 from speech.asr.llm.hub import from_pretrained
@@ -55,13 +57,9 @@ def foreign_share(hyps: list[str], refs: list[str]) -> float:
     return 100 * sum(script(c) not in scripts for c in letters) / max(len(letters), 1)
 
 
-def main() -> None:
-    args = parse_kv_args(sys.argv[1:], {
-        "model": "runs/train/asr_llm_ic/model", "test": "data/speech_tur/test.jsonl",
-        "pool": "data/speech_tur/train.jsonl", "lang": "tur_Latn", "n": "100", "shots": "0,1,5,10", "draws": "3",
-        "beam": "1", "batch_size": "8", "ctc": "runs/train/asr_lowres_default/model", "fewshot": "",
-        "out": "runs/benchmarks/incontext",
-    })
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Transcribe at every shot count and write curve.json, curve.md and curve.png under ``cfg.out``."""
+    args: dict[str, Any] = OmegaConf.to_container(cfg)  # type: ignore[assignment]
     lang = args["lang"]
     rows = [r for r in read_manifest(args["test"]) if r.get("lang", lang) == lang][: int(args["n"])]
     waves = [load_audio(r["audio"]) for r in rows]
@@ -70,7 +68,7 @@ def main() -> None:
     model = from_pretrained(args["model"])
     bs = int(args["batch_size"])
     points: list[dict[str, Any]] = []
-    for k in (int(s) for s in args["shots"].split(",")):
+    for k in (int(s) for s in args["shots"]):
         if k > len(pool):
             raise SystemExit(f"{args['pool']}: {len(pool)} examples of at most 4 s, fewer than {k}")
         runs = []
@@ -103,6 +101,7 @@ def main() -> None:
     if args["fewshot"]:
         result["fewshot"] = json.loads(Path(args["fewshot"]).read_text(encoding="utf-8"))["rows"]
     write_outputs(result, Path(args["out"]))
+    return result
 
 
 def write_outputs(result: dict[str, Any], out: Path) -> None:
@@ -149,5 +148,15 @@ def write_outputs(result: dict[str, Any], out: Path) -> None:
     print("\n".join(lines))
 
 
+@hydra.main(version_base="1.3", config_path="../configs/benchmarks", config_name="incontext_curve")
+def _cli(cfg: DictConfig) -> None:
+    run(runner.require(cfg, "incontext_curve", "benchmarks"))
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    """``python benchmarks/incontext_curve.py`` in-process, ``argv`` its ``key=value`` words."""
+    return runner.compose_and_run("incontext_curve", argv, run, runner.BENCHMARK_CONFIGS, "benchmarks")
+
+
 if __name__ == "__main__":
-    main()
+    _cli()

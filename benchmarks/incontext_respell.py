@@ -1,7 +1,7 @@
 """In-context learning of a made-up orthography, on held-out sentences of the training languages.
 
     python benchmarks/incontext_respell.py model=runs/train/asr_llm_ic/model
-        [test=data/speech/dev.jsonl] [per_lang=10] [shots=0,1,5] [seed=0] [out=runs/benchmarks/incontext_respell.json]
+        [test=data/speech/dev.jsonl] [per_lang=10] [shots=[0,1,5]] [seed=0] [out=runs/benchmarks/incontext_respell.json]
 
 Each test utterance is respelt together with ``max(shots)`` other utterances of its language from the same
 manifest (``datamodules.speech_context.respell``: a few letters or letter pairs become letters none of them
@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 from collections import defaultdict
 from difflib import SequenceMatcher
 from typing import Any
 
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from common import runner
 from common.io import atomic_open
 from common.metrics import ErrorRates
-from common.runner import parse_kv_args
 from datamodules.manifest import read_manifest
 from datamodules.speech_context import respell
 from speech.asr.llm.hub import from_pretrained
@@ -40,13 +42,11 @@ def letter_recall(hyp: str, ref: str, letters: set[str]) -> tuple[int, int]:
     return hits, sum(c in letters for c in ref)
 
 
-def main() -> None:
-    args = parse_kv_args(sys.argv[1:], {
-        "model": "runs/train/asr_llm_ic/model", "test": "data/speech/dev.jsonl", "per_lang": "10",
-        "shots": "0,1,5", "seed": "0", "out": "runs/benchmarks/incontext_respell.json",
-    })
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Score each shot count, print the table and write the points to ``cfg.out``."""
+    args: dict[str, Any] = OmegaConf.to_container(cfg)  # type: ignore[assignment]
     rng = random.Random(int(args["seed"]))
-    shots = [int(s) for s in args["shots"].split(",")]
+    shots = [int(s) for s in args["shots"]]
     by_lang: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in read_manifest(args["test"]):
         if float(row.get("duration", 0.0)) <= 4.0:
@@ -70,7 +70,7 @@ def main() -> None:
                 h, n = letter_recall(hyp, spelt[0], set(rules.values()))
                 new_hits[k][0] += h
                 new_hits[k][1] += n
-    result = {"args": args, "points": [
+    result: dict[str, Any] = {"args": args, "points": [
         {"shots": k, **{m: 100 * v for m, v in rates[k].summary()["all"].items() if m in ("cer", "wer")},
          "new_letter_recall": 100 * new_hits[k][0] / max(new_hits[k][1], 1), "new_letters": new_hits[k][1]}
         for k in shots]}
@@ -79,7 +79,18 @@ def main() -> None:
         print(f"{p['shots']:>5} {p['cer']:>7.2f} {p['wer']:>7.2f} {p['new_letter_recall']:>23.1f}")
     with atomic_open(args["out"], "w", encoding="utf-8") as f:
         json.dump(result, f, indent=2, ensure_ascii=False)
+    return result
+
+
+@hydra.main(version_base="1.3", config_path="../configs/benchmarks", config_name="incontext_respell")
+def _cli(cfg: DictConfig) -> None:
+    run(runner.require(cfg, "incontext_respell", "benchmarks"))
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    """``python benchmarks/incontext_respell.py`` in-process, ``argv`` its ``key=value`` words."""
+    return runner.compose_and_run("incontext_respell", argv, run, runner.BENCHMARK_CONFIGS, "benchmarks")
 
 
 if __name__ == "__main__":
-    main()
+    _cli()

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import time
 from collections import defaultdict
 from typing import Any
 
+import hydra
 import numpy as np
+from omegaconf import DictConfig
 
+from common import runner
 from common.io import atomic_open
 from common.metrics import ErrorRates
 from datamodules.manifest import read_manifest
@@ -111,32 +113,42 @@ def code_switched(t: Transcriber, rows: list[dict[str, Any]], switch_seconds: fl
             "second_language_found": len(errs) / len(results)}
 
 
-def main(argv: list[str]) -> dict[str, Any]:
-    args = dict(a.split("=", 1) for a in argv if "=" in a)
-    t = Transcriber.from_pretrained(args["model"], decoder=args.get("decoder", "auto"), lid=True,
-                                    lid_min_confidence=float(args.get("min_confidence", 0.5)))
-    t.lid_segments.reencode = args.get("reencode", "true").lower() == "true"
-    rows = pick(read_manifest(args.get("test", "data/speech/test.jsonl")), int(args.get("per_lang", 25)))
+def run(args: DictConfig) -> dict[str, Any]:
+    """Evaluate ``args.model``'s LID, print the tables and write the report to ``args.out``."""
+    t = Transcriber.from_pretrained(args.model, decoder=args.decoder, lid=True,
+                                    lid_min_confidence=float(args.min_confidence))
+    t.lid_segments.reencode = bool(args.reencode)
+    rows = pick(read_manifest(args.test), int(args.per_lang))
     waves = [load_audio(r["audio"]) for r in rows]
     t0 = time.perf_counter()
     report = clip_eval(t, rows, waves)
-    cs = code_switched(t, rows, float(args.get("switch_seconds", 8.0)), int(args.get("pairs", 16)))
-    report |= {"code_switched": cs, "model": args["model"], "decoder": t.decoder, "clips": len(rows),
+    cs = code_switched(t, rows, float(args.switch_seconds), int(args.pairs))
+    report |= {"code_switched": cs, "model": args.model, "decoder": t.decoder, "clips": len(rows),
                "min_confidence": t.lid_min_confidence, "wall_seconds": round(time.perf_counter() - t0, 1)}
     print(f"{'lang':10} {'LID acc':>8} {'conf':>6} {'n':>4} | CER % {'no lang':>8} {'LID':>6} {'true':>6}")
     for lang, v in report["lid"].items():
         c = [100 * report["cer"][k][lang]["cer"] for k in ("no_lang", "lid", "true_lang")]
         print(f"{lang:10} {v['accuracy']:8.3f} {v['mean_confidence']:6.3f} {v['n']:4d} | "
               f"      {c[0]:8.2f} {c[1]:6.2f} {c[2]:6.2f}")
-    print(f"code-switched ({len(cs['files'])} files of 2 x ~{args.get('switch_seconds', 8.0)} s): segment accuracy "
+    print(f"code-switched ({len(cs['files'])} files of 2 x ~{args.switch_seconds} s): segment accuracy "
           f"{cs['accuracy']:.3f}, median boundary error {cs['boundary_error_median']} s, "
           f"second language found in {100 * cs['second_language_found']:.0f}%")
-    out = args.get("out", "lid_eval.json")
+    out = args.out
     with atomic_open(out, "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2, ensure_ascii=False)
     print(f"-> {out}")
     return report
 
 
+@hydra.main(version_base="1.3", config_path="../configs/benchmarks", config_name="lid_eval")
+def _cli(cfg: DictConfig) -> None:
+    run(runner.require(cfg, "lid_eval", "benchmarks"))
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    """``python benchmarks/lid_eval.py`` in-process, ``argv`` its ``key=value`` words."""
+    return runner.compose_and_run("lid_eval", argv, run, runner.BENCHMARK_CONFIGS, "benchmarks")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    _cli()

@@ -1,6 +1,8 @@
 """Long-form transcription vs clip by clip: CER and peak memory on one long file built from test clips.
 
-    python benchmarks/longform.py [--model runs/train/asr_lowres_default/model] [--lang deu_Latn] [--minutes 10]
+    python benchmarks/longform.py [model=runs/train/asr_lowres_default/model] [lang=deu_Latn] [minutes=10]
+        [manifest=data/speech/test.jsonl] [short_minutes=2] [silence=0.4] [decoder=greedy] [chunk_seconds=30]
+        [overlap_seconds=4]
 
 Concatenates the manifest's clips of one language (cycling through them until the file is long
 enough, with short silences between), transcribes the file long-form with scripts/transcribe.py, and
@@ -10,7 +12,6 @@ its peak RSS comes from ``os.wait4``. A shorter long-form run shows whether memo
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -19,10 +20,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import hydra
 import jiwer
 import numpy as np
 import soundfile as sf
+from omegaconf import DictConfig
 
+from common import runner
 from datamodules.manifest import read_manifest
 from speech.audio import SAMPLE_RATE, load_audio
 from text.normalize import normalize_transcript
@@ -45,7 +49,7 @@ def build_long_file(clips: list[dict], seconds: float, silence: float, out: Path
     return order
 
 
-def run(args: list[str]) -> tuple[float, float]:
+def transcribe(args: list[str]) -> tuple[float, float]:
     """Run ``scripts/transcribe.py`` with ``args`` in a child process: (wall seconds, peak RSS MiB)."""
     cmd = [sys.executable, str(ROOT / "scripts" / "transcribe.py"), *args, "progress=false"]
     start = time.perf_counter()
@@ -60,18 +64,8 @@ def run(args: list[str]) -> tuple[float, float]:
     return wall, usage.ru_maxrss / 1024  # Linux reports KiB
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="runs/train/asr_lowres_default/model")
-    ap.add_argument("--manifest", default="data/speech/test.jsonl")
-    ap.add_argument("--lang", default="deu_Latn")
-    ap.add_argument("--minutes", type=float, default=10.0)
-    ap.add_argument("--short-minutes", type=float, default=2.0, help="second long-form run, for the memory trend")
-    ap.add_argument("--silence", type=float, default=0.4)
-    ap.add_argument("--decoder", default="greedy")
-    ap.add_argument("--chunk-seconds", type=float, default=30.0)
-    ap.add_argument("--overlap-seconds", type=float, default=4.0)
-    a = ap.parse_args()
+def run(a: DictConfig) -> None:
+    """Transcribe the long files and the clips, and print the comparison."""
 
     clips = [r for r in read_manifest(a.manifest) if r["lang"] == a.lang]
     if not clips:
@@ -83,7 +77,7 @@ def main() -> None:
         results = {}
         for name, minutes in (("short", a.short_minutes), ("long", a.minutes)):
             order = build_long_file(clips, minutes * 60, a.silence, tmp / f"{name}.wav")
-            wall, rss = run([*common, f"input={tmp / name}.wav", f"output={tmp / name}.jsonl"])
+            wall, rss = transcribe([*common, f"input={tmp / name}.wav", f"output={tmp / name}.jsonl"])
             hyp = normalize_transcript(json.loads((tmp / f"{name}.jsonl").read_text())["text"])
             ref = " ".join(normalize_transcript(clips[i]["text"]) for i in order)
             results[name] = (order, hyp, ref, wall, rss, sf.info(str(tmp / f"{name}.wav")).duration)
@@ -93,7 +87,7 @@ def main() -> None:
         manifest.write_text("".join(json.dumps({"audio": str(Path(clips[i]["audio"]).resolve()),
                                                 "text": clips[i]["text"], "lang": a.lang}) + "\n"
                                     for i in used))
-        wall, rss = run([*common, f"input={manifest}", f"output={tmp / 'clips_out.jsonl'}"])
+        wall, rss = transcribe([*common, f"input={manifest}", f"output={tmp / 'clips_out.jsonl'}"])
         by_audio = {r["audio"]: normalize_transcript(r["text"])
                     for r in map(json.loads, (tmp / "clips_out.jsonl").read_text().splitlines())}
         order, _, ref, _, _, seconds = results["long"]
@@ -110,5 +104,15 @@ def main() -> None:
           f"{wall:>7.1f} {'':>10} {rss:>12.0f}")
 
 
+@hydra.main(version_base="1.3", config_path="../configs/benchmarks", config_name="longform")
+def _cli(cfg: DictConfig) -> None:
+    run(runner.require(cfg, "longform", "benchmarks"))
+
+
+def main(argv: list[str]) -> None:
+    """``python benchmarks/longform.py`` in-process, ``argv`` its ``key=value`` words."""
+    return runner.compose_and_run("longform", argv, run, runner.BENCHMARK_CONFIGS, "benchmarks")
+
+
 if __name__ == "__main__":
-    main()
+    _cli()

@@ -1,7 +1,7 @@
 """Does wav2vec 2.0 pretraining on unlabelled audio help low-resource CTC fine-tuning? Held-out CER, SSL vs scratch.
 
-    python benchmarks/ssl_vs_scratch.py [unlabelled=data/speech/train.jsonl] [langs=spa_Latn] [n_train=50] \\
-        [ssl_minutes=45] [ssl_batch_seconds=10] [ft_steps=2000] [ft_batch_seconds=20] [threads=1] [ssl_threads=2] \
+    python benchmarks/ssl_vs_scratch.py [unlabelled=data/speech/train.jsonl] [langs=[spa_Latn]] [n_train=50] \\
+        [ssl_minutes=45] [ssl_batch_seconds=10] [ft_steps=2000] [ft_batch_seconds=20] [threads=1] [ssl_threads=2] \\
         [parallel=true] [out=runs/benchmarks/ssl_vs_scratch]
 
 1. SSL-pretrains wav2vec2_tiny (experiment=ssl_pretrain) on every utterance of ``unlabelled`` (text ignored)
@@ -23,15 +23,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from common import runner
 from common.io import atomic_open, write_jsonl
 from datamodules.manifest import read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULTS = {"unlabelled": "data/speech/train.jsonl", "labelled": "data/speech/train.jsonl",
-            "dev": "data/speech/dev.jsonl", "test": "data/speech/test.jsonl", "langs": "spa_Latn",
-            "n_train": "50", "ssl_minutes": "45", "ssl_batch_seconds": "10", "ft_steps": "2000",
-            "ft_batch_seconds": "20", "threads": "1", "ssl_threads": "2", "parallel": "true",
-            "out": "runs/benchmarks/ssl_vs_scratch"}
 
 
 def subset(src: str, langs: list[str], limit: int | None, dst: Path) -> int:
@@ -71,14 +70,10 @@ def run_all(jobs: list[tuple[Path, list[str]]], parallel: bool) -> None:
         log.close()
 
 
-def main(argv: list[str]) -> None:
-    args = dict(DEFAULTS)
-    for a in argv:
-        key, sep, value = a.partition("=")
-        if not sep or key not in DEFAULTS:
-            raise SystemExit(f"expected key=value with key in {sorted(DEFAULTS)}, got {a!r}")
-        args[key] = value
-    out, langs, threads = ROOT / args["out"], args["langs"].split(","), args["threads"]
+def run(cfg: DictConfig) -> None:
+    """Pretrain, fine-tune both ways and write results.md and results.json under ``cfg.out``."""
+    args: dict[str, Any] = OmegaConf.to_container(cfg)  # type: ignore[assignment]
+    out, langs, threads = ROOT / args["out"], [str(x) for x in args["langs"]], str(args["threads"])
     out.mkdir(parents=True, exist_ok=True)
     sizes = {split: subset(args[src], langs, int(args["n_train"]) if split == "train" else None,
                            out / f"{split}.jsonl")
@@ -92,7 +87,7 @@ def main(argv: list[str]) -> None:
         f"data.val_manifest={ROOT / args['dev']}", f"trainer.max_time={budget(float(args['ssl_minutes']))}",
         f"data.max_batch_seconds={args['ssl_batch_seconds']}", "trainer.val_check_interval=250",
         "model.warmup_steps=50", "callbacks.early_stopping=null",  # the loss sits at chance for the first ~1,000 steps
-    ], args["ssl_threads"]))], parallel=False)
+    ], str(args["ssl_threads"])))], parallel=False)
     ssl_time = time.time() - t0
 
     ft = [f"data.train_manifest={out / 'train.jsonl'}", f"data.val_manifest={out / 'dev.jsonl'}",
@@ -103,7 +98,7 @@ def main(argv: list[str]) -> None:
     runs = {"ssl_init": out / "ft_ssl", "scratch": out / "ft_scratch"}
     t1 = time.time()
     run_all([(runs["ssl_init"], command(runs["ssl_init"], [*ft, f"model.init_encoder={ssl_dir / 'model'}"], threads)),
-             (runs["scratch"], command(runs["scratch"], ft, threads))], parallel=args["parallel"] == "true")
+             (runs["scratch"], command(runs["scratch"], ft, threads))], parallel=bool(args["parallel"]))
     ft_time = time.time() - t1
 
     ssl_metrics = json.loads((ssl_dir / "metrics.json").read_text())["metrics"]
@@ -135,5 +130,15 @@ def _steps(run_dir: Path) -> int:
     return int(torch.load(str(last), map_location="cpu", weights_only=True)["global_step"])
 
 
+@hydra.main(version_base="1.3", config_path="../configs/benchmarks", config_name="ssl_vs_scratch")
+def _cli(cfg: DictConfig) -> None:
+    run(runner.require(cfg, "ssl_vs_scratch", "benchmarks"))
+
+
+def main(argv: list[str]) -> None:
+    """``python benchmarks/ssl_vs_scratch.py`` in-process, ``argv`` its ``key=value`` words."""
+    return runner.compose_and_run("ssl_vs_scratch", argv, run, runner.BENCHMARK_CONFIGS, "benchmarks")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    _cli()

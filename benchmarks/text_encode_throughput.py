@@ -10,15 +10,17 @@ SentencePiece tokenizer; then times ``encode`` over ``n`` test sentences of ever
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import hydra
 import torch
+from omegaconf import DictConfig
 from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaModel
 
+from common import runner
 from datamodules.text import read_parallel
 from text.sentence_encoder import SentenceEncoder, save_pretrained, sentence_encoder_tiny
 from text.tokenizer import SentencePieceTokenizer
@@ -62,18 +64,18 @@ def build(root: Path, texts: list[str], hidden: int, layers: int, model: str | N
             "sentence_encoder": Path(model) if model else root / "sentence_encoder"}
 
 
-def main() -> None:
-    args = dict(a.split("=", 1) for a in sys.argv[1:])
-    n, batch_size, threads = int(args.get("n", 2000)), int(args.get("batch_size", 64)), int(args.get("threads", 2))
-    hidden, layers = int(args.get("hidden", 128)), int(args.get("layers", 2))
+def run(cfg: DictConfig) -> None:
+    """Time ``encode`` of every tower kind and print the table."""
+    n, batch_size, threads = int(cfg.n), int(cfg.batch_size), int(cfg.threads)
+    hidden, layers = int(cfg.hidden), int(cfg.layers)
     torch.set_num_threads(threads)
-    rows = read_parallel(args.get("data", "data/text/parallel/test.jsonl"))
+    rows = read_parallel(cfg.data)
     texts = [t for r in rows for t in r.values()]
     sentences = texts[:: max(1, len(texts) // n)][:n]
     print(f"{len(sentences)} sentences, batch {batch_size}, {threads} threads, hidden {hidden}, {layers} layers")
     print(f"{'kind':<18} {'params (M)':>10} {'sentences/s':>12} {'ms/sentence':>12}")
     with tempfile.TemporaryDirectory() as tmp:
-        paths = build(Path(tmp), texts, hidden, layers, args.get("model"))
+        paths = build(Path(tmp), texts, hidden, layers, cfg.model)
         for kind, path in paths.items():
             tower = build_text_tower(TextTowerConfig(kind=kind, path=str(path)))
             tower.encode(sentences[:batch_size], batch_size=batch_size)  # warm-up
@@ -85,5 +87,15 @@ def main() -> None:
             print(f"{kind:<18} {params:>10.2f} {rate:>12.0f} {1000 / rate:>12.2f}", flush=True)
 
 
+@hydra.main(version_base="1.3", config_path="../configs/benchmarks", config_name="text_encode_throughput")
+def _cli(cfg: DictConfig) -> None:
+    run(runner.require(cfg, "text_encode_throughput", "benchmarks"))
+
+
+def main(argv: list[str]) -> None:
+    """``python benchmarks/text_encode_throughput.py`` in-process, ``argv`` its ``key=value`` words."""
+    return runner.compose_and_run("text_encode_throughput", argv, run, runner.BENCHMARK_CONFIGS, "benchmarks")
+
+
 if __name__ == "__main__":
-    main()
+    _cli()

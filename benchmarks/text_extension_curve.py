@@ -1,6 +1,6 @@
 """Language extension by distillation: xsim error of a held-out language against the number of parallel pairs.
 
-    python benchmarks/text_extension_curve.py model=<text encoder dir> [lang=tur_Latn] [sizes=50,100,200,500]
+    python benchmarks/text_extension_curve.py model=<text encoder dir> [lang=tur_Latn] [sizes=[50,100,200,500]]
         [steps=300] [lr=3e-3] [data=data/text/parallel] [out=runs/bench/text_extension] [threads=1]
         [new_pieces=1000] [update=new|all] [init=aligned|spelled] [fold_case=true] [mono=]   (text.extend's)
 
@@ -12,12 +12,14 @@ Prints a table and writes curve.json and curve.png.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
+import hydra
 import torch
+from omegaconf import DictConfig
 
+from common import runner
 from common.io import atomic_open
 from datamodules.text import aligned_sets, read_parallel
 from text.distill import embed
@@ -63,16 +65,16 @@ def plot(rows: list[dict[str, float]], lang: str, path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
-    args = dict(a.split("=", 1) for a in sys.argv[1:])
-    model_dir, lang = args["model"], args.get("lang", "tur_Latn")
-    sizes = [int(s) for s in args.get("sizes", "50,100,200,500").split(",")]
-    steps, data = int(args.get("steps", 300)), Path(args.get("data", "data/text/parallel"))
-    lr = float(args.get("lr", 3e-3))
-    options = recipe_options(args)
-    shown = {**options, "mono": args.get("mono") or None}  # the file, not its lines
-    out = Path(args.get("out", "runs/bench/text_extension"))
-    torch.set_num_threads(int(args.get("threads", 1)))
+def run(cfg: DictConfig) -> None:
+    """Distil onto ``cfg.lang`` at every size, print the table and write curve.json and curve.png."""
+    model_dir, lang = str(cfg.model), str(cfg.lang)
+    sizes = [int(s) for s in cfg.sizes]
+    steps, data = int(cfg.steps), Path(cfg.data)
+    lr = float(cfg.lr)
+    options = recipe_options(cfg)
+    shown = {**options, "mono": cfg.mono or None}  # the file, not its lines
+    out = Path(cfg.out)
+    torch.set_num_threads(int(cfg.threads))
     trained = [x for x in read_config(model_dir)["langs"] if x != lang]
     sets = aligned_sets(read_parallel(data / "test.jsonl"), [lang, *trained])
     teacher, tok = from_pretrained(model_dir)
@@ -99,5 +101,15 @@ def main() -> None:
     print(f"wrote {out / 'curve.json'} and {out / 'curve.png'}")
 
 
+@hydra.main(version_base="1.3", config_path="../configs/benchmarks", config_name="text_extension_curve")
+def _cli(cfg: DictConfig) -> None:
+    run(runner.require(cfg, "text_extension_curve", "benchmarks"))
+
+
+def main(argv: list[str]) -> None:
+    """``python benchmarks/text_extension_curve.py`` in-process, ``argv`` its ``key=value`` words."""
+    return runner.compose_and_run("text_extension_curve", argv, run, runner.BENCHMARK_CONFIGS, "benchmarks")
+
+
 if __name__ == "__main__":
-    main()
+    _cli()

@@ -9,21 +9,23 @@ Runs real optimisation steps of the ``asr_lowres`` model on batches from the gen
 
 from __future__ import annotations
 
-import sys
 import time
 
+import hydra
 import torch
+from omegaconf import DictConfig
 
+from common import runner
 from datamodules.speech import SpeechDataModule
 from speech.asr.config import conformer_tiny
 from speech.asr.module import ASRModule
 
 
-def main() -> None:
-    args = dict(a.split("=", 1) for a in sys.argv[1:])
-    steps, threads = int(args.get("steps", 30)), int(args.get("threads", 2))
-    max_seconds = float(args.get("max_batch_seconds", 160))
-    precision, workers = args.get("precision", "32-true"), int(args.get("workers", 1))
+def run(cfg: DictConfig) -> None:
+    """Time ``cfg.steps`` optimisation steps and print the throughput."""
+    steps, threads = int(cfg.steps), int(cfg.threads)
+    max_seconds = float(cfg.max_batch_seconds)
+    precision, workers = str(cfg.precision), int(cfg.workers)
     torch.set_num_threads(threads)
     dm = SpeechDataModule("data/speech/train.jsonl", max_batch_seconds=max_seconds, num_workers=workers,
                           speed_perturb=[0.9, 1.0, 1.1])
@@ -47,5 +49,15 @@ def main() -> None:
           f"{audio:.0f} audio s in {wall:.1f} s -> {audio / wall:.1f} audio s / wall s, {wall / steps:.2f} s/step")
 
 
+@hydra.main(version_base="1.3", config_path="../configs/benchmarks", config_name="train_throughput")
+def _cli(cfg: DictConfig) -> None:
+    run(runner.require(cfg, "train_throughput", "benchmarks"))
+
+
+def main(argv: list[str]) -> None:
+    """``python benchmarks/train_throughput.py`` in-process, ``argv`` its ``key=value`` words."""
+    return runner.compose_and_run("train_throughput", argv, run, runner.BENCHMARK_CONFIGS, "benchmarks")
+
+
 if __name__ == "__main__":
-    main()
+    _cli()

@@ -18,6 +18,8 @@ R = TypeVar("R")
 
 COMMAND_CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "inference"
 """Config root of the commands other than train/eval/make_corpus (one ``<command>.yaml`` each)."""
+BENCHMARK_CONFIGS = COMMAND_CONFIGS.parent / "benchmarks"
+"""Config root of benchmarks/<name>.py (one ``<name>.yaml`` each; run with ``folder="benchmarks"``)."""
 
 
 def compose(config_name: str, overrides: Sequence[str] = (), config_dir: str | Path = COMMAND_CONFIGS) -> DictConfig:
@@ -35,19 +37,19 @@ def compose(config_name: str, overrides: Sequence[str] = (), config_dir: str | P
         raise SystemExit(f"{config_name}: {e}") from e
 
 
-def require(cfg: DictConfig, command: str) -> DictConfig:
+def require(cfg: DictConfig, command: str, folder: str = "scripts") -> DictConfig:
     """Exit with one line naming every required (``???``) top-level key the command line left unset."""
     missing = [str(k) for k in cfg if OmegaConf.is_missing(cfg, k)]
     if missing:
         raise SystemExit(f"{command}: {', '.join(k + '=' for k in missing)} required "
-                         f"(python scripts/{command}.py --help lists the keys)")
+                         f"(python {folder}/{command}.py --help lists the keys)")
     return cfg
 
 
 def compose_and_run(config_name: str, overrides: Sequence[str], fn: Callable[[DictConfig], R],
-                    config_dir: str | Path = COMMAND_CONFIGS) -> R:
+                    config_dir: str | Path = COMMAND_CONFIGS, folder: str = "scripts") -> R:
     """Run a command in-process: ``fn`` on the config its command line with ``overrides`` would get."""
-    return fn(require(compose(config_name, overrides, config_dir), config_name))
+    return fn(require(compose(config_name, overrides, config_dir), config_name, folder))
 
 
 def instantiate_list(cfg: DictConfig | None, kind: type) -> list[Any]:
@@ -130,23 +132,3 @@ def report_bad_inputs(log_path: str | None) -> int:
         lines = "\n".join(f"  {b['audio']}: {b['reason']}" for b in bad)
         log.warning("%d input(s) skipped (details in %s):\n%s", len(bad), log_path, lines)
     return len(bad)
-
-
-def parse_kv_args(argv: list[str], defaults: dict[str, str] | None = None, required: tuple[str, ...] = (),
-                  usage: str = "") -> dict[str, str]:
-    """``key=value`` command-line words over ``defaults``.
-
-    With ``defaults``, a key it lacks is an error; a missing ``required`` key is an error too.
-    """
-    args = dict(defaults or {})
-    for a in argv:
-        key, sep, value = a.partition("=")
-        key = key.lstrip("+")
-        if not sep or not key or (defaults is not None and key not in defaults):
-            known = f"; known keys: {', '.join(sorted(defaults))}" if defaults is not None else ""
-            raise SystemExit(f"bad argument {a!r}: expected key=value{known}\n{usage}".rstrip())
-        args[key] = value
-    missing = [k for k in required if not args.get(k)]
-    if missing:
-        raise SystemExit(f"{', '.join(k + '=' for k in missing)} required\n{usage}".rstrip())
-    return args

@@ -16,7 +16,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
 from common.commands import CORPUS_BUILDERS, LANGUAGE_EXTENDERS
-from common.runner import COMMAND_CONFIGS, compose, compose_and_run
+from common.runner import BENCHMARK_CONFIGS, COMMAND_CONFIGS, compose, compose_and_run
 from tests.helpers import CONFIGS, ROOT, compose_cfg, load_script
 
 COMMANDS = ["build_lid", "build_lm", "build_word_lm", "extend_language", "make_shards", "score"]
@@ -176,3 +176,79 @@ def test_extend_language_takes_every_training_run_key() -> None:
     from common.fit import FIT_KEYS
 
     assert set(FIT_KEYS) <= set(OmegaConf.load(COMMAND_CONFIGS / "extend_language.yaml"))
+
+
+BENCHMARKS = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py")
+                    if p.stem not in ("__init__", "hf_pipeline_throughput"))  # the latter has its own tests
+# (folder, name, config root): every benchmark, and the commands outside the scripts' first batch.
+APPS = [("benchmarks", name, BENCHMARK_CONFIGS) for name in BENCHMARKS] + [
+    ("scripts", "convert_checkpoint", COMMAND_CONFIGS)]
+
+
+def _app_required(root: Path, name: str) -> list[str]:
+    raw = OmegaConf.load(root / f"{name}.yaml")
+    return [str(k) for k in raw if k not in ("defaults", "hydra") and OmegaConf.is_missing(raw, k)]
+
+
+def _run_file(path: Path, args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``python <path> <args>`` in-process (--help and --cfg job print and run no job)."""
+    monkeypatch.setattr(sys, "argv", [str(path), *args])
+    try:
+        runpy.run_path(str(path), run_name="__main__")
+    except SystemExit as e:
+        assert e.code in (0, None), e.code
+    finally:
+        GlobalHydra.instance().clear()
+
+
+@pytest.mark.parametrize(("folder", "name", "root"), APPS, ids=[f"{f}/{n}" for f, n, _ in APPS])
+def test_every_benchmark_answers_help_and_cfg_job(folder: str, name: str, root: Path,
+                                                  capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    path = ROOT / folder / f"{name}.py"
+    _run_file(path, ["--help"], monkeypatch)
+    out = capsys.readouterr().out
+    assert f"python {folder}/{name}.py" in out.splitlines()[0]
+    keys = [str(k) for k in OmegaConf.load(root / f"{name}.yaml") if k not in ("defaults", "hydra")]
+    assert keys and all(f"\n{k}:" in out or f"\n'{k}':" in out for k in keys), name  # YAML quotes n (a bool)
+    given = [f"{k}=given_{k}" for k in _app_required(root, name)]
+    _run_file(path, ["--cfg", "job", *given], monkeypatch)
+    printed = OmegaConf.create(capsys.readouterr().out)
+    assert printed == compose(name, given, root) and "hydra" not in printed
+    assert f"python {folder}/{name}.py" in (path.read_text(encoding="utf-8").split('"""')[1])  # the documented usage
+
+
+@pytest.mark.parametrize(("folder", "name", "root"), [a for a in APPS if _app_required(a[2], a[1])],
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_a_benchmark_missing_its_model_says_one_line(folder: str, name: str, root: Path) -> None:
+    with pytest.raises(SystemExit) as info:
+        compose_and_run(name, [], lambda cfg: pytest.fail("ran without its required keys"), root, folder)
+    assert str(info.value.code).endswith(f"required (python {folder}/{name}.py --help lists the keys)")
+
+
+def test_benchmark_command_line_is_one_line_without_its_model(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "lid_eval.py")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "lid_eval: model= required (python benchmarks/lid_eval.py --help lists the keys)"
+
+
+def test_bucketing_padding_runs_on_a_tiny_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.bucketing_padding import main
+
+    manifest = tmp_path / "m.jsonl"
+    rows = [{"audio": f"{i}.wav", "text": "a", "lang": "deu_Latn", "duration": 1.0 + i % 7} for i in range(40)]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    main([f"manifest={manifest}", "max_batch_seconds=16"])
+    out = capsys.readouterr().out
+    assert "40 utterances" in out and out.count("x\n") == 4  # one row per bucket count
+    with pytest.raises(SystemExit, match="Could not override 'max_seconds'"):
+        main(["max_seconds=16"])
+
+
+def test_convert_checkpoint_needs_exactly_one_direction(tmp_path: Path) -> None:
+    from speech.asr.interop.hf import main
+
+    for argv in ([f"output={tmp_path}"], [f"import={tmp_path}", f"export={tmp_path}", f"output={tmp_path}"]):
+        with pytest.raises(SystemExit, match=r"^convert_checkpoint: give one of import=.* and export="):
+            main(argv)

@@ -133,7 +133,7 @@ def test_cli_imports_into_a_suite_directory_and_exports_back(tmp_path: Path) -> 
     assert vocab.decode([5, 4, 6, 3, 1]) == "a b"  # <unk> and <s> are silent, "|" is a space
     main([f"export={tmp_path / 'suite'}", f"output={tmp_path / 'back'}"])
     assert json.loads((tmp_path / "back" / "vocab.json").read_text()) == {t: i for i, t in enumerate(TOKENS)}
-    with pytest.raises(SystemExit, match="usage"):
+    with pytest.raises(SystemExit, match="output= required"):
         main([f"import={d}"])
 
 

@@ -3,10 +3,10 @@
     python scripts/extend_language.py model=runs/train/asr_lowres_default/model lang=tur_Latn \\
         train=data/speech_tur/train.jsonl output=runs/extend/tur [dev=...] [check=...] [steps=60] [rank=8] [text=...]
 
-(or ``python -m speech.asr.extend`` with the same arguments). The base weights stay frozen; only the new
-language's LoRA deltas and head rows train. ``dev=`` prints the new language's CER, ``check=`` the CER
-drift on old languages (``check_limit=`` caps it), ``text=`` adds a character LM for the new language from a
-user's text file, ``limit=n`` trains on the first n utterances only.
+The base weights stay frozen; only the new language's LoRA deltas and head rows train.
+``dev=`` prints the new language's CER, ``check=`` the CER drift on old languages (``check_limit=`` caps it),
+``text=`` adds a character LM for the new language from a user's text file, ``limit=n`` trains on the first n
+utterances only.
 
 Training runs under a Lightning Trainer: ``<output>.run/`` (or ``run_dir=``) gets ``checkpoints/last.ckpt`` (at the
 end, and every ``ckpt_every=`` steps) and ``csv/metrics.csv``; ``resume=last`` (or a path) continues a run, e.g. to
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -227,6 +226,3 @@ def main(args: Mapping[str, Any]) -> dict[str, Any]:
     print(json.dumps(result, ensure_ascii=False))
     return result
 
-
-if __name__ == "__main__":
-    main(dict(a.split("=", 1) for a in sys.argv[1:]))

@@ -1,7 +1,7 @@
 """transformers wav2vec2 checkpoints (wav2vec2, XLS-R, MMS) to the suite's ``CTCModel`` and back.
 
-Import: ``python -m speech.asr.interop.hf import=<hf dir> output=<suite dir> [target_lang=<mms vocab key>]``
-Export: ``python -m speech.asr.interop.hf export=<suite dir> output=<hf dir>``
+Import: ``python scripts/convert_checkpoint.py import=<hf dir> output=<suite dir> [target_lang=<mms vocab key>]``
+Export: ``python scripts/convert_checkpoint.py export=<suite dir> output=<hf dir>``
 
 A directory that cannot be imported (weights that do not fit config.json, a tokenizer whose blank the head
 cannot emit ...) raises ``ValueError`` with one line naming it and the mismatch; the command prints that line.
@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import DictConfig
 from safetensors.torch import load_file, save
 from torch import Tensor
 
@@ -145,25 +145,29 @@ def export_hf(model: CTCModel, vocab: CharVocab, out_dir: str | os.PathLike[str]
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``import=<hf dir> output=<suite dir> [target_lang=...]`` or ``export=<suite dir> output=<hf dir>``."""
+def run(cfg: DictConfig) -> Path:
+    """``scripts/convert_checkpoint.py``: import ``cfg.import`` or export ``cfg.export`` into ``cfg.output``."""
     from speech.asr.hub import load_model, save_pretrained
 
-    args = dict(a.split("=", 1) for a in (sys.argv[1:] if argv is None else argv))
-    if "output" not in args or ("import" in args) == ("export" in args):
-        raise SystemExit("usage: python -m speech.asr.interop.hf (import=<hf dir> | export=<suite dir>) output=<dir>")
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if (cfg["import"] is None) == (cfg.export is None):
+        raise SystemExit("convert_checkpoint: give one of import=<transformers dir> and export=<suite dir> "
+                         "(python scripts/convert_checkpoint.py --help lists the keys)")
     try:
-        if "import" in args:
-            model, tokens = load_hf(args["import"], args.get("target_lang"))
-            out = save_pretrained(model, tokens, args["output"], source=str(args["import"]))
+        if cfg["import"] is not None:
+            model, tokens = load_hf(cfg["import"], cfg.target_lang)
+            out = save_pretrained(model, tokens, cfg.output, source=str(cfg["import"]))
         else:
-            suite_model, vocab = load_model(args["export"])
-            out = export_hf(suite_model, vocab, args["output"])
+            suite_model, vocab = load_model(cfg.export)
+            out = export_hf(suite_model, vocab, cfg.output)
     except (ValueError, FileNotFoundError) as e:  # bad input: its one-line reason, not a traceback
         raise SystemExit(f"error: {e}") from None
     print(f"wrote {out}")
+    return Path(out)
 
 
-if __name__ == "__main__":
-    main()
+def main(argv: list[str]) -> Path:
+    """``python scripts/convert_checkpoint.py`` in-process, ``argv`` its ``key=value`` words."""
+    from common.runner import compose_and_run
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    return compose_and_run("convert_checkpoint", argv, run)
