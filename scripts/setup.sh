@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Set up a fresh machine: Debian tools (espeak-ng, sox, ffmpeg) when missing, and .venv with the suite.
+# Set up a fresh machine: Debian tools (espeak-ng, sox, ffmpeg, festival, flite) when missing, and .venv with the suite.
 # Usage: bash scripts/setup.sh [extras]   (default "dev"; the tests use "dev,lm", which adds KenLM decoding)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for tool in espeak-ng sox ffmpeg; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+for tool in espeak-ng sox ffmpeg festival flite; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
 if ((${#missing[@]})); then
   echo "[setup] installing Debian packages: ${missing[*]}"
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -88,3 +88,75 @@ def test_user_text_file_feeds_training(tmp_path: Path) -> None:
 def test_unknown_language_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(KeyError, match="xxx_Latn"):
         plan(_cfg(tmp_path, langs=["xxx_Latn"]))
+
+
+# Issue 25: voice qualities, a real-text training source and an out-of-domain test split.
+
+_REAL_TRAIN = ["El gestor de archivos no pudo abrir la carpeta compartida",
+               "La descarga terminó antes de recibir todos los fragmentos",
+               "Compartido en ambas fuentes y nunca en entrenamiento"]
+_REAL_OOD = ["El saldo de la cuenta no coincide con el extracto bancario",
+             "No se puede redimensionar la partición mientras está montada",
+             "Compartido en ambas fuentes y nunca en entrenamiento",
+             "Versión 2 del disco",  # digits are dropped, never spelled out
+             "Раздел диска не найден сейчас"]  # outside the Spanish alphabet
+
+
+def _text_real(root: Path) -> Path:
+    par = root / "text_real" / "parallel"
+    par.mkdir(parents=True)
+    for name, sents in (("train", _REAL_TRAIN), ("test_ood", _REAL_OOD)):
+        rows = [{"id": f"{name}-{i}", "texts": {"eng_Latn": "x", "spa_Latn": s}} for i, s in enumerate(sents)]
+        (par / f"{name}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return root / "text_real"
+
+
+def _ood_cfg(out: Path, text_real: Path, **kw: object) -> SpeechCorpusConfig:
+    args: dict[str, object] = {"langs": ["spa_Latn"], "text_real_dir": str(text_real), "train_per_lang": 40,
+                               "test_ood_per_lang": 5, "source_weights": {"real": 1.0, "lexicon": 0.2}, **kw}
+    return _cfg(out, **args)
+
+
+def test_test_ood_text_comes_from_held_out_source_and_never_trains(tmp_path: Path) -> None:
+    jobs = plan(_ood_cfg(tmp_path / "out", _text_real(tmp_path)))
+    ood = [j for j in jobs if j.split == "test_ood"]
+    train = {normalize_transcript(j.text) for j in jobs if j.split == "train"}
+    real_ood = {j.text for j in ood if j.source == "text_real_ood"}
+    # Two usable held-out sentences plus the shared one; digits and Cyrillic are dropped, the rest is hand-written.
+    assert real_ood == set(_REAL_OOD[:3]) and len(ood) == 5
+    assert {j.source for j in ood} == {"text_real_ood", "sentences_heldout"}
+    assert not {normalize_transcript(j.text) for j in ood} & train
+    assert {j.text for j in jobs if j.source == "real"} == set(_REAL_TRAIN[:2])
+    assert all(j.split == "train" for j in jobs if j.source == "real")
+
+
+def test_missing_text_real_is_skipped_with_a_message(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO"):
+        jobs = plan(_ood_cfg(tmp_path / "out", tmp_path / "nowhere"))
+    assert "nowhere" in caplog.text and "corpus=text_real" in caplog.text
+    assert not any(j.source == "real" for j in jobs)
+    ood = [j for j in jobs if j.split == "test_ood"]
+    assert len(ood) == 5 and {j.source for j in ood} == {"sentences_heldout"}
+    train = {normalize_transcript(j.text) for j in jobs if j.split == "train"}
+    assert not {normalize_transcript(j.text) for j in ood} & train
+
+
+def test_rows_carry_voice_and_held_out_qualities_stay_out_of_training(tmp_path: Path) -> None:
+    from datamodules.corpus.speech import SPLITS
+
+    cfg = _ood_cfg(tmp_path / "out", _text_real(tmp_path), train_per_lang=8, dev_per_lang=2, test_per_lang=2,
+                   test_ood_per_lang=4, speakers_per_lang=8, ood_speakers_per_lang=6)
+    jobs = plan(cfg)
+    held = set(cfg.heldout_qualities)
+    big = plan(_ood_cfg(tmp_path / "o2", tmp_path, train_per_lang=300))
+    assert not {j.quality for j in big if j.split != "test_ood"} & held
+    assert {j.quality for j in jobs if j.split == "test_ood"} <= held
+    assert len({j.quality for j in jobs if j.split == "train"}) >= 4
+    build_speech_corpus(cfg)
+    for split in SPLITS:
+        rows = [json.loads(x) for x in (tmp_path / "out" / f"{split}.jsonl").read_text().splitlines()]
+        assert rows and all(r["speaker"] and r["lang"] == "spa_Latn" and r["voice_quality"] for r in rows)
+        assert all(sf.info(tmp_path / "out" / r["audio"]).duration > 0.3 for r in rows)
+        if split in ("train", "dev"):
+            assert not {r["voice_quality"] for r in rows} & held
+    assert (tmp_path / "out" / "test_ood.jsonl").exists()

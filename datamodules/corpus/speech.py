@@ -1,8 +1,11 @@
-"""Generated multilingual speech corpus: espeak-ng renders open-vocabulary text in many voices.
+"""Generated multilingual speech corpus: espeak-ng (and flite/festival for English) renders open-vocabulary text.
 
-Writes ``<out>/<split>/<lang>/*.wav`` (16 kHz mono) and ``<out>/<split>.jsonl`` manifests with
-``audio``, ``text``, ``lang``, ``speaker``, ``duration`` and ``source``. Sentences never repeat
-across splits. Deterministic for a seed; a re-run keeps finished files and renders the rest.
+Writes ``<out>/<split>/<lang>/*.wav`` (16 kHz mono) and ``<out>/<split>.jsonl`` manifests with ``audio``, ``text``,
+``lang``, ``speaker``, ``voice_quality``, ``voice``, ``duration`` and ``source`` for the splits train, dev, test and
+test_ood. test_ood is out of domain twice over: its text comes from a source training never samples (text_real's
+held-out packages, else hand-written sentences kept out of training) and most of its speakers have voice qualities
+(``heldout_qualities``) that train and dev never use. Sentences never repeat across splits. Deterministic for a seed;
+a re-run keeps finished files and renders the rest.
 """
 
 from __future__ import annotations
@@ -11,30 +14,25 @@ import json
 import logging
 import random
 import shutil
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import soundfile as sf
-import soxr
 from tqdm import tqdm
 
 from common.commands import CORPUS_BUILDERS
 from common.io import atomic_open, write_jsonl
 from datamodules.corpus.languages import spec
-from datamodules.corpus.text_sources import GENERATORS, sentence_list, user_sentences
-from speech.audio import SAMPLE_RATE, write_audio
+from datamodules.corpus.text_sources import GENERATORS, real_sentences, sentence_list, usable, user_sentences
+from datamodules.corpus.voices import QUALITIES, Speaker, available, make_speaker, speaker_fields, synthesise
+from speech.audio import write_audio
 from text.normalize import normalize_transcript
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt3",
-            "croak", "Andy", "Annie", "Denis", "Hugo", "edward", "steph", "anika", "Diogo", "iven", "belinda",
-            "david", "linda", "max", "paul")
-"""espeak-ng voice variants; a speaker is a variant with its own pitch, range and rate."""
+SPLITS = ("train", "dev", "test", "test_ood")
 
 
 @dataclass
@@ -52,17 +50,31 @@ class SpeechCorpusConfig:
     """Development utterances per language (hand-written sentences)."""
     test_per_lang: int = 100
     """Held-out test utterances per language (hand-written sentences never used in training)."""
+    test_ood_per_lang: int = 100
+    """Out-of-domain test utterances per language (held-out text source and voice qualities)."""
     speakers_per_lang: int = 12
-    """Distinct synthetic speakers per language."""
+    """Distinct synthetic speakers per language for train, dev and test."""
+    ood_speakers_per_lang: int = 8
+    """Distinct speakers per language for test_ood: two per held-out quality, the rest new training-quality voices."""
+    qualities: dict[str, float] = field(default_factory=lambda: {
+        "modal": 0.35, "creaky": 0.1, "klatt": 0.1, "breathy": 0.1, "formant": 0.15, "pitch": 0.1, "band": 0.1,
+        "flite": 0.2, "festival": 0.1})
+    """Voice qualities of train/dev/test speakers and their weights (each available one gets a speaker first;
+    engines that don't speak a language are passed over)."""
+    heldout_qualities: list[str] = field(default_factory=lambda: ["whisper", "klatt_hi", "extreme_prosody"])
+    """Voice qualities only test_ood hears."""
     source_weights: dict[str, float] = field(default_factory=lambda: {
-        "sentences": 0.3, "lexicon": 0.3, "cldr": 0.1, "numbers": 0.1, "mixed": 0.2})
-    """Share of training text drawn from each source."""
+        "sentences": 0.25, "real": 0.25, "lexicon": 0.2, "cldr": 0.1, "numbers": 0.1, "mixed": 0.1})
+    """Share of training text drawn from each source (``real``: text_real's train split, where built)."""
+    text_real_dir: str = "data/text_real"
+    """The text_real corpus (``python scripts/make_corpus.py corpus=text_real``): ``parallel/train.jsonl`` feeds
+    training, ``parallel/test_ood.jsonl`` (held-out packages) test_ood. Missing: skipped with a log line."""
     text_files: dict[str, str] = field(default_factory=dict)
     """Extra user text per language (``{lang: path}``), one sentence a line, used for training."""
     seed: int = 0
     """Seed for text, voices and splits."""
     workers: int = 2
-    """Parallel espeak-ng renderers."""
+    """Parallel renderers."""
     max_words: int = 24
     """Longer sentences are skipped (keeps utterances under ~10 s)."""
 
@@ -74,23 +86,46 @@ class Job:
     idx: int
     text: str
     source: str
-    speaker: str
-    voice: str
+    sp: Speaker
     rate: int
-    pitch: int
-    range_: int
+
+    @property
+    def speaker(self) -> str:
+        return self.sp.name
+
+    @property
+    def quality(self) -> str:
+        return self.sp.quality
+
+    @property
+    def voice(self) -> str:
+        engine = QUALITIES[self.sp.quality].engine
+        return f"{spec(self.lang).espeak}+{self.sp.variant}" if engine == "espeak-ng" else f"{engine}:{self.sp.variant}"
 
     @property
     def rel_audio(self) -> str:
         return f"{self.split}/{self.lang}/{self.lang}_{self.split}_{self.idx:05d}.wav"
 
 
-def _speakers(lang: str, n: int, rng: random.Random) -> list[dict[str, Any]]:
-    variants = rng.sample(VARIANTS, k=min(n, len(VARIANTS)))
-    while len(variants) < n:
-        variants.append(rng.choice(VARIANTS))
-    return [{"variant": v, "pitch": rng.randint(25, 75), "range": rng.randint(30, 90), "rate": rng.randint(140, 185)}
-            for v in variants]
+def _speakers(lang: str, cfg: SpeechCorpusConfig, rng: random.Random) -> tuple[list[Speaker], list[Speaker]]:
+    """Speakers of train/dev/test, and of test_ood (held-out qualities first, then new training-quality voices)."""
+    bad = set(cfg.heldout_qualities) & set(cfg.qualities)
+    if bad or not set(cfg.heldout_qualities) <= set(QUALITIES) or not set(cfg.qualities) <= set(QUALITIES):
+        raise ValueError(f"voice qualities must be known ({', '.join(QUALITIES)}) and training ones not held out "
+                         f"({sorted(bad)}); got qualities={list(cfg.qualities)}, held out={cfg.heldout_qualities}")
+    weights = {q: w for q, w in cfg.qualities.items() if w > 0 and available(q, lang)}
+    if not weights:
+        raise RuntimeError(f"no voice quality of {list(cfg.qualities)} can speak {lang}")
+    order = sorted(weights, key=lambda q: -weights[q])[: cfg.speakers_per_lang]
+    while len(order) < cfg.speakers_per_lang:
+        order.append(rng.choices(list(weights), weights=list(weights.values()))[0])
+    train = [make_speaker(f"{lang}-spk{k:02d}", q, rng) for k, q in enumerate(order)]
+    held = [q for q in cfg.heldout_qualities if available(q, lang)]
+    ood_order = [q for q in held for _ in range(2)][: cfg.ood_speakers_per_lang]
+    while len(ood_order) < cfg.ood_speakers_per_lang:
+        ood_order.append(rng.choices(list(weights), weights=list(weights.values()))[0])
+    ood = [make_speaker(f"{lang}-ood{k:02d}", q, rng) for k, q in enumerate(ood_order)]
+    return train, ood
 
 
 def _draw(lang: str, weights: dict[str, float], pool: dict[str, list[str]], rng: random.Random) -> tuple[str, str]:
@@ -100,29 +135,65 @@ def _draw(lang: str, weights: dict[str, float], pool: dict[str, list[str]], rng:
     return GENERATORS[source](lang, rng) or "", source
 
 
-def _split_sentences(lang: str, cfg: SpeechCorpusConfig, rng: random.Random) -> dict[str, list[tuple[str, str]]]:
-    """Hand-written sentences go to test, dev, then train; generated text fills train.
+def _real(cfg: SpeechCorpusConfig, split: str, lang: str) -> list[str]:
+    """text_real sentences of ``lang`` that meet the corpus's alphabet and length limits."""
+    found = real_sentences(str(Path(cfg.text_real_dir) / "parallel" / f"{split}.jsonl"), tuple(cfg.langs))
+    return [s for s in found.get(lang, ()) if usable(s, lang, cfg.max_words, min_words=3)]
 
-    A language without enough hand-written sentences gets generated dev/test text instead,
-    still disjoint from training.
+
+def _ood_text(lang: str, cfg: SpeechCorpusConfig, spare: list[str], taken: set[str],
+              rng: random.Random) -> list[tuple[str, str]]:
+    """Out-of-domain test text: text_real's held-out packages, topped up with hand-written sentences kept out of train.
+
+    ``spare`` is the hand-written list after test and dev; the sentences used here are removed from it.
+    """
+    items: list[tuple[str, str]] = []
+    real = _real(cfg, "test_ood", lang)
+    rng.shuffle(real)
+    for text in real:
+        norm = normalize_transcript(text, lang)
+        if len(items) < cfg.test_ood_per_lang and norm not in taken:
+            taken.add(norm)
+            items.append((text, "text_real_ood"))
+    if len(items) < cfg.test_ood_per_lang:
+        log.info("%s: %d test_ood sentences from text_real's held-out packages; the other %d are hand-written "
+                 "sentences kept out of training", lang, len(items), cfg.test_ood_per_lang - len(items))
+    while spare and len(items) < cfg.test_ood_per_lang:
+        text = spare.pop(0)
+        norm = normalize_transcript(text, lang)
+        if norm not in taken and usable(text, lang, cfg.max_words):
+            taken.add(norm)
+            items.append((text, "sentences_heldout"))
+    return items
+
+
+def _split_sentences(lang: str, cfg: SpeechCorpusConfig, rng: random.Random) -> dict[str, list[tuple[str, str]]]:
+    """Hand-written sentences go to test, dev, (test_ood where text_real lacks it), then train; other text fills train.
+
+    A language without enough hand-written sentences gets generated dev/test text instead, still disjoint from
+    training. Training also draws text_real's train split (``real``), never a sentence of dev, test or test_ood.
     """
     written = list(sentence_list(lang))
     rng.shuffle(written)
     n_held = cfg.test_per_lang + cfg.dev_per_lang
     held_items = [(s, "sentences") for s in written[:n_held]]
-    pool = {"sentences": written[n_held:]}
+    spare = written[n_held:]
+    seen = {normalize_transcript(s, lang) for s, _ in held_items}
+    ood = _ood_text(lang, cfg, spare, seen, rng)
+    pool = {"sentences": spare}
+    if cfg.source_weights.get("real", 0) > 0:
+        pool["real"] = _real(cfg, "train", lang)
     if lang in cfg.text_files:
         pool["user"] = list(user_sentences(cfg.text_files[lang]))
     weights = {k: v for k, v in cfg.source_weights.items() if k in GENERATORS or pool.get(k)}
     if "user" in pool:
         weights["user"] = max(weights.values())
     generated = {k: v for k, v in weights.items() if k in GENERATORS}
-    seen = {normalize_transcript(s) for s, _ in held_items}
     budget = 50 * (cfg.train_per_lang + n_held)
     while len(held_items) < n_held and budget > 0 and generated:
         budget -= 1
         text, source = _draw(lang, generated, pool, rng)
-        norm = normalize_transcript(text)
+        norm = normalize_transcript(text, lang)
         if norm and norm not in seen and len(text.split()) <= cfg.max_words:
             seen.add(norm)
             held_items.append((text, source))
@@ -131,56 +202,46 @@ def _split_sentences(lang: str, cfg: SpeechCorpusConfig, rng: random.Random) -> 
     while len(train) < cfg.train_per_lang and budget > 0:
         budget -= 1
         text, source = _draw(lang, weights, pool, rng)
-        norm = normalize_transcript(text)
-        # Hand-written and user sentences may repeat in training (a new voice each time); generated text may not.
+        norm = normalize_transcript(text, lang)
+        # Hand-written, real and user sentences may repeat in training (a new voice each time); generated text may not.
         if not norm or norm in held or (norm in seen and source not in pool) or len(text.split()) > cfg.max_words:
             continue
         seen.add(norm)
         train.append((text, source))
-    return {"train": train, "dev": held_items[cfg.test_per_lang :], "test": held_items[: cfg.test_per_lang]}
+    split = {"train": train, "dev": held_items[cfg.test_per_lang :], "test": held_items[: cfg.test_per_lang],
+             "test_ood": ood}
+    norms = {k: {normalize_transcript(t, lang) for t, _ in v} for k, v in split.items()}
+    for a, b in (("train", "test_ood"), ("train", "test"), ("train", "dev"), ("test", "test_ood"), ("dev", "test_ood")):
+        assert not norms[a] & norms[b], f"{lang}: {a} and {b} share sentences: {sorted(norms[a] & norms[b])[:3]}"
+    return split
 
 
 def plan(cfg: SpeechCorpusConfig) -> list[Job]:
     """Every utterance to render, fixed by the seed."""
     jobs: list[Job] = []
     for lang in cfg.langs:
-        sp = spec(lang)
+        spec(lang)
         rng = random.Random(f"{cfg.seed}:{lang}")
-        speakers = _speakers(lang, cfg.speakers_per_lang, rng)
+        speakers, ood_speakers = _speakers(lang, cfg, rng)
         for split, items in _split_sentences(lang, cfg, rng).items():
+            voices = ood_speakers if split == "test_ood" else speakers
             for idx, (text, source) in enumerate(items):
-                k = rng.randrange(len(speakers))
-                s = speakers[k]
-                jobs.append(Job(split, lang, idx, text, source, f"{lang}-spk{k:02d}", f"{sp.espeak}+{s['variant']}",
-                                s["rate"] + rng.randint(-15, 15), s["pitch"], s["range"]))
+                s = voices[rng.randrange(len(voices))]
+                jobs.append(Job(split, lang, idx, text, source, s, s.rate + rng.randint(-15, 15)))
     return jobs
-
-
-def _espeak_text(text: str) -> str:
-    # "[[" starts inline phonemes in espeak-ng; never let text act as markup.
-    return text.replace("[", " ").replace("]", " ").replace("<", " ").replace(">", " ")
 
 
 def render(job: Job, root: Path) -> dict[str, Any]:
     """Synthesise one utterance (skipped when its file already exists) and return its manifest row."""
     path = root / job.rel_audio
     if not path.exists():
-        cmd = ["espeak-ng", "-v", job.voice, "-s", str(job.rate), "-p", str(job.pitch), "-a", "120",
-               "-g", "2", "--stdout"]
-        proc = subprocess.run(cmd, input=_espeak_text(job.text).encode("utf-8"), capture_output=True, timeout=120)
-        if proc.returncode != 0 or len(proc.stdout) < 100:
-            raise RuntimeError(f"espeak-ng failed for {job.rel_audio}: {proc.stderr.decode(errors='replace')}")
-        import io
-
-        wav, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32")
-        wav = soxr.resample(wav, sr, SAMPLE_RATE).astype(np.float32)
-        nz = np.flatnonzero(np.abs(wav) > 1e-3)
-        pad = int(0.1 * SAMPLE_RATE)
-        if len(nz):
-            wav = wav[max(0, nz[0] - pad) : nz[-1] + pad]
+        try:
+            wav = synthesise(job.sp, spec(job.lang).espeak, job.text, job.rate, seed=job.idx)
+        except RuntimeError as e:
+            raise RuntimeError(f"{job.rel_audio}: {e}") from e
         write_audio(path, wav)
     duration = sf.info(str(path)).duration
-    return {"audio": job.rel_audio, "text": job.text, "lang": job.lang, "speaker": job.speaker,
+    return {"audio": job.rel_audio, "text": job.text, "lang": job.lang, **speaker_fields(job.sp),
             "duration": round(float(duration), 3), "source": job.source}
 
 
@@ -198,13 +259,22 @@ def build_speech_corpus(cfg: SpeechCorpusConfig) -> dict[str, Any]:
         for fut in tqdm(futures, total=len(jobs), desc="rendering", unit="utt"):
             rows[futures[fut]] = fut.result()
     stats: dict[str, Any] = {"config": asdict(cfg), "splits": {}}
-    for split in ("train", "dev", "test"):
+    for split in SPLITS:
         split_rows = [r for r, j in zip(rows, jobs) if j.split == split and r is not None]
         write_jsonl(root / f"{split}.jsonl", split_rows)
         stats["splits"][split] = {
             "utterances": len(split_rows), "hours": round(sum(r["duration"] for r in split_rows) / 3600, 3),
             "langs": sorted({r["lang"] for r in split_rows}),
+            "voice_qualities": _counts(split_rows, "voice_quality"), "sources": _counts(split_rows, "source"),
         }
+    stats["test_ood_by_lang"] = _counts([r for r in rows if r and r["audio"].startswith("test_ood/")], "lang")
     with atomic_open(root / "corpus.json", "w", encoding="utf-8") as f:
         json.dump(stats, f, indent=2, ensure_ascii=False)
     return stats
+
+
+def _counts(rows: list[dict[str, Any]], key: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in rows:
+        out[r[key]] = out.get(r[key], 0) + 1
+    return dict(sorted(out.items()))

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import functools
+import json
+import logging
 import random
 import re
 import unicodedata
 from importlib import resources
+from pathlib import Path
 
 from datamodules.corpus.languages import script, spec
+from text.normalize import normalize_transcript
 from text.parallel import user_sentences as user_sentences  # re-exported: corpus builders read user text
+
+log = logging.getLogger(__name__)
 
 _SCRIPT_NAMES = {"Latn": "LATIN", "Cyrl": "CYRILLIC", "Deva": "DEVANAGARI", "Arab": "ARABIC",
                  "Geor": "GEORGIAN", "Grek": "GREEK", "Hans": "CJK", "Armn": "ARMENIAN", "Hebr": "HEBREW"}
@@ -121,4 +127,37 @@ GENERATORS = {
     "numbers": number_phrase,
     "mixed": mixed_phrase,
 }
-"""Generated sources; ``sentences`` (the hand-written lists) and ``user`` files are drawn separately."""
+"""Generated sources; ``sentences`` (hand-written lists), ``real`` (text_real train split) and ``user`` files are lists
+drawn separately (datamodules/corpus/speech.py)."""
+
+
+def usable(text: str, lang: str, max_words: int, min_words: int = 1) -> bool:
+    """The alphabet and length limits of corpus sentences (digits and symbols are not spelled out: dropped)."""
+    n = len(text.split())
+    return min_words <= n <= max_words and bool(normalize_transcript(text, lang)) and in_script(text, lang)
+
+
+@functools.cache
+def real_sentences(path: str, langs: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Sentences per language from a text_real ``parallel/<split>.jsonl`` (``{}`` with a log line when it is missing).
+
+    Built by ``python scripts/make_corpus.py corpus=text_real``; a row holds ``texts`` by language.
+    """
+    file = Path(path)
+    if not file.is_file():
+        log.info("real text %s not found: skipped (build it with python scripts/make_corpus.py corpus=text_real)",
+                 file)
+        return {}
+    out: dict[str, dict[str, None]] = {lang: {} for lang in langs}
+    with file.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                texts = json.loads(line)["texts"]
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise ValueError(f"{file}:{n}: not a text_real row with 'texts' ({e})") from e
+            for lang in langs:
+                if isinstance(texts.get(lang), str) and texts[lang].strip():
+                    out[lang][texts[lang].strip()] = None
+    return {lang: tuple(s) for lang, s in out.items()}

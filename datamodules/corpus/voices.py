@@ -1,0 +1,166 @@
+"""Synthetic voices for the speech corpus: voice qualities (espeak-ng variants, flite, festival) and sox effects.
+
+A voice quality is a family of voices that sound alike (whispered, creaky, klatt-style, formant-shifted...). A speaker
+is one voice of a quality with its own pitch, range, rate and effect settings, fixed by the seed. Held-out qualities
+render only the out-of-domain test split.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from speech.audio import SAMPLE_RATE
+
+_MODAL = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5", "Andy", "Annie", "Denis",
+          "Hugo", "edward", "steph", "anika", "Diogo", "iven", "belinda", "david", "linda", "max", "paul")
+
+
+@dataclass(frozen=True)
+class Quality:
+    """A family of voices with one way of sounding."""
+
+    variants: tuple[str, ...]
+    """espeak-ng variants (``+name``), or the engine's own voice names."""
+    effect: str = ""
+    """Post-processing: ``formant`` (vocal-tract length), ``pitch`` (sox pitch, formants kept), ``band`` (telephone
+    band and overdrive), ``breathy`` (envelope-shaped aspiration noise) or nothing."""
+    engine: str = "espeak-ng"
+    """``espeak-ng``, ``flite`` or ``festival``."""
+    langs: tuple[str, ...] = ()
+    """Languages the engine speaks (empty: every espeak-ng language)."""
+    extreme: bool = False
+    """Rates and pitches outside the training ranges."""
+
+
+QUALITIES: dict[str, Quality] = {
+    "modal": Quality(_MODAL),
+    "creaky": Quality(("croak", "grandpa", "grandma")),
+    "klatt": Quality(("klatt", "klatt2", "klatt3")),
+    "klatt_hi": Quality(("klatt4", "klatt5", "klatt6")),
+    "whisper": Quality(("whisper", "whisperf")),
+    "breathy": Quality(_MODAL, effect="breathy"),
+    "formant": Quality(_MODAL, effect="formant"),
+    "pitch": Quality(_MODAL, effect="pitch"),
+    "band": Quality(_MODAL, effect="band"),
+    "extreme_prosody": Quality(_MODAL, extreme=True),
+    # flite and festival speak English only (flite -lv: kal awb rms slt; festival: kal_diphone).
+    "flite": Quality(("kal", "awb", "rms", "slt", "kal16"), engine="flite", langs=("eng_Latn",)),
+    "festival": Quality(("kal_diphone",), engine="festival", langs=("eng_Latn",)),
+}
+"""Every voice quality the builder knows."""
+
+
+@dataclass
+class Speaker:
+    """One synthetic speaker: a voice of a quality and its prosody and effect settings."""
+
+    name: str
+    quality: str
+    variant: str
+    pitch: int
+    range_: int
+    rate: int
+    sox: list[str] = field(default_factory=list)
+    """sox effect arguments applied after synthesis."""
+    breath: float = 0.0
+    """Aspiration noise level relative to the speech envelope (breathy voices)."""
+
+
+def available(quality: str, lang: str) -> bool:
+    """True when the quality's engine is installed and speaks ``lang``."""
+    q = QUALITIES[quality]
+    return (not q.langs or lang in q.langs) and shutil.which(q.engine) is not None
+
+
+def make_speaker(name: str, quality: str, rng: random.Random) -> Speaker:
+    """Draw a speaker of ``quality``: training speakers keep rate 140-185 and pitch 25-75; extreme ones leave them."""
+    q = QUALITIES[quality]
+    variant = rng.choice(q.variants)
+    pitch, rate = rng.randint(25, 75), rng.randint(140, 185)
+    if q.extreme:
+        pitch = rng.choice([rng.randint(0, 15), rng.randint(85, 99)])
+        rate = rng.choice([rng.randint(95, 115), rng.randint(215, 250)])
+    sp = Speaker(name, quality, variant, pitch, rng.randint(30, 90), rate)
+    if q.effect == "formant":
+        # speed scales pitch and formants together (a shorter or longer vocal tract); tempo restores the duration.
+        f = rng.choice([rng.uniform(0.86, 0.94), rng.uniform(1.06, 1.16)])
+        sp.sox = ["speed", f"{f:.3f}", "tempo", "-s", f"{1 / f:.3f}"]
+    elif q.effect == "pitch":
+        sp.sox = ["pitch", str(rng.choice([-1, 1]) * rng.randint(200, 500))]
+    elif q.effect == "band":
+        lo, hi = rng.randint(250, 400), rng.randint(3000, 4200)
+        sp.sox = ["highpass", str(lo), "lowpass", str(hi), "overdrive", str(rng.randint(3, 12))]
+    elif q.effect == "breathy":
+        sp.breath = rng.uniform(0.15, 0.35)
+    return sp
+
+
+def espeak_text(text: str) -> str:
+    """Text safe for espeak-ng: "[[" starts inline phonemes, "<" markup; never let text act as either."""
+    return text.replace("[", " ").replace("]", " ").replace("<", " ").replace(">", " ")
+
+
+def _synthesise(sp: Speaker, espeak_voice: str, text: str, rate: int) -> bytes:
+    q = QUALITIES[sp.quality]
+    if q.engine == "flite":
+        cmd = ["flite", "-voice", sp.variant, "--setf", f"duration_stretch={175 / rate:.3f}", "-o", "/dev/stdout"]
+        proc = subprocess.run([*cmd, "-t", text], capture_output=True, timeout=120)
+    elif q.engine == "festival":
+        # text2wave leaves a piped RIFF header's data size at 0: read raw 16-bit samples and wrap them here.
+        proc = subprocess.run(["text2wave", "-otype", "raw", "-F", str(SAMPLE_RATE), "-o", "/dev/stdout"],
+                              input=text.encode("utf-8"), capture_output=True, timeout=120)
+        if proc.returncode == 0 and len(proc.stdout) >= 100:
+            buf = io.BytesIO()
+            sf.write(buf, np.frombuffer(proc.stdout[: len(proc.stdout) // 2 * 2], dtype="<i2"), SAMPLE_RATE,
+                     format="WAV", subtype="PCM_16")
+            return buf.getvalue()
+    else:
+        cmd = ["espeak-ng", "-v", f"{espeak_voice}+{sp.variant}", "-s", str(rate), "-p", str(sp.pitch),
+               "-a", "120", "-g", "2", "--stdout"]
+        proc = subprocess.run(cmd, input=espeak_text(text).encode("utf-8"), capture_output=True, timeout=120)
+    if proc.returncode != 0 or len(proc.stdout) < 100:
+        raise RuntimeError(f"{q.engine} failed ({sp.quality}/{sp.variant}): {proc.stderr.decode(errors='replace')}")
+    return proc.stdout
+
+
+def _breathe(wav: np.ndarray, level: float, seed: int) -> np.ndarray:
+    # Aspiration rides on the speech envelope (it stops in pauses); differencing tilts the noise towards highs.
+    env = np.convolve(np.abs(wav), np.ones(320) / 320, mode="same")
+    noise = np.diff(np.random.default_rng(seed).standard_normal(len(wav) + 1)).astype(np.float32)
+    out = wav * (1 - level) + level * 2.5 * env * noise
+    return (out / max(1.0, float(np.abs(out).max()))).astype(np.float32)
+
+
+def synthesise(sp: Speaker, espeak_voice: str, text: str, rate: int, seed: int) -> np.ndarray:
+    """Render ``text`` in speaker ``sp``: 16 kHz mono float32, leading and trailing silence trimmed to 0.1 s."""
+    data = _synthesise(sp, espeak_voice, text, rate)
+    if sp.sox:
+        proc = subprocess.run(["sox", "-t", "wav", "-", "-t", "wav", "-e", "floating-point", "-b", "32",
+                               "-r", str(SAMPLE_RATE), "-", *sp.sox], input=data, capture_output=True, timeout=120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"sox {' '.join(sp.sox)} failed: {proc.stderr.decode(errors='replace')}")
+        data = proc.stdout
+    wav, sr = sf.read(io.BytesIO(data), dtype="float32")
+    if wav.ndim > 1:
+        wav = wav.mean(axis=1)
+    if sr != SAMPLE_RATE:
+        wav = soxr.resample(wav, sr, SAMPLE_RATE).astype(np.float32)
+    if sp.breath:
+        wav = _breathe(wav, sp.breath, seed)
+    nz = np.flatnonzero(np.abs(wav) > 1e-3)
+    pad = int(0.1 * SAMPLE_RATE)
+    return wav[max(0, nz[0] - pad) : nz[-1] + pad] if len(nz) else wav
+
+
+def speaker_fields(sp: Speaker) -> dict[str, Any]:
+    """What a manifest row says about its voice."""
+    return {"speaker": sp.name, "voice_quality": sp.quality, "voice": sp.variant}
