@@ -17,13 +17,13 @@ run=runs/train/asr_lowres_default
 resume=()
 [ -f "$run/checkpoints/last.ckpt" ] && resume=(ckpt_path=last) && echo "[main] resuming $run"
 # Training gets what is left of the main job's 30 minutes (MAIN_JOB_MINUTES) after setup and the corpus, less
-# 3 minutes for the LMs and the transcription, and at least 10 minutes: a slow pip install or corpus build
+# 5 minutes for the language-ID head, the LMs and the transcriptions, and at least 10 minutes: a slow pip install or corpus build
 # shortens training rather than the deadline. A trainer.max_time=... argument overrides it.
 # A resumed run keeps the budget it started with (saved beside its checkpoints), so the LR schedule stays put.
 if [ ${#resume[@]} -gt 0 ] && [ -f "$run/time_budget" ]; then
   max_time=$(cat "$run/time_budget")
 else
-  left=$(( ${MAIN_JOB_MINUTES:-30} * 60 - ($(date +%s) - t0) - 180 ))
+  left=$(( ${MAIN_JOB_MINUTES:-30} * 60 - ($(date +%s) - t0) - 300 ))
   (( left < 600 )) && left=600
   max_time=$(printf '%02d:%02d:%02d:%02d' $((left / 86400)) $((left % 86400 / 3600)) $((left % 3600 / 60)) \
     $((left % 60)))
@@ -35,14 +35,24 @@ $py scripts/train.py experiment=asr_lowres run_name=asr_lowres_default test=fals
   "${resume[@]}" "$@"
 t2=$(date +%s)
 
+echo "[main] fitting the language-ID head on the frozen encoder (folders without lang= get the detected language)"
+$py scripts/build_lid.py model="$run/model" train=data/speech/train.jsonl dev=data/speech/dev.jsonl max_per_lang=150
+
 echo "[main] fitting character LMs on the training text, tuned on dev"
 $py scripts/build_lm.py model="$run/model" train=data/speech/train.jsonl dev=data/speech/dev.jsonl
 
-echo "[main] transcribing the held-out test split"
-$py scripts/transcribe.py model="$run/model" input=data/speech/test.jsonl output="$run/test_transcripts.jsonl" \
-  progress=false
-$py scripts/score.py hyp="$run/test_transcripts.jsonl"
+# test: the builder's own held-out sentences and voices; test_ood: voice qualities and a text domain that training
+# never saw. Both with the language given by the manifest.
+for split in test test_ood; do
+  [ -f "data/speech/$split.jsonl" ] || continue
+  echo "[main] transcribing data/speech/$split.jsonl (language given)"
+  $py scripts/transcribe.py model="$run/model" input="data/speech/$split.jsonl" output="$run/${split}_transcripts.jsonl" \
+    progress=false
+  echo "[main] $split: CER/WER % by language"
+  $py scripts/score.py hyp="$run/${split}_transcripts.jsonl"
+done
 t3=$(date +%s)
-echo "[main] model: $run/model   transcripts: $run/test_transcripts.jsonl   logs: $run"
+echo "[main] model: $run/model   transcripts: $run/test_transcripts.jsonl $run/test_ood_transcripts.jsonl   logs: $run"
+echo "[main] with the language detected instead of given: bash scripts/score_detected.sh $run/model"
 echo "[main] wall time: setup+corpus $((t1 - t0)) s, training $((t2 - t1)) s, transcription $((t3 - t2)) s," \
      "total $(((t3 - t0) / 60)) min $(((t3 - t0) % 60)) s"

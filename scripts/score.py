@@ -31,7 +31,8 @@ def score(hyp_path: str, ref_path: str | None = None) -> dict[str, dict[str, flo
         if ref is None:
             missing += 1
             continue
-        lang = h.get("lang") or refs.get(h["audio"], {}).get("lang") or "und"
+        # The reference's language groups the scores: a misidentified language counts against the true one.
+        lang = refs.get(h["audio"], {}).get("lang") or h.get("ref_lang") or h.get("lang") or "und"
         rates.update([normalize_transcript(h["text"], lang)], [normalize_transcript(ref, lang)], [lang])
     if missing:
         print(f"{missing} transcript(s) had no reference and were not scored", file=sys.stderr)
