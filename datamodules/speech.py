@@ -17,6 +17,7 @@ from common.io import append_jsonl
 from datamodules.bucketing import DurationBatchSampler
 from datamodules.manifest import read_manifest
 from speech.audio import SAMPLE_RATE, AudioError, audio_duration, load_audio
+from speech.augment import Augment, AugmentConfig
 from text.char_vocab import CharVocab
 from text.normalize import normalize_transcript
 
@@ -40,9 +41,12 @@ class SpeechDataset(Dataset):
         speed_perturb: list[float] | None = None,
         bad_log: str | None = None,
         stage: str = "train",
+        augment: Augment | None = None,
     ):
         self.rows, self.vocab, self.bad_log, self.stage = rows, vocab, bad_log, stage
         self.speeds = list(speed_perturb or [])
+        self.augment = augment
+        self._rng: tuple[int, np.random.Generator] | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -59,10 +63,18 @@ class SpeechDataset(Dataset):
             f = random.choice(self.speeds)
             if f != 1.0:
                 wave = soxr.resample(wave, int(SAMPLE_RATE * f), SAMPLE_RATE).astype(np.float32)
+        if self.augment is not None:
+            wave = self.augment(wave, self.rng())
         text = normalize_transcript(row.get("text", ""), row.get("lang"))
         target = self.vocab.encode(text) if self.vocab is not None else []
         return {"wave": torch.from_numpy(wave), "target": torch.tensor(target, dtype=torch.long), "text": text,
                 "lang": row.get("lang", "und"), "audio": row["audio_raw"]}
+
+    def rng(self) -> np.random.Generator:
+        """This process's augmentation generator, seeded from torch's seed (distinct per worker, set by ``seed``)."""
+        if self._rng is None or self._rng[0] != os.getpid():
+            self._rng = (os.getpid(), np.random.default_rng(torch.initial_seed()))
+        return self._rng[1]
 
 
 def collate_speech(items: list[dict[str, Any] | None]) -> dict[str, Any] | None:
@@ -104,11 +116,18 @@ class SpeechDataModule(L.LightningDataModule):
         seed: int = 0,
         bad_audio_log: str | None = None,
         vocab_path: str | None = None,
+        augment: dict[str, Any] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)
         self._rows: dict[str, list[dict[str, Any]]] = {}
         self._vocab: CharVocab | None = None
+        # Training waveforms only (speech.augment); None when every probability is 0.
+        aug = AugmentConfig.from_dict(dict(augment or {}))
+        if aug.speed_prob and speed_perturb:
+            raise ValueError("data.speed_perturb and data.augment.speed_prob would both change speed: "
+                             "set data.speed_perturb=null or data.augment.speed_prob=0")
+        self.augment_cfg = aug if aug.active else None
 
     @property
     def hp(self) -> Any:
@@ -183,8 +202,9 @@ class SpeechDataModule(L.LightningDataModule):
     def _loader(self, stage: str, train: bool) -> DataLoader:
         rows = self.rows(stage)
         sampler = self.batch_sampler(rows, train)
+        augment = Augment(self.augment_cfg) if train and self.augment_cfg else None
         ds = SpeechDataset(rows, self.vocab, self.hp.speed_perturb if train else None,
-                           self.hp.bad_audio_log, stage)
+                           self.hp.bad_audio_log, stage, augment)
         workers = self.hp.num_workers
         return DataLoader(ds, batch_sampler=sampler, collate_fn=collate_speech, num_workers=workers,
                           persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
