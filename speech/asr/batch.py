@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from speech.asr.formats import SUBTITLES, OutputPlan, SubtitleConfig, plan_outpu
 from speech.asr.infer import Transcriber
 from speech.asr.longform import probe_duration
 from speech.audio import SAMPLE_RATE, AudioError, decode_audio
+from text.langcodes import LanguageError, resolve
 
 __all__ = ["AUDIO_SUFFIXES", "BatchReport", "Item", "collect_inputs", "transcribe_to_file"]
 
@@ -52,6 +54,27 @@ def collect_inputs(input_path: str | os.PathLike[str], lang: str | None = None) 
                      {k: v for k, v in r.items() if k in ("text", "speaker", "id")})
                 for r in read_manifest(p)]
     return [Item(str(p), str(p), lang)]
+
+
+def resolve_langs(inputs: list[Item], known: Sequence[str] | None) -> tuple[list[Item], dict[str, str]]:
+    """Inputs with their language as the model writes it (de -> deu_Latn), and, by audio, why a code did not
+    resolve (unknown to the model, ambiguous); ``known`` empty or None: codes are only made canonical."""
+    done: dict[str, str | LanguageError] = {}
+    out, bad = [], {}
+    for it in inputs:
+        if it.lang is None:
+            out.append(it)
+            continue
+        if it.lang not in done:
+            try:
+                done[it.lang] = resolve(it.lang, known)
+            except LanguageError as e:
+                done[it.lang] = e
+        code = done[it.lang]
+        if isinstance(code, LanguageError):
+            bad[it.audio] = str(code)
+        out.append(dataclasses.replace(it, lang=code) if isinstance(code, str) else it)
+    return out, bad
 
 
 class _Decoded(Dataset):
@@ -133,10 +156,15 @@ def transcribe_to_file(
     if timestamps != "none" and not windowed:
         raise ValueError(f"timestamps={timestamps} needs a CTC model; {type(transcriber).__name__} has none")
     need = {"none": (), "word": ("words",), "char": ("words", "chars")}[timestamps]
+    # Transcribers without a language list (LLM-ASR writes new languages in context) get canonical codes.
+    inputs, bad_lang = resolve_langs(inputs, getattr(transcriber, "languages", None))
 
     def batches(todo: list[JobItem]) -> Iterator[list[JobItem]]:
         """Short inputs decoded in loader workers and grouped by duration, then long ones one by one."""
         items: list[Item] = [t.payload for t in todo]
+        if any(it.audio in bad_lang for it in items):
+            yield [_job_item(_Loaded(it, error=bad_lang[it.audio])) for it in items if it.audio in bad_lang]
+            items = [it for it in items if it.audio not in bad_lang]
         durations = _durations(items)
         limit = transcriber.window.chunk_seconds if windowed else float("inf")
         long_ids = [i for i, d in enumerate(durations) if windowed and (d is None or d > limit)]

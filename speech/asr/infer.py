@@ -20,6 +20,7 @@ from common.registry import Registry
 from speech.asr.align import align_text, check_timestamps
 from speech.asr.beam import LanguageModels
 from speech.asr.ctc import greedy_decode, pad_waves
+from speech.asr.foreign import suite_model_dir
 from speech.asr.hub import load_model
 from speech.asr.kenlm_decode import WordLMDecoders, require_pyctcdecode
 from speech.asr.lid import LIDHead, SegmentConfig, capture_hidden, has_lid, identify_frames, load_lid, runs_of
@@ -28,6 +29,7 @@ from speech.asr.model import CTCModel
 from speech.asr.precision import with_precision
 from speech.audio import SAMPLE_RATE, decode_audio
 from text.char_vocab import CharVocab
+from text.langcodes import resolve_or_none
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +70,9 @@ class Transcriber:
                         decoder: str = "auto", context: str | None = None, chunk_seconds: float = 30.0,
                         overlap_seconds: float = 4.0, window_batch: int = 2, min_pause_seconds: float = 0.25,
                         lid: bool | None = None, lid_min_confidence: float = 0.5,
-                        precision: str = "fp32") -> Transcriber:
-        """A model directory (with its ``char_lms.json`` when present) or a ``.ckpt``.
+                        precision: str = "fp32", cache_dir: str | os.PathLike[str] | None = None) -> Transcriber:
+        """A model directory (with its ``char_lms.json`` when present), a ``.ckpt``, or a transformers
+        ``Wav2Vec2ForCTC`` or fairseq2 CTC directory (converted once, cached in ``cache_dir``: speech.asr.foreign).
 
         ``decoder``: auto (character-LM beam search where the language has an LM, else greedy),
         greedy, beam, or kenlm (word-level KenLM models from ``kenlm.json``, see scripts/build_lm.py).
@@ -86,6 +89,7 @@ class Transcriber:
         if context is not None:
             raise ValueError(f"context={context}: in-context examples need an LLM-ASR model (model_type asr_llm); "
                              f"{path} is a CTC model")
+        path = suite_model_dir(path, cache_dir)
         model, vocab = load_model(path, device)
         lms: LanguageModels | WordLMDecoders | None
         if decoder == "kenlm":
@@ -100,6 +104,18 @@ class Transcriber:
         head = load_lid(path, device) if lid or (lid is None and Path(path).is_dir() and has_lid(path)) else None
         return cls(model, vocab, device, lms, decoder, window, head, lid_min_confidence=lid_min_confidence,
                    precision=precision)
+
+    @property
+    def languages(self) -> list[str]:
+        """The languages the model knows: alphabets from training, LMs, LID head and language adapters."""
+        langs = set(self.vocab.lang_chars) | set(self.lms.lms if self.lms is not None else ())
+        langs |= set(self.lid.cfg.langs if self.lid is not None else ())
+        adapters = getattr(self.model, "adapters", None)  # AdaptedCTCModel: one adapter per added language
+        return sorted(langs | set(adapters.keys() if isinstance(adapters, torch.nn.ModuleDict) else ()))
+
+    def resolve_lang(self, lang: str | None) -> str | None:
+        """The model's code for a language as written (de, deu, de-DE ...); ``LanguageError`` if it has none."""
+        return resolve_or_none(lang, self.languages)
 
     @functools.cached_property
     def frame_samples(self) -> int:
@@ -350,8 +366,10 @@ class Transcriber:
         ``lang`` keeps the output to that language's alphabet as seen in training; without it, a model with
         a LID head decodes each input in its detected language. With ``timestamps`` "word" or "char", or
         ``lid=True``, the result is one dict per input (text, words, chars, lang, lang_confidence, segments).
+        ``lang`` may be written as users write codes (de, deu, de-DE); see ``text.langcodes``.
         """
         check_timestamps(timestamps)
+        lang = self.resolve_lang(lang)
         long, short = self._split(inputs)
         rows: list[dict[str, Any]] = [{} for _ in inputs]
         for i, src in long.items():
@@ -404,7 +422,9 @@ def load_transcriber(path: str | os.PathLike[str], device: str | torch.device = 
     """The transcriber for a model directory: ``Transcriber`` for CTC types, the LLM-ASR one for ``asr_llm``.
 
     Options the chosen class does not take (a CTC decoder for an LLM model, say) are dropped with a warning.
+    A foreign checkpoint directory is converted first (``cache_dir``: see ``speech.asr.foreign``).
     """
+    path = suite_model_dir(path, options.pop("cache_dir", None))
     kind = model_type(path)
     if kind is None or kind not in TRANSCRIBERS:
         return Transcriber.from_pretrained(path, device, **options)
