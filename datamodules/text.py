@@ -1,13 +1,15 @@
-"""Parallel sentences for sentence-encoder training: pairs across language pairs, aligned sets for xsim.
+"""Parallel sentences for sentence-encoder training: pairs across language pairs, evaluation sets for xsim.
 
-Reads the parallel JSONL of the text corpus (``{"id", "meaning", "texts": {lang: sentence}}`` per line, the same
-meaning in every language) and trains the SentencePiece tokenizer on ``mono/<lang>.txt`` when it is absent.
+Reads parallel JSONL (``{"id", "meaning", "texts": {lang: sentence}}`` per line, one meaning in several languages),
+from one manifest or several named ones mixed by weight (real and generated text), and trains the SentencePiece
+tokenizer on every ``mono/<lang>.txt`` of the configured mono folders when it is absent.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import random
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +18,56 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.bucketing import DurationBatchSampler
-from text.parallel import aligned_sets, read_parallel
+from text.parallel import aligned_sets, read_parallel  # noqa: F401  (aligned_sets: re-exported)
 from text.tokenizer import SentencePieceTokenizer, pad_ids
 
 log = logging.getLogger(__name__)
 PIVOT = "eng_Latn"
+Paths = str | Mapping[str, str] | Sequence[str]
+
+
+def named_paths(paths: Paths | None) -> dict[str, str]:
+    """``{name: path}`` of a path, a list of paths or a mapping (Hydra configs give any of the three)."""
+    if not paths:
+        return {}
+    if isinstance(paths, str):
+        return {"default": paths}
+    if isinstance(paths, Mapping):
+        return {str(k): str(v) for k, v in paths.items() if v}
+    return {str(i): str(v) for i, v in enumerate(paths)}
+
+
+def mix_rows(sources: dict[str, list[dict[str, str]]], weights: Mapping[str, float] | None, seed: int = 0,
+             ) -> list[dict[str, str]]:
+    """Rows of every source, each source's share of the result set by ``weights`` (all rows once when ``None``).
+
+    The result has as many rows as all sources together; a source above its own size is repeated (whole copies,
+    then a random remainder), one below it is a random subset, and one missing from ``weights`` gets no rows.
+    """
+    if not weights or len(sources) == 1:  # one source has nothing to mix (a single data.train_manifest override)
+        return [r for rows in sources.values() for r in rows]
+    unknown = set(weights) - set(sources)
+    if unknown:
+        raise ValueError(f"data.train_weights names {sorted(unknown)}, not in data.train_manifest {sorted(sources)}")
+    total_w = sum(float(weights.get(k, 0.0)) for k in sources)
+    if total_w <= 0:
+        raise ValueError("data.train_weights: the weights must sum to more than 0")
+    n = sum(len(rows) for rows in sources.values())
+    rng = random.Random(seed)
+    out: list[dict[str, str]] = []
+    for name, rows in sources.items():
+        want = round(n * float(weights.get(name, 0.0)) / total_w)
+        if rows and want:
+            out += rows * (want // len(rows)) + rng.sample(rows, want % len(rows))
+    return out
 
 
 class PairDataset(Dataset):
     """One item per meaning and epoch: a random pair of distinct training languages, ``pivot_share`` from English."""
 
     def __init__(self, rows: list[dict[str, str]], langs: Sequence[str], pivot_share: float = 0.5):
-        self.rows = [r for r in rows if sum(lang in r for lang in langs) >= 2]
+        kept = ({lang: r[lang] for lang in langs if lang in r} for r in rows)  # real rows carry many more languages
+        self.rows = [r for r in kept if len(r) >= 2]
         self.langs = list(langs)
         self.pivot_share = pivot_share
 
@@ -51,10 +91,13 @@ class ParallelTextDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        train_manifest: str,
+        train_manifest: Paths,
         val_manifest: str | None = None,
         test_manifest: str | None = None,
-        mono_dir: str | None = None,
+        mono_dir: Paths | None = None,
+        train_weights: dict[str, float] | None = None,
+        train_rows: dict[str, int] | None = None,
+        ood_manifest: str | None = None,
         tokenizer_path: str = "tokenizer.model",
         vocab_size: int = 8000,
         tokenizer_type: str = "unigram",
@@ -69,6 +112,10 @@ class ParallelTextDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
     ):
+        """``train_manifest``: one path or ``{name: path}`` mixed by ``train_weights`` (``{name: weight}``, shares
+        of the training rows) after ``train_rows`` (``{name: n}``) keeps each source's first ``n`` rows;
+        ``mono_dir``: one folder or several; ``ood_manifest``: a second test split (held-out domains) that
+        ``evaluate`` scores beside ``test_manifest``."""
         super().__init__()
         self.save_hyperparameters(logger=False)
         self._rows: dict[str, list[dict[str, str]]] = {}
@@ -80,17 +127,34 @@ class ParallelTextDataModule(L.LightningDataModule):
 
     def rows(self, stage: str) -> list[dict[str, str]]:
         if stage not in self._rows:
-            path = self.hparams[f"{stage}_manifest"]
-            if not path:
-                raise ValueError(f"data.{stage}_manifest is not set")
-            self._rows[stage] = read_parallel(path)
+            if stage == "train":
+                self._rows[stage] = self._train_rows()
+            else:
+                path = self.hparams[f"{stage}_manifest"]
+                if not path:
+                    raise ValueError(f"data.{stage}_manifest is not set")
+                self._rows[stage] = read_parallel(path)
         return self._rows[stage]
 
+    def _train_rows(self) -> list[dict[str, str]]:
+        paths = named_paths(self.hp.train_manifest)
+        if not paths:
+            raise ValueError("data.train_manifest is not set")
+        limits = dict(self.hp.train_rows or {})
+        unknown = set(limits) - set(paths)
+        if unknown:
+            raise ValueError(f"data.train_rows names {sorted(unknown)}, not in data.train_manifest {sorted(paths)}")
+        sources = {k: read_parallel(p)[:limits[k]] if k in limits else read_parallel(p) for k, p in paths.items()}
+        rows = mix_rows(sources, self.hp.train_weights, self.hp.seed)
+        log.info("training rows: %s -> %d mixed", ", ".join(f"{k} {len(v)}" for k, v in sources.items()), len(rows))
+        if not rows:
+            raise ValueError(f"no training rows in {', '.join(paths.values())} (data.train_rows, data.train_weights)")
+        return rows
+
     def all_langs(self) -> list[str]:
-        """Languages of the corpus (or the configured list), held-out ones included."""
-        if self.hp.langs:
-            return sorted(self.hp.langs)
-        return sorted({lang for r in self.rows("train") for lang in r})
+        """Languages of the training rows (those of the configured list when set), held-out ones included."""
+        present = {lang for r in self.rows("train") for lang in r}
+        return sorted(present & set(self.hp.langs) if self.hp.langs else present)
 
     def held_out(self) -> list[str]:
         return [lang for lang in self.hp.held_out or [] if lang in self.all_langs()]
@@ -112,17 +176,15 @@ class ParallelTextDataModule(L.LightningDataModule):
                 log.info("trained a %d-piece tokenizer: %s", len(self._tokenizer), path)
         return self._tokenizer
 
+    def mono_texts(self, lang: str) -> list[str]:
+        """``<lang>.txt`` of every mono folder, the training rows' sentences when no folder has the language."""
+        files = [Path(d) / f"{lang}.txt" for d in named_paths(self.hp.mono_dir).values()]
+        texts = [line for f in files if f.is_file() for line in f.read_text(encoding="utf-8").splitlines()]
+        return texts or [r[lang] for r in self.rows("train") if lang in r]
+
     def _tokenizer_texts(self) -> list[str]:
-        langs = self.train_langs()  # held-out languages stay unseen, as a new language would be
-        mono = Path(self.hp.mono_dir) if self.hp.mono_dir else None
-        texts: list[str] = []
-        for lang in langs:
-            f = mono / f"{lang}.txt" if mono else None
-            if f is not None and f.is_file():
-                texts += f.read_text(encoding="utf-8").splitlines()
-            else:
-                texts += [r[lang] for r in self.rows("train") if lang in r]
-        return texts
+        # Held-out languages stay unseen, as a new language would be.
+        return [t for lang in self.train_langs() for t in self.mono_texts(lang)]
 
     def model_kwargs(self) -> dict[str, Any]:
         """What the model needs from the data before it can be built."""
@@ -158,13 +220,15 @@ class ParallelTextDataModule(L.LightningDataModule):
         return DataLoader(ds, batch_sampler=sampler, collate_fn=self._collate_pairs, num_workers=self.hp.num_workers)
 
     def eval_items(self, stage: str) -> list[tuple[str, int, str]]:
-        """(lang, meaning index, sentence) of the aligned evaluation sets, every language.
+        """(lang, row index, sentence) of the first ``eval_sentences`` rows with two or more corpus languages.
 
-        Ordered meaning by meaning, so even a single batch (fast_dev_run) holds aligned sentences of every language.
+        Each language pair is scored on the rows both have (``text.xsim.pairwise_matrix``), so real text, where a
+        row lacks some languages, evaluates as well as the generated corpus, where every row has them all. Ordered
+        row by row, so even a single batch (fast_dev_run) holds aligned sentences of several languages.
         """
-        sets = aligned_sets(self.rows(stage), self.all_langs(), self.hp.eval_sentences)
-        n = len(next(iter(sets.values()), []))
-        return [(lang, i, sets[lang][i]) for i in range(n) for lang in sets]
+        langs = self.all_langs()
+        rows = [r for r in self.rows(stage) if sum(lang in r for lang in langs) >= 2][:self.hp.eval_sentences]
+        return [(lang, i, r[lang]) for i, r in enumerate(rows) for lang in langs if lang in r]
 
     def _eval_loader(self, stage: str) -> DataLoader:
         items: Any = self.eval_items(stage)  # a list serves as a map-style dataset

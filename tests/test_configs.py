@@ -25,6 +25,7 @@ SHRINK: dict[str, dict[str, object]] = {
     "speech.asr.llm.config.decoder_lm_tiny": {"d_model": 32, "num_layers": 1, "num_heads": 2},
     "speech.ssl.config.wav2vec2_tiny": {"conv_dims": "[32,32,32,32,32,32,32]", "d_model": 32, "num_layers": 1,
                                         "num_heads": 2, "ffn_dim": 64, "pos_conv_kernel": 8, "pos_conv_groups": 2},
+    "text.lm_config.text_lm_tiny": {"d_model": 32, "num_layers": 1, "num_heads": 2, "ffn_dim": 64},
     "text.sentence_encoder.sentence_encoder_tiny": {"d_model": 32, "num_layers": 1, "num_heads": 2, "ffn_dim": 64,
                                                     "embed_dim": 16},
 }

@@ -41,6 +41,7 @@ def _overrides(corpus: Path) -> list[str]:
         "experiment=text_encoder", f"data.train_manifest={p}/train.jsonl", f"data.val_manifest={p}/dev.jsonl",
         f"data.test_manifest={p}/test.jsonl", f"data.mono_dir={corpus}/mono", "logger=csv",
         "callbacks.progress_bar=null", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", *TINY,
+        "trainer.precision=32-true",  # training-time xsim is compared with the fp32 evaluation of the export
     ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from common.losses import ContrastiveLoss
 from common.optim import adamw_warmup_cosine, decay_groups
 from text.sentence_encoder import SentenceEncoder, SentenceEncoderConfig, save_pretrained
 from text.tokenizer import SentencePieceTokenizer
-from text.xsim import format_matrix, mean_error, xsim_matrix
+from text.xsim import format_matrix, mean_error, pairwise_matrix
 
 
 def _as_dict(x: Any) -> dict[str, Any]:
@@ -39,6 +40,7 @@ class SentenceEncoderModule(L.LightningModule):
         min_lr_ratio: float = 0.05,
         scale: float = 20.0,
         margin: float = 0.3,
+        min_pair_rows: int = 20,
     ):
         super().__init__()
         enc = {**_as_dict(encoder), "vocab_size": vocab_size}
@@ -46,6 +48,7 @@ class SentenceEncoderModule(L.LightningModule):
             "encoder": enc, "vocab_size": vocab_size, "tokenizer_path": str(tokenizer_path),
             "langs": list(langs or []), "held_out": list(held_out or []), "lr": lr, "weight_decay": weight_decay,
             "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio, "scale": scale, "margin": margin,
+            "min_pair_rows": min_pair_rows,
         })
         self.net = SentenceEncoder(SentenceEncoderConfig(**enc))
         self.loss_fn = ContrastiveLoss(scale=scale, margin=margin)
@@ -74,18 +77,21 @@ class SentenceEncoderModule(L.LightningModule):
         self._eval_step(batch)
 
     def _log_xsim(self, stage: str) -> dict[str, dict[str, float]]:
-        embs = {lang: torch.stack([e for _, e in sorted(rows, key=lambda r: r[0])])
-                for lang, rows in self._eval.items()}
+        embs: dict[str, tuple[Sequence[int], Tensor]] = {
+            lang: ([i for i, _ in rows], torch.stack([e for _, e in rows])) for lang, rows in self._eval.items()}
         self._eval.clear()
         if len(embs) < 2:
             return {}
-        matrix = xsim_matrix(embs)
+        # An evaluation set smaller than min_pair_rows (fast_dev_run's single batch) is scored whole.
+        seen = len({i for ids, _ in embs.values() for i in ids})
+        matrix = pairwise_matrix(embs, min_rows=min(self.hparams["min_pair_rows"], seen))
         trained = [lang for lang in embs if lang in self.hparams["langs"]] or list(embs)
         self.log(f"{stage}/xsim", mean_error(matrix, trained), prog_bar=True, rank_zero_only=True)
         for lang in self.hparams["held_out"]:
             if lang in matrix:
-                pairs = [matrix[lang][b] for b in trained] + [matrix[b][lang] for b in trained]
-                self.log(f"{stage}_{lang}/xsim", sum(pairs) / len(pairs), rank_zero_only=True)
+                pairs = [e for b in trained for e in (matrix[lang].get(b), matrix[b].get(lang)) if e is not None]
+                if pairs:
+                    self.log(f"{stage}_{lang}/xsim", sum(pairs) / len(pairs), rank_zero_only=True)
         return matrix
 
     def on_validation_epoch_end(self) -> None:
@@ -111,10 +117,12 @@ class SentenceEncoderModule(L.LightningModule):
 
     @classmethod
     def evaluate(cls, cfg: Any, ckpt: str) -> dict[str, float]:
-        """xsim bitext retrieval and cross-lingual search on ``cfg.data``'s test split (common.evaluation.Evaluable).
+        """xsim bitext retrieval and cross-lingual search on ``cfg.data``'s test split, and on ``data.ood_manifest``
+        (held-out domains) when set (common.evaluation.Evaluable).
 
         ``ckpt`` is an exported model directory or a training checkpoint (then exported to ``<run>/model``);
-        ``xsim.json`` and an ``xsim.png`` heatmap go to the run folder.
+        ``xsim.json`` and an ``xsim.png`` heatmap go to the run folder (``ood/`` inside it for the second split),
+        and the OOD figures come back prefixed ``ood_``.
         """
         from text.xsim import evaluate_encoder
 
@@ -122,9 +130,17 @@ class SentenceEncoderModule(L.LightningModule):
         model_dir = Path(ckpt)
         if not model_dir.is_dir():
             model_dir = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True).export(out_dir / "model")
-        report = evaluate_encoder(model_dir, cfg.data.test_manifest, out_dir, limit=cfg.get("eval_sentences", 1000))
-        print(format_matrix(report["xsim_error"]))  # type: ignore[arg-type]
-        metrics = {k: float(v) for k, v in report.items() if k.startswith("mean_")}  # type: ignore[arg-type]
-        print("\n".join(f"{k}: {v:.4f}" for k, v in metrics.items()))
-        rank_zero_info(f"wrote {out_dir / 'xsim.json'} and {out_dir / 'xsim.png'}")
+        splits = {"test": (cfg.data.test_manifest, out_dir, "")}
+        if cfg.data.get("ood_manifest"):
+            splits["ood"] = (cfg.data.ood_manifest, out_dir / "ood", "ood_")
+        metrics: dict[str, float] = {}
+        for name, (manifest, folder, prefix) in splits.items():
+            report = evaluate_encoder(model_dir, manifest, folder, limit=cfg.get("eval_sentences", 1000),
+                                      min_rows=cfg.model.get("min_pair_rows", 20))
+            print(f"\n{name}: {manifest} ({report['sentences']} rows)")
+            print(format_matrix(report["xsim_error"]))  # type: ignore[arg-type]
+            figures = {k: float(v) for k, v in report.items() if k.startswith("mean_")}  # type: ignore[arg-type]
+            print("\n".join(f"{k}: {v:.4f}" for k, v in figures.items()))
+            metrics.update({prefix + k: v for k, v in figures.items()})
+            rank_zero_info(f"wrote {folder / 'xsim.json'} and {folder / 'xsim.png'}")
         return metrics

@@ -9,7 +9,7 @@ whose retrieved target is not their translation. Row ``i`` of every language's m
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -54,6 +54,25 @@ def xsim_matrix(embs: dict[str, Tensor], margin: str = "ratio", k: int = 4) -> d
     return {a: {b: xsim_error(embs[a], embs[b], margin, k) for b in langs if b != a} for a in langs}
 
 
+def pairwise_matrix(embs: Mapping[str, tuple[Sequence[int], Tensor]], margin: str = "ratio", k: int = 4,
+                    min_rows: int = 1) -> dict[str, dict[str, float]]:
+    """``{src: {tgt: error}}`` where each language has embeddings of some rows (``(row ids, [N, E])``).
+
+    A pair is scored on the rows both languages have, and left out when they share fewer than ``min_rows``.
+    """
+    pos = {lang: {int(r): i for i, r in enumerate(ids)} for lang, (ids, _) in embs.items()}
+    langs = sorted(embs)
+    out: dict[str, dict[str, float]] = {a: {} for a in langs}
+    for a in langs:
+        for b in langs:
+            shared = sorted(pos[a].keys() & pos[b].keys()) if a != b else []
+            if len(shared) >= max(min_rows, 1):
+                ia = torch.tensor([pos[a][r] for r in shared])
+                ib = torch.tensor([pos[b][r] for r in shared])
+                out[a][b] = xsim_error(embs[a][1][ia], embs[b][1][ib], margin, k)
+    return out
+
+
 def mean_error(matrix: dict[str, dict[str, float]], langs: Sequence[str] | None = None) -> float:
     """Mean error over ordered pairs whose both languages are in ``langs`` (all when ``None``)."""
     keep = set(langs) if langs is not None else set(matrix)
@@ -75,7 +94,9 @@ def format_matrix(matrix: dict[str, dict[str, float]], title: str = "xsim error 
     width = max(9, *(len(lang) + 1 for lang in langs))
     lines = [f"{title:<{width}}" + "".join(f"{b:>{width}}" for b in langs)]
     for a in langs:
-        cells = "".join(f"{'-':>{width}}" if a == b else f"{100 * matrix[a][b]:>{width}.2f}" for b in langs)
+        # A pair with too few shared rows (pairwise_matrix) is shown as "."
+        cells = "".join(f"{'-':>{width}}" if a == b else f"{'.':>{width}}" if b not in matrix[a]
+                        else f"{100 * matrix[a][b]:>{width}.2f}" for b in langs)
         lines.append(f"{a:<{width}}" + cells)
     return "\n".join(lines)
 
@@ -88,7 +109,7 @@ def plot_heatmap(matrix: dict[str, dict[str, float]], path: str | Path, title: s
     import matplotlib.pyplot as plt
 
     langs = sorted(matrix)
-    grid = [[100 * matrix[a][b] if a != b else float("nan") for b in langs] for a in langs]
+    grid = [[100 * matrix[a][b] if b in matrix[a] else float("nan") for b in langs] for a in langs]
     fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(langs), 0.8 + 0.6 * len(langs)))
     im = ax.imshow(grid, cmap="viridis_r", vmin=0)
     ax.set_xticks(range(len(langs)), langs, rotation=45, ha="right")
@@ -97,7 +118,7 @@ def plot_heatmap(matrix: dict[str, dict[str, float]], path: str | Path, title: s
     ax.set_ylabel("source")
     for i, row in enumerate(grid):
         for j, v in enumerate(row):
-            if i != j:
+            if v == v:  # not NaN: the diagonal and pairs without enough shared rows stay blank
                 ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7, color="white" if v > 50 else "black")
     fig.colorbar(im, ax=ax)
     ax.set_title(title)
@@ -119,28 +140,38 @@ def write_report(matrix: dict[str, dict[str, float]], out_dir: str | Path, extra
 
 
 def evaluate_encoder(model_dir: str | Path, manifest: str | Path, out_dir: str | Path, limit: int | None = 1000,
-                     batch_size: int = 128) -> dict[str, object]:
-    """xsim (ratio margin and cosine) and search recall of a saved sentence encoder on an aligned parallel split.
+                     batch_size: int = 128, langs: Sequence[str] | None = None, min_rows: int = 20,
+                     ) -> dict[str, object]:
+    """xsim (ratio margin and cosine) and search recall of a saved sentence encoder on a parallel split.
 
-    Writes ``xsim.json`` and ``xsim.png`` to ``out_dir``; returns the same figures.
+    ``langs``: the languages scored, by default the model's (trained and held out) that the split has, else all
+    of the split's. The first ``limit`` rows with two of them are read, and each pair is scored on the rows both
+    languages have (``pairwise_matrix``; pairs sharing fewer than ``min_rows`` are left out), so real text with
+    gaps works as well as a fully aligned split. Writes ``xsim.json`` and ``xsim.png`` to ``out_dir``.
     """
-    from text.parallel import aligned_sets, read_parallel
+    from text.parallel import read_parallel
     from text.sentence_encoder import read_config
     from text.towers import TextTowerConfig, build_text_tower
 
     config = read_config(model_dir)
     rows = read_parallel(manifest)
-    langs = sorted({lang for r in rows for lang in r})
-    sets = aligned_sets(rows, langs, limit)
-    if not sets[langs[0]]:
-        raise ValueError(f"{manifest}: no row has every language ({', '.join(langs)})")
+    present = {lang for r in rows for lang in r}
+    known = set(langs or [*config.get("langs", []), *config.get("held_out", [])]) & present
+    langs = sorted(known or present)
+    rows = [r for r in rows if sum(lang in r for lang in langs) >= 2][:limit]
+    if not rows:
+        raise ValueError(f"{manifest}: no row has two of the languages {', '.join(langs)}")
     tower = build_text_tower(TextTowerConfig(kind="sentence_encoder", path=str(model_dir)))
-    embs = {lang: tower.encode(texts, lang, batch_size) for lang, texts in sets.items()}
-    ratio, cosine = xsim_matrix(embs, "ratio"), xsim_matrix(embs, "cosine")
+    embs: dict[str, tuple[Sequence[int], Tensor]] = {}
+    for lang in langs:
+        ids = [i for i, r in enumerate(rows) if lang in r]
+        embs[lang] = (ids, tower.encode([rows[i][lang] for i in ids], lang, batch_size))
+    ratio = pairwise_matrix(embs, "ratio", min_rows=min_rows)
+    cosine = pairwise_matrix(embs, "cosine", min_rows=min_rows)
     trained = [lang for lang in langs if lang in config.get("langs", [])] or langs
-    recall = {a: {b: search_recall(embs[a], embs[b]) for b in langs if b != a} for a in langs}
+    recall = {a: {b: _pair_recall(embs[a], embs[b]) for b in ratio[a]} for a in langs}
     summary = {
-        "model": str(model_dir), "manifest": str(manifest), "sentences": len(sets[langs[0]]),
+        "model": str(model_dir), "manifest": str(manifest), "sentences": len(rows),
         "trained_langs": trained, "held_out": [lang for lang in langs if lang not in trained],
         "mean_xsim_trained": mean_error(ratio, trained), "mean_xsim_cosine_trained": mean_error(cosine, trained),
         "mean_recall@1_trained": _mean_recall(recall, trained, "recall@1"),
@@ -148,6 +179,13 @@ def evaluate_encoder(model_dir: str | Path, manifest: str | Path, out_dir: str |
     }
     write_report(ratio, out_dir, {**summary, "xsim_cosine_error": cosine, "search_recall": recall})
     return {**summary, "xsim_error": ratio}
+
+
+def _pair_recall(a: tuple[Sequence[int], Tensor], b: tuple[Sequence[int], Tensor]) -> dict[str, float]:
+    """search_recall on the rows both languages have."""
+    pa, pb = {r: i for i, r in enumerate(a[0])}, {r: i for i, r in enumerate(b[0])}
+    shared = sorted(pa.keys() & pb.keys())
+    return search_recall(a[1][[pa[r] for r in shared]], b[1][[pb[r] for r in shared]])
 
 
 def _mean_recall(recall: dict[str, dict[str, dict[str, float]]], langs: Sequence[str], key: str) -> float:
