@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ TINY = {"d_model": 32, "num_layers": 1, "num_heads": 2, "ffn_dim": 64, "max_leng
 
 
 @pytest.fixture(scope="module")
-def lm(tmp_path_factory: pytest.TempPathFactory) -> tuple[TextLMDataModule, TextLMModule]:
+def lm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TextLMDataModule, TextLMModule]]:
     corpus = write_tiny_corpus(tmp_path_factory.mktemp("corpus"))
     dm = TextLMDataModule(
         train_manifest=str(corpus / "parallel" / "train.jsonl"), val_manifest=str(corpus / "parallel" / "dev.jsonl"),
@@ -25,7 +26,10 @@ def lm(tmp_path_factory: pytest.TempPathFactory) -> tuple[TextLMDataModule, Text
         max_length=32,
     )
     torch.manual_seed(0)
-    return dm, TextLMModule(text_lm_tiny(**TINY), **dm.model_kwargs(), lr=3e-3, warmup_steps=1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model runs several times faster on one thread of a shared CPU
+    yield dm, TextLMModule(text_lm_tiny(**TINY), **dm.model_kwargs(), lr=3e-3, warmup_steps=1)
+    torch.set_num_threads(threads)
 
 
 def _val_loss(module: TextLMModule, dm: TextLMDataModule) -> float:
