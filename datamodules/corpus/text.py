@@ -126,17 +126,25 @@ def _same_corpus(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return {k: v for k, v in a.items() if k != "overwrite"} == {k: v for k, v in b.items() if k != "overwrite"}
 
 
+def existing_corpus(stats_path: Path, config: dict[str, Any], overwrite: bool) -> dict[str, Any] | None:
+    """The statistics of a corpus already built with the same config (None: build it); another config is an error."""
+    if not stats_path.exists() or overwrite:
+        return None
+    old = json.loads(stats_path.read_text(encoding="utf-8"))
+    if not _same_corpus(old.get("config") or {}, config):
+        raise FileExistsError(f"{stats_path}: corpus exists with another config; pass overwrite=true to rebuild")
+    log.info("%s exists with the same config; skipping (overwrite=true rebuilds)", stats_path)
+    return dict(old)
+
+
 @CORPUS_BUILDERS.register("text")
 def build_text_corpus(cfg: TextCorpusConfig) -> dict[str, Any]:
     """Write the corpus (skipped when it exists with the same config) and return its statistics."""
     root = Path(cfg.out_dir)
     stats_path = root / "stats.json"
-    if stats_path.exists() and not cfg.overwrite:
-        old = json.loads(stats_path.read_text(encoding="utf-8"))
-        if _same_corpus(old.get("config") or {}, asdict(cfg)):
-            log.info("%s exists with the same config; skipping (overwrite=true rebuilds)", stats_path)
-            return dict(old)
-        raise FileExistsError(f"{stats_path}: corpus exists with another config; pass overwrite=true to rebuild")
+    existing = existing_corpus(stats_path, asdict(cfg), cfg.overwrite)
+    if existing is not None:
+        return existing
     langs = _langs(cfg)
     splits = sample_splits(cfg)
     stats: dict[str, Any] = {"config": asdict(cfg), "langs": langs, "splits": {}}

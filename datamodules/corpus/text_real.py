@@ -20,7 +20,7 @@ from typing import Any
 from common.commands import CORPUS_BUILDERS
 from common.io import atomic_open, write_jsonl
 from datamodules.corpus import text_real_sources as src
-from datamodules.corpus.text import _same_corpus, _write_lines
+from datamodules.corpus.text import _write_lines, existing_corpus
 from datamodules.corpus.text_real_extra import cldr_rows, mono_words
 
 log = logging.getLogger(__name__)
@@ -202,12 +202,9 @@ def build_real_text_corpus(cfg: RealTextCorpusConfig) -> dict[str, Any]:
     """Write the corpus (skipped when it exists with the same config) and return its statistics."""
     root = Path(cfg.out_dir)
     stats_path = root / "stats.json"
-    if stats_path.exists() and not cfg.overwrite:
-        old = json.loads(stats_path.read_text(encoding="utf-8"))
-        if _same_corpus(old.get("config") or {}, asdict(cfg)):
-            log.info("%s exists with the same config; skipping (overwrite=true rebuilds)", stats_path)
-            return dict(old)
-        raise FileExistsError(f"{stats_path}: corpus exists with another config; pass overwrite=true to rebuild")
+    existing = existing_corpus(stats_path, asdict(cfg), cfg.overwrite)
+    if existing is not None:
+        return existing
     system = reserved(Path(cfg.system_locale_dir))
     provenance: list[dict[str, Any]] = []
     in_domain = read_packages(cfg.packages, cfg, system, provenance)
