@@ -1,7 +1,7 @@
 """Real-sentence xsim against the amount of real parallel text in training: short fixed-step trainings.
 
-    python benchmarks/text_real_curve.py [sizes=0,1000,4000,all] [steps=1500] [out=runs/bench/text_real_curve]
-        [eval_sentences=1000] [any train.py override, e.g. trainer.precision=32-true ...]
+    python benchmarks/text_real_curve.py [sizes=[0,1000,4000,all]] [steps=1500] [out=runs/bench/text_real_curve]
+        [eval_sentences=1000] [train_overrides=[trainer.precision=32-true]]
 
 Each point trains experiment=text_encoder_real for ``steps`` steps (no time limit, no early stopping) on the first N
 rows of data/text_real's train split plus all of the generated corpus (rows in their natural proportion; N=0 is
@@ -15,35 +15,20 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import hydra
 from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
+from omegaconf import DictConfig, open_dict
 
 from common import runner
 from common.io import atomic_open
 from text.xsim import evaluate_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
-KEYS = {"sizes": "0,1000,4000,all", "steps": "1500", "out": "runs/bench/text_real_curve", "eval_sentences": "1000"}
 PIVOT = "eng_Latn"
-
-
-def parse(argv: list[str]) -> tuple[dict[str, str], list[str]]:
-    """This script's keys, and every other ``key=value`` as a train.py override."""
-    args, overrides = dict(KEYS), []
-    for word in argv:
-        key, sep, value = word.partition("=")
-        if not sep:
-            raise SystemExit(f"expected key=value, got {word!r}\n{__doc__}")
-        if key in KEYS:
-            args[key] = value
-        else:
-            overrides.append(word)
-    return args, overrides
 
 
 def pivot_errors(matrix: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -86,13 +71,13 @@ def train_point(size: str, steps: int, out: Path, overrides: list[str]) -> Path:
     return model
 
 
-def run(argv: list[str]) -> list[dict[str, Any]]:
-    args, overrides = parse(argv)
+def run(cfg: DictConfig) -> list[dict[str, Any]]:
     runner.register_resolvers()
-    out, steps, limit = Path(args["out"]), int(args["steps"]), int(args["eval_sentences"])
+    out, steps, limit = Path(cfg.out), int(cfg.steps), int(cfg.eval_sentences)
+    overrides = [str(x) for x in cfg.train_overrides]
     data = ROOT / "data"
     points: list[dict[str, Any]] = []
-    for size in [s.strip() for s in args["sizes"].split(",") if s.strip()]:
+    for size in [str(x) for x in cfg.sizes]:
         start = time.perf_counter()
         model = train_point(size, steps, out, overrides)
         ood = evaluate_encoder(model, data / "text_real/parallel/test_ood.jsonl", model.parent / "ood", limit)
@@ -113,5 +98,15 @@ def run(argv: list[str]) -> list[dict[str, Any]]:
     return points
 
 
+@hydra.main(version_base="1.3", config_path="../configs/benchmarks", config_name="text_real_curve")
+def _cli(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+def main(argv: list[str]) -> list[dict[str, Any]]:
+    """``python benchmarks/text_real_curve.py`` in-process, ``argv`` its ``key=value`` words."""
+    return runner.compose_and_run("text_real_curve", argv, run, runner.BENCHMARK_CONFIGS, "benchmarks")
+
+
 if __name__ == "__main__":
-    run(sys.argv[1:])
+    _cli()

@@ -59,11 +59,12 @@ class ErrorRates:
         }
 
 
-def format_table(summary: dict[str, dict[str, float]]) -> str:
-    """A fixed-width table of per-language CER/WER in percent."""
-    lines = [f"{'lang':<10} {'n':>6} {'CER %':>7} {'WER %':>7}"]
+def format_table(summary: dict[str, dict[str, float]], key: str = "lang") -> str:
+    """A fixed-width table of per-language (or per-``key``) CER/WER in percent."""
+    width = max([10, *(len(k) for k in summary)])
+    lines = [f"{key:<{width}} {'n':>6} {'CER %':>7} {'WER %':>7}"]
     for lang, m in summary.items():
-        lines.append(f"{lang:<10} {int(m['n']):>6} {100 * m['cer']:>7.2f} {100 * m['wer']:>7.2f}")
+        lines.append(f"{lang:<{width}} {int(m['n']):>6} {100 * m['cer']:>7.2f} {100 * m['wer']:>7.2f}")
     return "\n".join(lines)
 
 

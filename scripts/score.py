@@ -21,9 +21,12 @@ from datamodules.manifest import read_manifest
 from text.normalize import normalize_transcript
 
 
-def score(hyp_path: str, ref_path: str | None = None) -> dict[str, dict[str, float]]:
+def score(hyp_path: str, ref_path: str | None = None, by: str | None = None) -> dict[str, dict[str, float]]:
+    """CER/WER per reference language, or per value of the reference manifest's field ``by`` (speaker, ...)."""
     hyps = read_jsonl_lenient(hyp_path)
-    refs = {r["audio_raw"]: r for r in read_manifest(ref_path)} if ref_path else {}
+    # A transcript names its audio as its input did: the manifest's own path, or the file's absolute path.
+    refs = {key: r for r in read_manifest(ref_path) for key in (r["audio_raw"], str(Path(r["audio"]).resolve()))
+            } if ref_path else {}
     rates = ErrorRates()
     missing = 0
     for h in hyps:
@@ -33,7 +36,8 @@ def score(hyp_path: str, ref_path: str | None = None) -> dict[str, dict[str, flo
             continue
         # The reference's language groups the scores: a misidentified language counts against the true one.
         lang = refs.get(h["audio"], {}).get("lang") or h.get("ref_lang") or h.get("lang") or "und"
-        rates.update([normalize_transcript(h["text"], lang)], [normalize_transcript(ref, lang)], [lang])
+        group = lang if by is None else str(refs.get(h["audio"], {}).get(by, "?"))
+        rates.update([normalize_transcript(h["text"], lang)], [normalize_transcript(ref, lang)], [group])
     if missing:
         print(f"{missing} transcript(s) had no reference and were not scored", file=sys.stderr)
     return rates.summary()
@@ -41,8 +45,10 @@ def score(hyp_path: str, ref_path: str | None = None) -> dict[str, dict[str, flo
 
 def run(cfg: DictConfig) -> dict[str, dict[str, float]]:
     """Score ``cfg.hyp``, print the table and write the summary to ``cfg.out``."""
-    summary = score(cfg.hyp, cfg.ref)
-    print(format_table(summary))
+    if cfg.get("by") and not cfg.ref:
+        raise SystemExit("score: by= groups by a field of the reference manifest, so it needs ref=<manifest.jsonl>")
+    summary = score(cfg.hyp, cfg.ref, cfg.get("by"))
+    print(format_table(summary, cfg.get("by") or "lang"))
     out = Path(cfg.out or Path(cfg.hyp).with_suffix(".scores.json"))
     with atomic_open(out, "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2)

@@ -110,6 +110,26 @@ def test_score_writes_its_summary(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert (tmp_path / "other.json").is_file()
 
 
+def test_score_groups_by_the_reference_language_or_a_manifest_field(tmp_path: Path) -> None:
+    (tmp_path / "a.wav").write_bytes(b"")
+    (tmp_path / "b.wav").write_bytes(b"")
+    ref = tmp_path / "ref.jsonl"
+    ref.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"audio": "a.wav", "text": "guten tag", "lang": "deu_Latn", "voice_quality": "whisper"},
+        {"audio": "b.wav", "text": "hola mundo", "lang": "spa_Latn", "voice_quality": "modal"}]), encoding="utf-8")
+    hyp = tmp_path / "hyp.jsonl"
+    # b.wav was misidentified as German: it still counts against Spanish, the reference's language.
+    hyp.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"audio": "a.wav", "text": "guten tag", "lang": "deu_Latn"},  # transcribe.py copies the manifest's path
+        {"audio": "b.wav", "text": "hola mundi", "lang": "deu_Latn"}]), encoding="utf-8")
+    by_lang = compose_and_run("score", [f"hyp={hyp}", f"ref={ref}"], load_script("score").run)
+    assert set(by_lang) == {"deu_Latn", "spa_Latn", "all"} and by_lang["spa_Latn"]["cer"] == pytest.approx(1 / 10)
+    by_voice = compose_and_run("score", [f"hyp={hyp}", f"ref={ref}", "by=voice_quality"], load_script("score").run)
+    assert by_voice["whisper"]["cer"] == 0 and by_voice["modal"]["cer"] == pytest.approx(1 / 10)
+    with pytest.raises(SystemExit, match="needs ref="):
+        compose_and_run("score", [f"hyp={hyp}", "by=voice_quality"], load_script("score").run)
+
+
 def test_build_word_lm_writes_an_arpa_file(tmp_path: Path) -> None:
     src = tmp_path / "corpus.txt"
     src.write_text("the cat sat\n\nthe dog sat\n", encoding="utf-8")

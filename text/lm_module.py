@@ -76,6 +76,20 @@ class TextLMModule(L.LightningModule):
         if loss is not None:
             self.log("val/ppl", math.exp(min(float(loss), 50.0)))
 
+    @classmethod
+    def evaluate(cls, cfg: Any, ckpt: str) -> dict[str, float]:
+        """Per-token loss and perplexity of a checkpoint on ``cfg.data``'s test text (common.evaluation.Evaluable)."""
+        import hydra
+
+        from common.evaluation import trainer_test
+
+        model = cls.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
+        metrics = trainer_test(cfg, model, hydra.utils.instantiate(cfg.data, _convert_="all"), ckpt)
+        if "test/loss" in metrics:
+            metrics["test/ppl"] = math.exp(min(metrics["test/loss"], 50.0))
+        print("\n".join(f"{k}: {v:.4f}" for k, v in metrics.items()))
+        return metrics
+
     def configure_optimizers(self) -> Any:
         hp = self.hparams
         return adamw_warmup_cosine(self, decay_groups(self.named_parameters(), hp["weight_decay"]), hp["lr"],
