@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import random
 import re
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from datamodules.corpus.languages import script, spec
 from text.normalize import normalize_transcript
+from text.parallel import read_parallel
 from text.parallel import user_sentences as user_sentences  # re-exported: corpus builders read user text
 
 log = logging.getLogger(__name__)
@@ -149,15 +149,8 @@ def real_sentences(path: str, langs: tuple[str, ...]) -> dict[str, tuple[str, ..
                  file)
         return {}
     out: dict[str, dict[str, None]] = {lang: {} for lang in langs}
-    with file.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                texts = json.loads(line)["texts"]
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise ValueError(f"{file}:{n}: not a text_real row with 'texts' ({e})") from e
-            for lang in langs:
-                if isinstance(texts.get(lang), str) and texts[lang].strip():
-                    out[lang][texts[lang].strip()] = None
+    for texts in read_parallel(file):
+        for lang in langs:
+            if lang in texts:
+                out[lang][texts[lang].strip()] = None
     return {lang: tuple(s) for lang, s in out.items()}
