@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 t0=$(date +%s)
 bash scripts/setup.sh
 py=.venv/bin/python
+source scripts/time_budget.sh
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
 
 for corpus in text text_real; do
@@ -25,18 +26,9 @@ t1=$(date +%s)
 run=runs/train/text_encoder_real_default
 resume=()
 [ -f "$run/checkpoints/last.ckpt" ] && resume=(ckpt_path=last) && echo "[text] resuming $run"
-# Training gets what is left of the job's 30 minutes (MAIN_JOB_MINUTES) after setup and the corpora, less 3 minutes
-# for the tokenizer and the two evaluations, and at least 10 minutes. A trainer.max_time=... argument overrides it.
-# A resumed run keeps the budget it started with (saved beside its checkpoints), so the LR schedule stays put.
-if [ ${#resume[@]} -gt 0 ] && [ -f "$run/time_budget" ]; then
-  max_time=$(cat "$run/time_budget")
-else
-  left=$(( ${MAIN_JOB_MINUTES:-30} * 60 - ($(date +%s) - t0) - 180 ))
-  (( left < 600 )) && left=600
-  max_time=$(printf '%02d:%02d:%02d:%02d' $((left / 86400)) $((left % 86400 / 3600)) $((left % 3600 / 60)) \
-    $((left % 60)))
-  mkdir -p "$run" && echo "$max_time" > "$run/time_budget"
-fi
+# Training gets what is left of the job's 30 minutes after setup and the corpora, less 3 minutes for the tokenizer
+# and the two evaluations (scripts/time_budget.sh). A trainer.max_time=... argument overrides it.
+max_time=$(time_budget "$run" "$t0" 180)
 echo "[text] training experiment=text_encoder_real for at most $max_time (DD:HH:MM:SS)"
 # test=false: the evaluation below scores the test split, and the OOD split beside it.
 $py scripts/train.py experiment=text_encoder_real run_name=text_encoder_real_default test=false \
