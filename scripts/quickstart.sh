@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 t0=$(date +%s)
 bash scripts/setup.sh
 py=.venv/bin/python
+source scripts/time_budget.sh
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
 
 echo "[main] building the generated speech corpus (data/speech)"
@@ -16,19 +17,10 @@ t1=$(date +%s)
 run=runs/train/asr_lowres_default
 resume=()
 [ -f "$run/checkpoints/last.ckpt" ] && resume=(ckpt_path=last) && echo "[main] resuming $run"
-# Training gets what is left of the main job's 30 minutes (MAIN_JOB_MINUTES) after setup and the corpus, less
-# 5 minutes for the language-ID head, the LMs and the transcriptions, and at least 10 minutes: a slow pip install or corpus build
-# shortens training rather than the deadline. A trainer.max_time=... argument overrides it.
-# A resumed run keeps the budget it started with (saved beside its checkpoints), so the LR schedule stays put.
-if [ ${#resume[@]} -gt 0 ] && [ -f "$run/time_budget" ]; then
-  max_time=$(cat "$run/time_budget")
-else
-  left=$(( ${MAIN_JOB_MINUTES:-30} * 60 - ($(date +%s) - t0) - 300 ))
-  (( left < 600 )) && left=600
-  max_time=$(printf '%02d:%02d:%02d:%02d' $((left / 86400)) $((left % 86400 / 3600)) $((left % 3600 / 60)) \
-    $((left % 60)))
-  mkdir -p "$run" && echo "$max_time" > "$run/time_budget"
-fi
+# Training gets what is left of the main job's 30 minutes after setup and the corpus, less 5 minutes for the
+# language-ID head, the LMs and the transcriptions (scripts/time_budget.sh). A trainer.max_time=... argument
+# overrides it.
+max_time=$(time_budget "$run" "$t0" 300)
 echo "[main] training experiment=asr_lowres for at most $max_time (DD:HH:MM:SS)"
 # test=false: the transcription below scores the test split anyway.
 $py scripts/train.py experiment=asr_lowres run_name=asr_lowres_default test=false trainer.max_time="$max_time" \

@@ -177,7 +177,8 @@ def test_only_training_batches_are_augmented(tiny_corpus: Path) -> None:
 
 def test_asr_lowres_fast_dev_run_with_every_augmentation(tiny_corpus: Path, tmp_path: Path) -> None:
     base = compose_cfg("train", ["experiment=asr_lowres"], tmp_path)
-    assert AugmentConfig.from_dict(dict(base.data.augment)).active and base.data.speed_perturb is None
+    # Off in the recipe (measured: it cost in-domain CER and bought nothing out of domain in 24 minutes).
+    assert not AugmentConfig.from_dict(dict(base.data.augment)).active and base.data.speed_perturb is None
     every = [f"data.augment.{k}={v}" for k, v in EVERYTHING.items()]
     cfg = compose_cfg("train", ["experiment=asr_lowres", *tiny_overrides(tiny_corpus), *every, "debug=fdr"], tmp_path)
     metrics = load_script("train").train(cfg)
