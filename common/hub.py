@@ -218,13 +218,3 @@ def load_pretrained(
         raise ModelDirError(f"{d / layout.weights}: weights don't fit the config ({e})") from e
     files = {role: spec.files[role].load(d / name) for role, name in names.items() if role in spec.files}
     return Pretrained(model.to(device).eval(), config, files, d)
-
-
-def config_model_type(model_dir: str | os.PathLike[str], layout: Layout = DEFAULT_LAYOUT) -> str | None:
-    """The ``model_type`` a directory declares, or None when it has no readable config."""
-    try:
-        config = json.loads((Path(model_dir) / layout.config).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-        return None
-    kind = config.get("model_type") if isinstance(config, dict) else None
-    return kind if isinstance(kind, str) else None

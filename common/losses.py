@@ -69,6 +69,22 @@ def _clamped_scale(log_scale: Tensor, max_scale: float) -> Tensor:
     return log_scale.clamp(0.0, math.log(max_scale)).exp()
 
 
+class _ScaledLoss(nn.Module):
+    """A loss over similarities times a learnable, clamped inverse temperature (``logit_scale``)."""
+
+    def __init__(self, temperature: float, learnable: bool, max_scale: float, normalize: bool, gather: bool):
+        super().__init__()
+        self.logit_scale = _log_scale(temperature, learnable)
+        self.max_scale = max_scale
+        self.normalize = normalize
+        self.gather = gather
+
+    @property
+    def scale(self) -> Tensor:
+        """The clamped multiplier of the cosine similarities (1 / temperature)."""
+        return _clamped_scale(self.logit_scale, self.max_scale)
+
+
 def _check_pairs(a: Tensor, b: Tensor) -> None:
     if a.ndim != 2 or a.shape != b.shape:
         raise ValueError(f"paired embeddings must have equal [B, D] shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
@@ -129,7 +145,7 @@ def info_nce(anchors: Tensor, candidates: Tensor, scale: float | Tensor, offset:
     return F.cross_entropy(logits, target)
 
 
-class InfoNCELoss(nn.Module):
+class InfoNCELoss(_ScaledLoss):
     """Symmetric InfoNCE with a learnable temperature (CLIP; Radford et al., 2021), over the global batch under DDP.
 
     Args:
@@ -142,16 +158,7 @@ class InfoNCELoss(nn.Module):
 
     def __init__(self, temperature: float = 0.07, learnable: bool = True, max_scale: float = 100.0,
                  normalize: bool = True, gather: bool = True):
-        super().__init__()
-        self.logit_scale = _log_scale(temperature, learnable)
-        self.max_scale = max_scale
-        self.normalize = normalize
-        self.gather = gather
-
-    @property
-    def scale(self) -> Tensor:
-        """The clamped multiplier of the cosine similarities (1 / temperature)."""
-        return _clamped_scale(self.logit_scale, self.max_scale)
+        super().__init__(temperature, learnable, max_scale, normalize, gather)
 
     def forward(self, a: Tensor, b: Tensor) -> Tensor:
         """Loss of paired embeddings ``a [B, D]`` and ``b [B, D]`` (row i of each is one pair, e.g. image and text)."""
@@ -167,7 +174,7 @@ class InfoNCELoss(nn.Module):
         return 0.5 * (info_nce(a, all_b, scale, offset) + info_nce(b, all_a, scale, offset))
 
 
-class SigmoidLoss(nn.Module):
+class SigmoidLoss(_ScaledLoss):
     """Pairwise sigmoid loss (SigLIP; Zhai et al., 2023) with any number of positives per row, as FLAME uses.
 
     Every (row, column) pair is a binary classification: ``-log sigmoid(±(scale * cos + bias))`` with + for positives,
@@ -184,17 +191,8 @@ class SigmoidLoss(nn.Module):
 
     def __init__(self, temperature: float = 0.1, bias: float = -10.0, learnable: bool = True, max_scale: float = 100.0,
                  normalize: bool = True, gather: bool = True):
-        super().__init__()
-        self.logit_scale = _log_scale(temperature, learnable)
+        super().__init__(temperature, learnable, max_scale, normalize, gather)
         self.logit_bias = nn.Parameter(torch.tensor(float(bias)), requires_grad=learnable)
-        self.max_scale = max_scale
-        self.normalize = normalize
-        self.gather = gather
-
-    @property
-    def scale(self) -> Tensor:
-        """The clamped multiplier of the cosine similarities (1 / temperature)."""
-        return _clamped_scale(self.logit_scale, self.max_scale)
 
     def forward(self, x: Tensor, y: Tensor, positives: Tensor | None = None, x_ids: Tensor | None = None,
                 y_ids: Tensor | None = None) -> Tensor:
@@ -236,7 +234,7 @@ class SigmoidLoss(nn.Module):
         return F.one_hot(rows + offset, shape[1]).bool()
 
 
-class CosineQueueLoss(nn.Module):
+class CosineQueueLoss(_ScaledLoss):
     """Cosine regression onto target embeddings plus InfoNCE against the other targets and a FIFO queue of past ones.
 
     ``cosine_weight * mean(1 - cos(pred, target)) + contrastive_weight * InfoNCE``, where each prediction must pick its
@@ -261,22 +259,15 @@ class CosineQueueLoss(nn.Module):
 
     def __init__(self, dim: int, queue_size: int = 4096, cosine_weight: float = 1.0, contrastive_weight: float = 1.0,
                  temperature: float = 0.05, learnable: bool = False, max_scale: float = 100.0, gather: bool = True):
-        super().__init__()
         if queue_size < 0:
             raise ValueError(f"queue_size must be >= 0, got {queue_size}")
+        # The predictions are normalised for the cosine term anyway (see components).
+        super().__init__(temperature, learnable, max_scale, normalize=True, gather=gather)
         self.cosine_weight = cosine_weight
         self.contrastive_weight = contrastive_weight
-        self.logit_scale = _log_scale(temperature, learnable)
-        self.max_scale = max_scale
-        self.gather = gather
         self.register_buffer("queue", torch.zeros(queue_size, dim))  # [Q, D], unit rows once filled
         self.register_buffer("queue_len", torch.zeros((), dtype=torch.long))  # valid rows (the queue starts empty)
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))  # next row to overwrite
-
-    @property
-    def scale(self) -> Tensor:
-        """The clamped multiplier of the cosine similarities (1 / temperature)."""
-        return _clamped_scale(self.logit_scale, self.max_scale)
 
     def components(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
         """The unweighted ``cosine`` and ``contrastive`` terms for ``pred [B, D]`` and ``target [B, D]``."""
