@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import inspect
 import itertools
-import json
 import logging
 import os
 from collections.abc import Sequence
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from common.io import read_json_object
 from common.registry import Registry
 from speech.asr.align import align_text, check_timestamps
 from speech.asr.beam import LanguageModels
@@ -412,10 +412,8 @@ def model_type(path: str | os.PathLike[str]) -> str | None:
     cfg = Path(path) / "config.json"
     if not cfg.is_file():
         return None
-    try:
-        return json.loads(cfg.read_text(encoding="utf-8")).get("model_type")
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{cfg}: not valid JSON ({e})") from e
+    kind = read_json_object(cfg).get("model_type")
+    return kind if isinstance(kind, str) else None
 
 
 def load_transcriber(path: str | os.PathLike[str], device: str | torch.device = "cpu", **options: Any) -> Any:
