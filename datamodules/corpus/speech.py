@@ -4,7 +4,8 @@ Writes ``<out>/<split>/<lang>/*.wav`` (16 kHz mono) and ``<out>/<split>.jsonl`` 
 ``lang``, ``speaker``, ``voice_quality``, ``voice``, ``duration`` and ``source`` for the splits train, dev, test and
 test_ood. test_ood is out of domain twice over: its text comes from a source training never samples (text_real's
 held-out packages, else hand-written sentences kept out of training) and most of its speakers have voice qualities
-(``heldout_qualities``) that train and dev never use. Sentences never repeat across splits. Deterministic for a seed;
+(``heldout_qualities``) that train and dev never use. With ``heldout_speakers_per_lang`` (corpus=speech_tts), dev and
+test are spoken by voices training never hears. Sentences never repeat across splits. Deterministic for a seed;
 a re-run keeps finished files and renders the rest.
 """
 
@@ -56,6 +57,10 @@ class SpeechCorpusConfig:
     """Distinct synthetic speakers per language for train, dev and test."""
     ood_speakers_per_lang: int = 8
     """Distinct speakers per language for test_ood: two per held-out quality, the rest new training-quality voices."""
+    heldout_speakers_per_lang: int = 0
+    """With N > 0, dev and test are each spoken by N new speakers per language (training voice qualities, names
+    ``<lang>-devNN`` / ``<lang>-tstNN``) that training never hears, for unseen-voice TTS and speaker verification;
+    train and test_ood stay as with 0 (0: train, dev and test share the ``speakers_per_lang`` speakers)."""
     qualities: dict[str, float] = field(default_factory=lambda: {
         "modal": 0.35, "creaky": 0.1, "klatt": 0.1, "breathy": 0.1, "formant": 0.15, "pitch": 0.1, "band": 0.1,
         "flite": 0.2, "festival": 0.1})
@@ -126,6 +131,28 @@ def _speakers(lang: str, cfg: SpeechCorpusConfig, rng: random.Random) -> tuple[l
         ood_order.append(rng.choices(list(weights), weights=list(weights.values()))[0])
     ood = [make_speaker(f"{lang}-ood{k:02d}", q, rng) for k, q in enumerate(ood_order)]
     return train, ood
+
+
+def _heldout_speakers(lang: str, cfg: SpeechCorpusConfig) -> dict[str, list[Speaker]]:
+    """New speakers of dev and test (``heldout_speakers_per_lang`` each), none of them in training.
+
+    Their own random stream, so train and test_ood are the same utterances in the same voices as without them.
+    Qualities are drawn by weight without replacement (then with), so a few speakers still span several qualities.
+    """
+    n = cfg.heldout_speakers_per_lang
+    if n < 0:
+        raise ValueError(f"heldout_speakers_per_lang must be 0 or more, got {n}")
+    if n == 0:
+        return {}
+    rng = random.Random(f"{cfg.seed}:{lang}:heldout")
+    weights = {q: w for q, w in cfg.qualities.items() if w > 0 and available(q, lang)}
+    out: dict[str, list[Speaker]] = {}
+    for split, tag in (("dev", "dev"), ("test", "tst")):
+        order = sorted(weights, key=lambda q: -rng.random() ** (1 / weights[q]))[:n]
+        while len(order) < n:
+            order.append(rng.choices(list(weights), weights=list(weights.values()))[0])
+        out[split] = [make_speaker(f"{lang}-{tag}{k:02d}", q, rng) for k, q in enumerate(order)]
+    return out
 
 
 def _draw(lang: str, weights: dict[str, float], pool: dict[str, list[str]], rng: random.Random) -> tuple[str, str]:
@@ -223,10 +250,13 @@ def plan(cfg: SpeechCorpusConfig) -> list[Job]:
         spec(lang)
         rng = random.Random(f"{cfg.seed}:{lang}")
         speakers, ood_speakers = _speakers(lang, cfg, rng)
+        heldout = _heldout_speakers(lang, cfg)
         for split, items in _split_sentences(lang, cfg, rng).items():
             voices = ood_speakers if split == "test_ood" else speakers
             for idx, (text, source) in enumerate(items):
                 s = voices[rng.randrange(len(voices))]
+                if split in heldout:  # drawn above all the same, so the main stream stays as without held-out voices
+                    s = heldout[split][idx % len(heldout[split])]
                 jobs.append(Job(split, lang, idx, text, source, s, s.rate + rng.randint(-15, 15)))
     return jobs
 

@@ -1,0 +1,1 @@
+"""Speaker encoders shared by the TTS and source-tracing families: ECAPA-TDNN, AAM-softmax, speaker similarity."""
