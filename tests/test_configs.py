@@ -26,6 +26,7 @@ SHRINK: dict[str, dict[str, object]] = {
     "speech.ssl.config.wav2vec2_tiny": {"conv_dims": "[32,32,32,32,32,32,32]", "d_model": 32, "num_layers": 1,
                                         "num_heads": 2, "ffn_dim": 64, "pos_conv_kernel": 8, "pos_conv_groups": 2},
     "text.lm_config.text_lm_tiny": {"d_model": 32, "num_layers": 1, "num_heads": 2, "ffn_dim": 64},
+    "speech.tts.config.flow_tts_tiny": {"dim": 32, "depth": 2, "heads": 2, "unit_dim": 16, "conv_pos_groups": 4},
     "text.sentence_encoder.sentence_encoder_tiny": {"d_model": 32, "num_layers": 1, "num_heads": 2, "ffn_dim": 64,
                                                     "embed_dim": 16},
 }
@@ -38,6 +39,13 @@ def tiny_text_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.text_data import write_tiny_corpus
 
     return write_tiny_corpus(tmp_path_factory.mktemp("textcorpus"))
+
+
+@pytest.fixture(scope="session")
+def tiny_tts_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.tts_data import write_tts_corpus
+
+    return write_tts_corpus(tmp_path_factory.mktemp("ttscorpus"))
 
 
 @pytest.fixture(scope="session")
@@ -70,12 +78,17 @@ def _tiny_data(cfg: DictConfig, request: pytest.FixtureRequest) -> list[str]:
     """Tiny data of the config's own kind (single process, CPU, CSV logger); the helpers' model keys left out."""
     from datamodules.speech import SpeechDataModule
     from datamodules.text import ParallelTextDataModule
+    from datamodules.tts import TTSDataModule
 
     cls = hydra.utils.get_class(cfg.data._target_)
     if issubclass(cls, ParallelTextDataModule):
         tiny = tiny_text_overrides(request.getfixturevalue("tiny_text_corpus"))
     elif issubclass(cls, SpeechDataModule):
         tiny = tiny_overrides(request.getfixturevalue("tiny_corpus"))
+    elif issubclass(cls, TTSDataModule):
+        from tests.tts_data import tiny_tts_overrides
+
+        tiny = tiny_tts_overrides(request.getfixturevalue("tiny_tts_corpus"))
     else:
         pytest.fail(f"{cfg.data._target_}: no tiny data for this datamodule yet; add it to _tiny_data")
     return [o for o in tiny if not o.startswith("+model.")]

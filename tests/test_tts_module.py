@@ -18,7 +18,7 @@ from speech.tts.model import FlowTTS
 from speech.tts.module import FlowTTSModule
 from speech.tts.vocab import UnitVocab
 from tests.helpers import compose_cfg, load_script
-from tests.tts_data import FRAMES_PER_UNIT, tiny_tts_overrides, write_tts_corpus
+from tests.tts_data import FRAMES_PER_UNIT, TINY_NET, tiny_tts_overrides, write_tts_corpus
 
 TINY = {"dim": 48, "depth": 2, "heads": 2, "unit_dim": 16, "conv_pos_groups": 4, "dropout": 0.0}
 
@@ -123,7 +123,8 @@ def test_hub_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
 
 
 def test_experiment_fast_dev_run_then_evaluate_and_export(corpus: Path, tmp_path: Path) -> None:
-    cfg = compose_cfg("train", ["experiment=tts_lowres", *tiny_tts_overrides(corpus), "debug=fdr"], tmp_path)
+    cfg = compose_cfg("train", ["experiment=tts_lowres", *tiny_tts_overrides(corpus), *TINY_NET,
+                               "model.val_sample_nfe=2", "debug=fdr"], tmp_path)
     assert cfg.monitor == "val/loss" and cfg.model.net._target_ == "speech.tts.config.flow_tts_tiny"
     metrics = load_script("train").train(cfg)
     assert metrics["train/loss"] > 0 and metrics["objective"] == metrics["val/loss"]

@@ -53,13 +53,16 @@ def write_tts_corpus(out: Path, per_lang: dict[str, int] | None = None) -> Path:
     return out
 
 
+TINY_NET = ["++model.net.dim=32", "++model.net.depth=2", "++model.net.heads=2", "++model.net.unit_dim=16",
+            "++model.net.conv_pos_groups=4"]
+"""Overrides that shrink ``flow_tts_tiny`` for tests."""
+
+
 def tiny_tts_overrides(corpus: Path) -> list[str]:
-    """experiment=tts_lowres on the tiny corpus with a tiny network, single process, CPU, CSV logger."""
+    """The tiny corpus as experiment=tts_lowres's data, single process, CPU, CSV logger (network size untouched)."""
     return [
         f"data.train_manifest={corpus}/train.jsonl", f"data.val_manifest={corpus}/dev.jsonl",
         f"data.test_manifest={corpus}/test.jsonl", "data.num_workers=0", "data.stats_utterances=4",
-        "++model.net.dim=32", "++model.net.depth=2", "++model.net.heads=2", "++model.net.unit_dim=16",
-        "++model.net.conv_pos_groups=4", "model.val_sample_nfe=2",
         "trainer.accelerator=cpu", "trainer.precision=32-true", "logger=csv", "callbacks.progress_bar=null",
         "trainer.enable_progress_bar=false",
     ]
