@@ -1,3 +1,3 @@
 """Imports the TTS modules that register model types (found through the ``polyglot_suite.plugins`` entry point)."""
 
-from speech.tts import hub  # noqa: F401
+from speech.tts import duration_hub, hub  # noqa: F401
