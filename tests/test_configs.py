@@ -27,6 +27,7 @@ SHRINK: dict[str, dict[str, object]] = {
                                         "num_heads": 2, "ffn_dim": 64, "pos_conv_kernel": 8, "pos_conv_groups": 2},
     "text.lm_config.text_lm_tiny": {"d_model": 32, "num_layers": 1, "num_heads": 2, "ffn_dim": 64},
     "speech.tts.config.flow_tts_tiny": {"dim": 32, "depth": 2, "heads": 2, "unit_dim": 16, "conv_pos_groups": 4},
+    "speech.tts.duration.duration_tiny": {"d_model": 32, "num_layers": 1, "num_heads": 2, "ffn_dim": 64},
     "text.sentence_encoder.sentence_encoder_tiny": {"d_model": 32, "num_layers": 1, "num_heads": 2, "ffn_dim": 64,
                                                     "embed_dim": 16},
 }
@@ -79,6 +80,7 @@ def _tiny_data(cfg: DictConfig, request: pytest.FixtureRequest) -> list[str]:
     from datamodules.speech import SpeechDataModule
     from datamodules.text import ParallelTextDataModule
     from datamodules.tts import TTSDataModule
+    from datamodules.tts_duration import DurationDataModule
 
     cls = hydra.utils.get_class(cfg.data._target_)
     if issubclass(cls, ParallelTextDataModule):
@@ -89,6 +91,11 @@ def _tiny_data(cfg: DictConfig, request: pytest.FixtureRequest) -> list[str]:
         from tests.tts_data import tiny_tts_overrides
 
         tiny = tiny_tts_overrides(request.getfixturevalue("tiny_tts_corpus"))
+    elif issubclass(cls, DurationDataModule):  # the same aligned rows, without audio (so no mel statistics)
+        from tests.tts_data import tiny_tts_overrides
+
+        tiny = [o for o in tiny_tts_overrides(request.getfixturevalue("tiny_tts_corpus"))
+                if not o.startswith("data.stats_utterances=")]
     else:
         pytest.fail(f"{cfg.data._target_}: no tiny data for this datamodule yet; add it to _tiny_data")
     return [o for o in tiny if not o.startswith("+model.")]
