@@ -20,7 +20,7 @@ from speech.speaker.config import EcapaConfig, ecapa_tiny
 from speech.speaker.hub import save_pretrained
 from speech.speaker.loss import AAMSoftmax
 from speech.speaker.model import AttentiveStatsPool, SpeakerEncoder
-from speech.speaker.similarity import similarity_report, speaker_similarity
+from speech.speaker.similarity import reference_trials, similarity_report, speaker_similarity
 from speech.speaker.verify import all_pairs, verification_metrics
 from tests.helpers import compose_cfg, load_script
 
@@ -182,6 +182,19 @@ def test_similarity_gap_fraction_is_one_at_ceiling_and_zero_at_floor() -> None:
         similarity_report(prompt, same[:3], same, other, speakers)
 
 
+def test_reference_trials_pick_ceiling_and_floor_recordings() -> None:
+    rows = [{"speaker": s, "lang": lang} for s, lang in
+            [("a", "x"), ("a", "x"), ("a", "x"), ("b", "x"), ("b", "x"), ("c", "y"), ("d", "y")]]
+    trials = reference_trials(rows, per_speaker=2)
+    assert [t.speaker for t in trials] == ["a", "a", "b", "b"]  # c and d have one recording each: no ceiling
+    for t in trials:
+        assert t.prompt != t.same and rows[t.same]["speaker"] == t.speaker != rows[t.other]["speaker"]
+        assert rows[t.other]["lang"] == rows[t.prompt]["lang"]
+    assert reference_trials(rows, per_speaker=2) == trials
+    with pytest.raises(ValueError, match="only one speaker"):
+        reference_trials(rows[:3])
+
+
 def test_speaker_similarity_of_waves() -> None:
     torch.manual_seed(0)
     net = SpeakerEncoder(EcapaConfig(**MICRO)).eval()
@@ -254,6 +267,7 @@ def test_train_export_and_evaluate_the_held_out_split(voices_manifest: Path, tmp
         ev = compose_cfg("eval", [*_overrides(voices_manifest, train=False), f"ckpt_path={ckpt}"], tmp_path / "eval")
         metrics = load_script("eval").evaluate(ev)
         assert 0 <= metrics["test/eer"] <= 1 and metrics["test/speakers"] == 3 and metrics["test/trials"] == 15
+        assert -1 <= metrics["test/sim_floor"] <= 1 and -1 <= metrics["test/sim_ceiling"] <= 1
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["metrics"]["test/eer"] == metrics["test/eer"]
 
 

@@ -19,11 +19,23 @@ from speech.speaker.config import EcapaConfig
 from speech.speaker.hub import load_encoder, save_pretrained
 from speech.speaker.loss import AAMSoftmax
 from speech.speaker.model import SpeakerEncoder
+from speech.speaker.similarity import cosine, reference_trials
 from speech.speaker.verify import all_pairs, verification_metrics
 
 log = logging.getLogger(__name__)
 NO_TRIALS_EER = 1.0
 """Logged as the EER when the split cannot form both kinds of trial, so such a validation never looks best."""
+
+
+def reference_similarity(emb: Tensor, speakers: list[str], langs: list[str], per_speaker: int = 5) -> dict[str, float]:
+    """Mean cosine of prompt <-> another recording of its speaker (``sim_ceiling``) and <-> another speaker of its
+    language (``sim_floor``): the scale that a TTS similarity figure is read against (speech.speaker.similarity)."""
+    trials = reference_trials([{"speaker": s, "lang": x} for s, x in zip(speakers, langs)], per_speaker)
+    if not trials:
+        return {}
+    idx = torch.tensor([[t.prompt, t.same, t.other] for t in trials])
+    return {"sim_ceiling": float(cosine(emb[idx[:, 0]], emb[idx[:, 1]]).mean()),
+            "sim_floor": float(cosine(emb[idx[:, 0]], emb[idx[:, 2]]).mean())}
 
 
 class SpeakerEncoderModule(L.LightningModule):
@@ -116,6 +128,8 @@ class SpeakerEncoderModule(L.LightningModule):
                         "%s/eer logged as %.1f", stage, len(speakers), len(set(speakers)), stage, NO_TRIALS_EER)
             metrics["eer"] = NO_TRIALS_EER
         metrics["speakers"] = float(len(set(speakers)))
+        if stage == "test" and len(set(speakers)) > 1:
+            metrics.update(reference_similarity(emb, speakers, langs))
         for name, value in metrics.items():
             # Every rank gathered the same trials, so each logs the same value (the monitor needs it everywhere).
             self.log(f"{stage}/{name}", value, prog_bar=name == "eer")

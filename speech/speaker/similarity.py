@@ -10,7 +10,8 @@ speaker. Everything but ``speaker_similarity`` works on embeddings, so it tests 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,3 +109,43 @@ def similarity_report(prompt: Tensor, generated: Tensor, same: Tensor, other: Te
         gap_fraction=gap_fraction(float(gen.mean()), float(ceil.mean()), float(flo.mean())), trials=n,
         per_speaker=per, spread=float(values.std()) if len(values) > 1 else 0.0,
         worst=float(values.min()) if len(values) else math.nan)
+
+
+@dataclass(frozen=True)
+class ReferenceTrial:
+    """One prompt and its two references, as indices into the rows they were picked from."""
+
+    speaker: str
+    """The prompt's speaker."""
+    prompt: int
+    """The voice prompt (and the text to generate comes from elsewhere)."""
+    same: int
+    """Another recording of the same speaker: the ceiling."""
+    other: int
+    """A recording of a different speaker, in the prompt's language where there is one: the floor."""
+
+
+def reference_trials(rows: Sequence[Mapping[str, Any]], per_speaker: int = 1, seed: int = 0) -> list[ReferenceTrial]:
+    """Prompts with their ceiling and floor recordings from manifest rows (``speaker``, optionally ``lang``).
+
+    Every speaker with at least two recordings gives up to ``per_speaker`` prompts, each with a different recording
+    of the same speaker and one of another speaker; fixed by ``seed``, so every system is scored on the same trials.
+    """
+    rng = random.Random(seed)
+    by_speaker: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_speaker.setdefault(str(row["speaker"]), []).append(i)
+    trials = []
+    for spk in sorted(by_speaker):
+        mine = by_speaker[spk]
+        if len(mine) < 2:
+            continue
+        lang = rows[mine[0]].get("lang")
+        strangers = [i for i, r in enumerate(rows) if r["speaker"] != spk and r.get("lang") == lang] or \
+            [i for i, r in enumerate(rows) if r["speaker"] != spk]
+        if not strangers:
+            raise ValueError(f"only one speaker ({spk}) in the rows: no floor to measure against")
+        for prompt in rng.sample(mine, min(per_speaker, len(mine))):
+            same = rng.choice([i for i in mine if i != prompt])
+            trials.append(ReferenceTrial(spk, prompt, same, rng.choice(strangers)))
+    return trials
