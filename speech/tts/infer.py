@@ -196,7 +196,7 @@ def prompt_requests(rows: Sequence[Mapping[str, Any]], per_lang: int | None = No
             if len(utts) < 2:
                 break
             p = utts[(i + 1 + rng.randrange(len(utts) - 1)) % len(utts)]  # any other utterance of the speaker
-            req = {k: v for k, v in r.items() if k not in ("audio", "audio_raw", "units", "durations")}
+            req = {k: v for k, v in r.items() if k not in ("audio", "audio_raw", "duration", "units", "durations")}
             chosen[str(r["lang"])].append({**req, "id": Path(str(r["audio"])).stem, "ref_audio": str(r["audio"]),
                                            "prompt": str(p["audio"]), "prompt_text": p["text"]})
     out: list[dict[str, Any]] = []
