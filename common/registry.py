@@ -22,7 +22,8 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 PLUGIN_GROUP = "polyglot_suite.plugins"
-FALLBACK_PLUGINS = ("text.plugins", "datamodules.corpus", "speech.asr.plugins", "speech.ssl.plugins")
+FALLBACK_PLUGINS = ("text.plugins", "datamodules.corpus", "speech.asr.plugins", "speech.ssl.plugins",
+                    "speech.speaker.plugins", "speech.vocoder.plugins", "speech.tts.plugins")
 """Imported when the package metadata is missing (running from a checkout that was never pip-installed)."""
 
 _plugins_loaded = False

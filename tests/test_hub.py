@@ -158,3 +158,14 @@ def test_registry_refuses_a_second_entry_and_names_the_known_ones() -> None:
     with pytest.raises(UnknownName, match=r"here: unknown colour 'blue'; known: red"):
         reg.get("blue", where="here")
     assert "ctc_conformer" in hub.MODEL_TYPES and "sentence_encoder" in hub.MODEL_TYPES.names()
+
+
+def test_the_fallback_plugin_list_matches_the_entry_points_in_pyproject() -> None:
+    """A checkout that was never pip-installed must still find every family's registrations."""
+    import tomllib
+
+    from common.registry import FALLBACK_PLUGINS
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+    declared = project["project"]["entry-points"]["polyglot_suite.plugins"].values()
+    assert sorted(declared) == sorted(FALLBACK_PLUGINS)
