@@ -270,7 +270,8 @@ def score_generated(judges: Judges, base: Baseline, reqs: Sequence[Request],
         try:
             rep: SimilarityReport = similarity_report(e["prompt"], judges.speaker.embed(list(waves)), e["same"],
                                                       e["other"], [q.speaker for q in reqs])
-            out["similarity"] = {**rep.as_dict(), "target": GAP_TARGET, "summary": rep.summary()}
+            out["similarity"] = {**rep.as_dict(), "target": GAP_TARGET, "summary": rep.summary(),
+                                 "reaches_target": rep.gap_fraction >= GAP_TARGET}
         except ValueError as err:  # an encoder that does not tell these speakers apart: say so, keep the rest
             error = str(err)
     if error is not None:

@@ -23,7 +23,13 @@ from speech.encoders.conformer import ConformerConfig
 from speech.speaker.config import ecapa_tiny
 from speech.speaker.hub import save_pretrained as save_speaker
 from speech.speaker.model import SpeakerEncoder
+from speech.tts.bundle import save_bundle
 from speech.tts.infer import write_prompt_requests
+from speech.tts.units import char_units
+from speech.vocoder.config import vocos_tiny
+from speech.vocoder.hub import save_vocoder
+from speech.vocoder.mel import MelSpec
+from speech.vocoder.model import Vocoder
 from tests.test_speaker import MICRO
 from tests.test_tts_synth import voice, write_model
 from text.char_vocab import CharVocab
@@ -59,7 +65,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     manifest = root / "corpus" / "test.jsonl"
     manifest.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     requests, _ = write_prompt_requests(manifest, root / "tts")
-    return {"bundle": bundle, "speaker": root / "speaker", "asr": root / "asr", "requests": requests}
+    save_vocoder(Vocoder(vocos_tiny(dim=16, intermediate_dim=32, num_layers=1)), root / "vocos")
+    neural = save_bundle(bundle, bundle / "duration", root / "vocos", root / "neural_bundle")
+    return {"bundle": bundle, "neural_bundle": neural, "speaker": root / "speaker", "asr": root / "asr",
+            "requests": requests, "manifest": manifest}
 
 
 def args(setup: dict[str, Path], out: Path, fast: bool = True) -> list[str]:
@@ -102,6 +111,7 @@ def test_similarity_gap_fraction_of_fixed_embeddings() -> None:
     assert report["gap_fraction"] == pytest.approx(0.5) and report["ceiling"] == pytest.approx(0.8)
     assert report["per_speaker"] == pytest.approx({"a": 0.5, "b": 1.0, "c": 0.0})
     assert report["worst"] == pytest.approx(0.0) and report["spread"] == pytest.approx(np.std([0.5, 1.0, 0.0]))
+    assert not report["reaches_target"]
 
 
 def test_span_errors_count_only_the_edited_word() -> None:
@@ -178,17 +188,44 @@ def test_quality_bad_inputs_are_one_line(setup: dict[str, Path], tmp_path: Path)
     assert not (tmp_path / "tts_quality.json").exists()
 
 
+def test_alignments_steer_edits_and_a_single_voice_has_no_similarity_floor(setup: dict[str, Path],
+                                                                           tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in setup["manifest"].read_text(encoding="utf-8").splitlines()]
+    spec = MelSpec()
+    aligned = tmp_path / "aligned.jsonl"
+    for extra in (0, 1):  # right durations, then one frame too many for every recording
+        lines = []
+        for r in rows:
+            units = char_units(r["text"], r["lang"])
+            frames = spec.frames(int(1.6 * spec.sample_rate))
+            durs = [frames // len(units)] * (len(units) - 1)
+            lines.append({**r, "audio": str(setup["manifest"].parent / r["audio"]),
+                          "units": units, "durations": [*durs, frames - sum(durs) + extra]})
+        aligned.write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+        edit = tts_quality.main([*args(setup, tmp_path), f"alignments={aligned}", "parts=[editing]", "task_per_lang=1",
+                                 "asr=null"])["editing"]
+        assert (edit["n"], len(edit["failed"])) == ((1, 0) if extra == 0 else (0, 1))
+    assert "summing to the audio's" in edit["failed"][0]["reason"]
+    one_voice = tmp_path / "one_voice.jsonl"
+    one_voice.write_text("".join(line + "\n" for line in setup["requests"].read_text(encoding="utf-8").splitlines()
+                                 if '"spk0"' in line), encoding="utf-8")
+    sim = tts_quality.main([*args(setup, tmp_path), f"requests={one_voice}", "parts=[similarity]"])["similarity"]
+    assert "no other voice" in sim["error"]
+
+
 def test_speed_writes_rtf_per_setting_and_the_nfe_plot(setup: dict[str, Path], tmp_path: Path) -> None:
-    report = tts_speed.main([*args(setup, tmp_path, fast=False), "nfe=[2,4]", "methods=[euler,midpoint]", "per_lang=2",
-                             "threads=1"])
+    report = tts_speed.main([*args(setup, tmp_path, fast=False), f"model={setup['neural_bundle']}", "nfe=[2,4]",
+                             "methods=[euler,midpoint]", "per_lang=2", "threads=1", "gl_iters=4"])
     saved = json.loads((tmp_path / "tts_speed.json").read_text(encoding="utf-8"))
     assert saved["settings"]["threads"] == 1 and report["settings"] == saved["settings"]
     rows = saved["rows"]
     assert [(r["nfe"], r["method"]) for r in rows] == [(2, "euler"), (4, "euler"), (2, "midpoint"), (4, "midpoint")]
     for r in rows:
-        assert r["rtf_acoustic"] > 0 and set(r["vocoders"]) == {"griffin_lim"}
-        gl = r["vocoders"]["griffin_lim"]
-        assert gl["rtf"] > r["rtf_acoustic"] and set(gl) >= {"rtf", "cer", "cer_difference_points", "gap_fraction"}
+        assert r["rtf_acoustic"] > 0 and list(r["vocoders"]) == ["vocos", "griffin_lim"]  # the bundle's first
+        for v in r["vocoders"].values():
+            assert v["rtf"] == pytest.approx(r["rtf_acoustic"] + v["rtf_vocoder"]) and v["rtf_vocoder"] > 0
+            assert set(v) >= {"cer", "cer_difference_points", "gap_fraction"}
+            assert v["within_rtf_target"] == (v["rtf"] <= 0.3)
     assert (tmp_path / "tts_speed.png").read_bytes()[:4] == b"\x89PNG"
 
 
