@@ -372,13 +372,17 @@ def run_edits(synth: Synthesizer, judges: Judges, reqs: Sequence[Request], pool:
         for d, h in zip(done, hyps, strict=True):
             d["asr"] = normalize_transcript(h, d["lang"])
             d["span_errors"] = span_errors(d["asr"], d["new_text"], tuple(d["span"]))
-        rates = error_rates(hyps, [d["new_text"] for d in done], [d["lang"] for d in done])
+        langs = [d["lang"] for d in done]
+        rates = error_rates(hyps, [d["new_text"] for d in done], langs)
+        # The same ASR on the unedited recordings: how well these utterances are recognised at all.
+        originals = [load_audio(next(q.reference for q in reqs if q.id == d["id"])) for d in done]
+        before = error_rates(transcribe(judges.asr, originals, langs), [d["text"] for d in done], langs)
         per: dict[str, dict[str, float]] = {}
-        for lang in [*sorted({d["lang"] for d in done}), "all"]:
+        for lang in [*sorted(set(langs)), "all"]:
             mine = [d for d in done if lang in ("all", d["lang"])]
             chars = sum(d["span"][1] - d["span"][0] for d in mine)
-            per[lang] = {"cer_edited": 100 * rates[lang]["cer"], "span_cer": 100 * sum(d["span_errors"] for d in mine)
-                         / max(chars, 1), "n": len(mine)}
+            per[lang] = {"cer_edited": 100 * rates[lang]["cer"], "cer_original": 100 * before[lang]["cer"],
+                         "span_cer": 100 * sum(d["span_errors"] for d in mine) / max(chars, 1), "n": len(mine)}
         report["per_lang"] = per
     return report
 
@@ -476,8 +480,8 @@ def tables(report: Mapping[str, Any], cmd: str) -> str:
                 f"{edit['outside_mel_l1_after_vocoder']:.4f} after it (the vocoder alone: "
                 f"{edit['outside_mel_l1_vocoder_only']:.4f})"]
         if "per_lang" in edit:
-            out.append(f"{'lang':10} {'n':>4} {'CER % edited':>13} {'CER % new word':>15}")
-            out += [f"{lang:10} {r['n']:>4} {r['cer_edited']:>13.2f} {r['span_cer']:>15.2f}"
+            out.append(f"{'lang':10} {'n':>4} {'CER % edited':>13} {'CER % new word':>15} {'CER % unedited':>15}")
+            out += [f"{lang:10} {r['n']:>4} {r['cer_edited']:>13.2f} {r['span_cer']:>15.2f} {r['cer_original']:>15.2f}"
                     for lang, r in edit["per_lang"].items()]
     den = report.get("denoising")
     if den and den.get("n"):
