@@ -7,6 +7,13 @@ from typing import Any
 
 from speech.vocoder.mel import MelSpec
 
+MAGNITUDE_PRIORS = ("mel_pinv", "none")
+"""Where the head's log-magnitude starts (``VocosConfig.magnitude_prior``)."""
+PHASE_PRIORS = ("frame_centre", "none")
+"""Where the head's phase starts (``VocosConfig.phase_prior``)."""
+LEGACY_DEFAULTS: dict[str, Any] = {"magnitude_prior": "none", "phase_prior": "none"}
+"""What a stored config without these keys meant: directories exported before the priors load unchanged."""
+
 
 @dataclass
 class VocosConfig:
@@ -26,10 +33,21 @@ class VocosConfig:
     """Predicted log-magnitudes are clipped here (exp(6.9) ~ 1000, above a full-scale sine's ~512)."""
     layer_scale_init: float | None = None
     """Initial per-channel residual scale; None means 1 / num_layers, as Vocos does."""
+    magnitude_prior: str = "mel_pinv"
+    """"mel_pinv": the network predicts a correction to log(pinv(mel filterbank) applied to exp(mel)), the linear
+    magnitude Griffin-Lim starts from, so training begins at its magnitude; "none": Vocos' plain prediction."""
+    phase_prior: str = "frame_centre"
+    """"frame_centre": the predicted phase is added to pi * (bin mod 2), the phase of a frame centred in its window
+    (a near-zero angle puts each frame's energy at the window's edges, where the synthesis window removes it);
+    "none": Vocos' plain angle."""
 
     def __post_init__(self) -> None:
         if isinstance(self.mel, dict):
             self.mel = MelSpec(**self.mel)
+        if self.magnitude_prior not in MAGNITUDE_PRIORS:
+            raise ValueError(f"magnitude_prior must be one of {MAGNITUDE_PRIORS}, got {self.magnitude_prior!r}")
+        if self.phase_prior not in PHASE_PRIORS:
+            raise ValueError(f"phase_prior must be one of {PHASE_PRIORS}, got {self.phase_prior!r}")
         if self.kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd (same-length convolution), got {self.kernel_size}")
         if min(self.dim, self.intermediate_dim, self.num_layers) < 1:
@@ -42,9 +60,13 @@ class VocosConfig:
 
     @classmethod
     def from_dict(cls, config: dict[str, Any]) -> VocosConfig:
-        """The config of a ``config.json`` (keys of other layers, such as ``model_type``, are ignored)."""
+        """The config of a ``config.json`` (keys of other layers, such as ``model_type``, are ignored).
+
+        A key the dict lacks takes its ``LEGACY_DEFAULTS`` value where it has one, so an older export keeps its
+        architecture; only a new config (``vocos_tiny()``, the yaml) gets the dataclass defaults.
+        """
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in config.items() if k in names})
+        return cls(**{**LEGACY_DEFAULTS, **{k: v for k, v in config.items() if k in names}})
 
 
 def vocos(**overrides: Any) -> VocosConfig:

@@ -11,6 +11,20 @@ from torch import Tensor, nn
 from speech.vocoder.mel import MelSpec
 
 
+def mel_filterbank(spec: MelSpec) -> Tensor:
+    """[F, M] the mel filterbank of ``LogMelSpectrogram(spec)`` (slaney bands, slaney normalisation)."""
+    return torchaudio.functional.melscale_fbanks(
+        spec.n_fft // 2 + 1, spec.f_min, spec.f_max, spec.n_mels, spec.sample_rate, norm="slaney", mel_scale="slaney")
+
+
+def mel_pinv_magnitude(mel: Tensor, pinv: Tensor, floor: float) -> Tensor:
+    """[B, T, M] natural-log mel -> [B, T, F] linear magnitude by the filterbank's pseudo-inverse ``pinv`` [M, F].
+
+    The least-squares (minimum-norm) inversion leaves some bins negative; they are clamped to the mel's floor.
+    """
+    return (mel.float().exp() @ pinv).clamp_min(floor)
+
+
 class GriffinLimVocoder(nn.Module):
     """Log-mel frames [B, T, n_mels] -> waveform [B, (T - 1) * hop], like ``Vocoder`` but with nothing to train.
 
@@ -31,9 +45,7 @@ class GriffinLimVocoder(nn.Module):
             raise ValueError(f"n_iter must be >= 1 and nnls_iter >= 0, got {n_iter}, {nnls_iter}")
         self.spec, self.n_iter, self.momentum, self.nnls_iter, self.rand_init = (
             spec, n_iter, momentum, nnls_iter, rand_init)
-        fb = torchaudio.functional.melscale_fbanks(  # [F, M], the same bands as LogMelSpectrogram
-            spec.n_fft // 2 + 1, spec.f_min, spec.f_max, spec.n_mels, spec.sample_rate, norm="slaney",
-            mel_scale="slaney")
+        fb = mel_filterbank(spec)  # [F, M], the same bands as LogMelSpectrogram
         self.register_buffer("fb", fb, persistent=False)
         self.register_buffer("pinv", torch.linalg.pinv(fb), persistent=False)  # [M, F]
         self.register_buffer("window", torch.hann_window(spec.n_fft), persistent=False)
@@ -43,7 +55,7 @@ class GriffinLimVocoder(nn.Module):
         target = mel.float().exp()
         # The pseudo-inverse alone leaves negative bins; Lee-Seung multiplicative updates keep every bin >= 0
         # and lower ||lin @ fb - target|| at each step.
-        lin = (target @ self.pinv).clamp_min(self.spec.floor)
+        lin = mel_pinv_magnitude(mel, self.pinv, self.spec.floor)
         num = target @ self.fb.T
         gram = self.fb @ self.fb.T  # [F, F]
         for _ in range(self.nnls_iter):
