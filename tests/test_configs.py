@@ -30,6 +30,8 @@ SHRINK: dict[str, dict[str, object]] = {
     "speech.tts.duration.duration_tiny": {"d_model": 32, "num_layers": 1, "num_heads": 2, "ffn_dim": 64},
     "text.sentence_encoder.sentence_encoder_tiny": {"d_model": 32, "num_layers": 1, "num_heads": 2, "ffn_dim": 64,
                                                     "embed_dim": 16},
+    "text.sentence_encoder.sentence_encoder_bag": {"d_model": 32, "num_heads": 2, "ffn_dim": 64, "embed_dim": 16,
+                                                   "bag_buckets": 4096},
 }
 # Recipes that start from another model (model.init_encoder): the LightningModule -> a fixture that makes a tiny one.
 INIT = {"speech.asr.llm.module.LLMASRModule": "tiny_ctc_dir"}

@@ -119,6 +119,9 @@ def new_language_student(teacher: SentenceEncoder, base: SentencePieceTokenizer,
     ``fold_case`` lower-cases the language's text before cutting it, so a word at the start of a sentence is the
     same piece as inside one (twice the examples per word when the pairs are few).
     """
+    if not teacher.cfg.num_layers:
+        raise ValueError("extension by distillation learns new piece embeddings for the transformer, and this encoder "
+                         "is an n-gram bag alone (num_layers=0); its bag already reads any script's n-grams")
     if init not in ("aligned", "spelled"):
         raise ValueError(f"init must be 'aligned' or 'spelled', got {init!r}")
     tokenizer, pieces = base.extend(lang, [t for _, t in pairs] + list(mono or []), workdir, vocab_size=new_pieces,
@@ -127,7 +130,7 @@ def new_language_student(teacher: SentenceEncoder, base: SentencePieceTokenizer,
     aligned = [(src, own.encode(tgt, out_type=str))
                for src, (_, tgt) in zip(base.sp.encode([s for s, _ in pairs]), pairs)] if init == "aligned" else []
     student = copy.deepcopy(teacher)
-    student.grow_vocab(piece_embeddings(teacher, base, pieces, aligned))
+    student.grow_vocab(piece_embeddings(teacher, base, pieces, aligned), pieces)
     return student, tokenizer, len(pieces)
 
 

@@ -51,6 +51,9 @@ class SentenceEncoderModule(L.LightningModule):
             "min_pair_rows": min_pair_rows,
         })
         self.net = SentenceEncoder(SentenceEncoderConfig(**enc))
+        if self.net.bag is not None and Path(tokenizer_path).exists():  # else the checkpoint's table fills it
+            sp = SentencePieceTokenizer(tokenizer_path).sp
+            self.net.set_pieces([sp.id_to_piece(i) for i in range(sp.get_piece_size())])
         self.loss_fn = ContrastiveLoss(scale=scale, margin=margin)
         self._eval: dict[str, list[tuple[int, Tensor]]] = defaultdict(list)
 
@@ -103,6 +106,13 @@ class SentenceEncoderModule(L.LightningModule):
         matrix = self._log_xsim("test")
         if matrix:
             rank_zero_info(f"\ntest:\n{format_matrix(matrix)}")
+
+    def configure_gradient_clipping(self, optimizer: Any, gradient_clip_val: Any = None,
+                                    gradient_clip_algorithm: Any = None) -> None:
+        """Clip the dense gradients only: the bag's rows get sparse ones, which norm clipping does not take."""
+        if gradient_clip_val:
+            dense = [p for p in self.parameters() if p.grad is not None and not p.grad.is_sparse]
+            torch.nn.utils.clip_grad_norm_(dense, gradient_clip_val)
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams
