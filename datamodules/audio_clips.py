@@ -10,8 +10,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.audio_only import AudioOnlyDataModule
-from datamodules.speech import report_bad
-from speech.audio import SAMPLE_RATE, AudioError, load_audio
+from datamodules.speech import load_row_audio
+from speech.audio import SAMPLE_RATE
 
 
 class ClipDataset(Dataset):
@@ -36,10 +36,8 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any] | None:
         row = self.rows[i]
-        try:
-            wave = load_audio(row["audio"])
-        except AudioError as e:
-            report_bad(self.bad_log, row["audio_raw"], e.reason, self.stage)
+        wave = load_row_audio(row, self.bad_log, self.stage)
+        if wave is None:
             return None
         start = int(self.rng().integers(0, len(wave) - self.samples + 1)) if (
             self.random_crop and len(wave) > self.samples) else 0

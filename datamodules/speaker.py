@@ -16,8 +16,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.bucketing import DurationBatchSampler
 from datamodules.manifest import ManifestError
-from datamodules.speech import SpeechDataModule, report_bad
-from speech.audio import SAMPLE_RATE, AudioError, load_audio
+from datamodules.speech import SpeechDataModule, load_row_audio
+from speech.audio import SAMPLE_RATE
 from speech.augment import Augment
 
 
@@ -33,10 +33,8 @@ class SpeakerDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any] | None:
         row = self.rows[i]
-        try:
-            wave = load_audio(row["audio"])
-        except AudioError as e:
-            report_bad(self.bad_log, row["audio_raw"], e.reason, self.stage)
+        wave = load_row_audio(row, self.bad_log, self.stage)
+        if wave is None:
             return None
         if self.augment is not None:
             wave = self.augment(wave, np.random.default_rng(int(torch.randint(0, 2**31, ()))))

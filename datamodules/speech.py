@@ -31,6 +31,15 @@ def report_bad(log_path: str | os.PathLike[str] | None, path: str, reason: str, 
         append_jsonl(log_path, {"audio": path, "reason": reason, "stage": stage})
 
 
+def load_row_audio(row: dict[str, Any], bad_log: str | os.PathLike[str] | None, stage: str) -> np.ndarray | None:
+    """The waveform of a manifest row, or ``None`` once the bad-input log says why it is unusable."""
+    try:
+        return load_audio(row["audio"])
+    except AudioError as e:
+        report_bad(bad_log, row["audio_raw"], e.reason, stage)
+        return None
+
+
 class SpeechDataset(Dataset):
     """Manifest rows to ``{wave, target, text, lang}`` items; an unusable file yields ``None``."""
 
@@ -53,10 +62,8 @@ class SpeechDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any] | None:
         row = self.rows[i]
-        try:
-            wave = load_audio(row["audio"])
-        except AudioError as e:
-            report_bad(self.bad_log, row["audio_raw"], e.reason, self.stage)
+        wave = load_row_audio(row, self.bad_log, self.stage)
+        if wave is None:
             return None
         if self.speeds:
             # Playing at speed f: treat the signal as sampled at 16k*f and resample to 16k.

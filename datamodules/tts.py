@@ -31,8 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.bucketing import DurationBatchSampler
 from datamodules.manifest import ManifestError, read_manifest
-from datamodules.speech import report_bad
-from speech.audio import AudioError, load_audio
+from datamodules.speech import load_row_audio, report_bad
 from speech.vocoder.mel import LogMelSpectrogram, MelSpec
 
 log = logging.getLogger(__name__)
@@ -88,10 +87,8 @@ class TTSDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any] | None:
         row = self.rows[i]
-        try:
-            wave = load_audio(row["audio"])
-        except AudioError as e:
-            report_bad(self.bad_log, row["audio_raw"], e.reason, self.stage)
+        wave = load_row_audio(row, self.bad_log, self.stage)
+        if wave is None:
             return None
         with torch.no_grad():
             mel = self.mel(torch.from_numpy(wave)[None])[0]  # [T, n_mels]
