@@ -201,3 +201,58 @@ def test_installed_package_is_never_read(fake: RealTextCorpusConfig) -> None:
     stats = build_real_text_corpus(fake)
     dpkg = next(s for s in stats["sources"] if s["source"] == "dpkg")
     assert dpkg["skipped"] == ["dpkg: installed on this machine (reserved)"] and "rows" not in dpkg
+
+
+def test_heldout_messages_never_train(fake: RealTextCorpusConfig) -> None:
+    """Neither policy lets a held-out sentence train; heldout_first keeps test_ood whole whatever else trains."""
+    ood_by_policy = {}
+    for first in (False, True):
+        fake.heldout_first, fake.out_dir = first, f"{fake.out_dir}_{first}"
+        stats = build_real_text_corpus(fake)
+        out = Path(fake.out_dir)
+        splits = {s: _rows(out, s) for s in ("train", "dev", "test", "test_ood")}
+        ood = {(k, v.casefold()) for r in splits["test_ood"] for k, v in r["texts"].items()}
+        for split in ("train", "dev", "test"):
+            assert not ood & {(k, v.casefold()) for r in splits[split] for k, v in r["texts"].items()}, (first, split)
+        mono = (out / "mono" / "eng_Latn.txt").read_text(encoding="utf-8").splitlines()
+        assert not {t for k, t in ood if k == "eng_Latn"} & {m.casefold() for m in mono}
+        assert ("heldout_first" in stats["config"]) == first  # absent at its default: older corpora still match
+        ood_by_policy[first] = {r["texts"]["eng_Latn"] for r in splits["test_ood"]}
+    # "Close the apple apple now" is in fake-beta (training) and fake-held: it trains, or it is tested, never both.
+    assert "Close the apple apple now" not in ood_by_policy[False]
+    assert ood_by_policy[True] == ood_by_policy[False] | {"Close the apple apple now"}
+
+
+@pytest.mark.parametrize("preset", ["text_real", "text_real_large"])
+def test_presets_never_train_on_heldout_sources(preset: str, tmp_path: Path) -> None:
+    """No training package is a held-out one or built from the same sources (gnucash, gparted, gnome-disk-utility)."""
+    cfg = compose_cfg("make_corpus", [f"corpus={preset}"], tmp_path).corpus
+    held = set(cfg.heldout_packages)
+    assert held == {"gnucash-common", "gparted-common", "gnome-disk-utility"}
+    assert len(set(cfg.packages)) == len(cfg.packages) and not held & set(cfg.packages)
+    assert not [p for p in cfg.packages if p.startswith(("gnucash", "gparted", "gnome-disk"))]
+    assert cfg.system_locale_dir == "/usr/share/locale"
+    if preset == "text_real_large":  # the same out-of-domain test as text_real's, in a folder of its own
+        assert cfg.heldout_first and cfg.out_dir.endswith("text_real_large")
+        assert len(cfg.packages) >= 5 * 20 and set(compose_cfg("make_corpus", ["corpus=text_real"], tmp_path)
+                                                    .corpus.packages) <= set(cfg.packages)
+
+
+def test_curve_points_use_the_chosen_corpus_for_fixed_steps(tmp_path: Path) -> None:
+    """benchmarks/text_real_curve.py: a point is the bag encoder on N rows of the chosen corpus, for exactly N steps."""
+    from benchmarks import text_real_curve as curve
+
+    corpus = tmp_path / "text_real_large"
+    cfg = curve.point_config("4000", 37, tmp_path / "bench", corpus, [])
+    assert cfg.trainer.max_steps == 37 and cfg.trainer.max_time is None and cfg.callbacks.early_stopping is None
+    assert cfg.model.encoder._target_.endswith("sentence_encoder_bag")
+    assert cfg.data.train_manifest.real == str(corpus / "parallel/train.jsonl")
+    assert cfg.data.mono_dir.real == str(corpus / "mono")
+    assert cfg.data.val_manifest == str(corpus / "parallel/dev.jsonl")
+    assert cfg.data.train_rows == {"real": 4000} and cfg.data.train_weights is None
+    assert curve.point_config("0", 5, tmp_path, corpus, []).data.train_weights == {"real": 0, "generated": 1}
+    matrix = {"eng_Latn": {"deu_Latn": 0.1}, "deu_Latn": {"eng_Latn": 0.3, "fra_Latn": 0.2},
+              "fra_Latn": {"deu_Latn": 0.4}}
+    assert curve.pivot_errors(matrix)["deu_Latn"] == pytest.approx(0.2)
+    assert curve.other_pairs_mean(matrix, ["deu_Latn", "fra_Latn"]) == pytest.approx(0.3)
+    assert curve.other_pairs_mean(matrix, ["deu_Latn"]) is None

@@ -60,6 +60,9 @@ class RealTextCorpusConfig:
     """In-domain test rows."""
     test_ood: int = 0
     """Most out-of-domain test rows (0 = every usable held-out row)."""
+    heldout_first: bool = False
+    """A message a held-out package shares with training packages stays in test_ood and leaves training (false: the
+    reverse). True keeps test_ood whole whatever trains, so a corpus with more packages is scored on the same test."""
     eval_min_langs: int = 8
     """Rows with at least this many languages are drawn into dev and test first (aligned sets need many)."""
     cldr_names: bool = True
@@ -168,6 +171,9 @@ def split_rows(train_rows: Rows, heldout: Rows, extra_train: Rows, cfg: RealText
         rng.shuffle(rows)
         return sorted(rows, key=lambda r: len(r["texts"]) < cfg.eval_min_langs)
 
+    if cfg.heldout_first:
+        train_rows = {k: r for k, r in train_rows.items() if k not in heldout}
+        extra_train = {k: r for k, r in extra_train.items() if k not in heldout}
     ood = eval_first([r for k, r in heldout.items() if k not in train_rows and k not in extra_train])
     ind = eval_first(list(train_rows.values()))
     raw = {"test_ood": ood[: cfg.test_ood or None], "test": ind[: cfg.test],
@@ -197,12 +203,20 @@ def choose_langs(splits: dict[str, list], cfg: RealTextCorpusConfig) -> list[str
     return [PIVOT, *sorted(set(langs) - {PIVOT})]
 
 
+def config_record(cfg: RealTextCorpusConfig) -> dict[str, Any]:
+    """The config as stats.json records it; heldout_first only when set, so corpora built before it still match."""
+    record = asdict(cfg)
+    if not record["heldout_first"]:
+        del record["heldout_first"]
+    return record
+
+
 @CORPUS_BUILDERS.register("text_real")
 def build_real_text_corpus(cfg: RealTextCorpusConfig) -> dict[str, Any]:
     """Write the corpus (skipped when it exists with the same config) and return its statistics."""
     root = Path(cfg.out_dir)
     stats_path = root / "stats.json"
-    existing = existing_corpus(stats_path, asdict(cfg), cfg.overwrite)
+    existing = existing_corpus(stats_path, config_record(cfg), cfg.overwrite)
     if existing is not None:
         return existing
     system = reserved(Path(cfg.system_locale_dir))
@@ -218,7 +232,8 @@ def build_real_text_corpus(cfg: RealTextCorpusConfig) -> dict[str, Any]:
                            "licence": "CC-BY-SA-4.0 (wordfreq data), Apache-2.0 (code)", "skipped": [], "errors": []})
     splits = split_rows(in_domain, heldout, extra, cfg)
     langs = choose_langs(splits, cfg)
-    stats: dict[str, Any] = {"config": asdict(cfg), "langs": langs, "sources": provenance, "splits": {}, "mono": {}}
+    stats: dict[str, Any] = {"config": config_record(cfg), "langs": langs, "sources": provenance, "splits": {},
+                             "mono": {}}
     for split, rows in splits.items():
         rows = [{"meaning": r["meaning"], "texts": {k: r["texts"][k] for k in langs if k in r["texts"]}} for r in rows]
         rows = [r for r in rows if len(r["texts"]) >= 2]

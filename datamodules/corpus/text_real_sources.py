@@ -6,6 +6,7 @@ align by msgid. Catalogs the base system ships (``/usr/share/locale``) are reser
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import shutil
@@ -140,10 +141,18 @@ def script_share(text: str, lang: str) -> float:
     return sum(unicodedata.name(c, "").startswith(names) for c in letters) / len(letters)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _clean_english(text: str, min_words: int, max_words: int) -> str | None:
+    """clean_message of an English message within the word limits; cached because every catalog repeats it."""
+    eng = clean_message(text)
+    return eng if eng is not None and min_words <= len(eng.split()) <= max_words else None
+
+
 def clean_pair(english: str, translation: str, lang: str, min_words: int, max_words: int) -> tuple[str, str] | None:
     """A cleaned (English, translation) pair, or None when either side is not usable prose."""
-    eng, tr = clean_message(english), clean_message(translation)
-    if eng is None or tr is None or not min_words <= len(eng.split()) <= max_words:
+    eng = _clean_english(english, min_words, max_words)
+    tr = None if eng is None else clean_message(translation)  # most rejects are English-side: skip the translation
+    if eng is None or tr is None:
         return None
     if tr.casefold() == eng.casefold() or not 0.15 <= len(tr) / len(eng) <= 4.0:
         return None  # untranslated copy, or a translation of something else
