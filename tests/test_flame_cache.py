@@ -175,3 +175,25 @@ def test_missing_inputs_are_one_clear_line(setup: dict[str, Path], tmp_path: Pat
         script.main([f"model={setup['llm']}", f"input={setup['captions']}", f"output={tmp_path / 'c'}", "facets=huge"])
     with pytest.raises(FileNotFoundError, match="not an embedding cache"):
         EmbeddingCache.open(tmp_path)
+
+
+def test_help_lists_every_key(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import runpy
+    import sys
+
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from common.runner import COMMAND_CONFIGS
+    from tests.helpers import ROOT
+
+    path = str(ROOT / "scripts" / "flame_cache.py")
+    monkeypatch.setattr(sys, "argv", [path, "--help"])
+    with pytest.raises(SystemExit) as info:
+        runpy.run_path(path, run_name="__main__")
+    GlobalHydra.instance().clear()
+    assert info.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert "python scripts/flame_cache.py" in out.splitlines()[0]
+    keys = [str(k) for k in OmegaConf.load(COMMAND_CONFIGS / "flame_cache.yaml") if k not in ("defaults", "hydra")]
+    assert all(f"\n{k}:" in out for k in keys)
