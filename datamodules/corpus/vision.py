@@ -11,7 +11,8 @@ Writes under ``out_dir``, every split in both forms users bring their own data i
 - ``stats.json``: counts, caption lengths and the held-out colour+shape pairs.
 
 Splits: ``train`` never shows a held-out colour+shape pair; ``dev`` and ``test`` show at least one in every image
-(composition never seen in training); ``test_seen`` has only seen pairs, for comparison. No scene repeats.
+(composition never seen in training); ``test_seen`` has only seen pairs, for comparison. No scene repeats, and
+no short caption repeats within or across the evaluation splits or reappears in training.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 from common.commands import CORPUS_BUILDERS
 from common.io import atomic_open
 from datamodules.corpus.text import existing_corpus
-from datamodules.corpus.vision_captions import LANGS, captions
+from datamodules.corpus.vision_captions import LANGS, captions, meanings
 from datamodules.corpus.vision_scenes import holdout_pairs, png_bytes, render, sample_scene, scene_pairs
 
 log = logging.getLogger(__name__)
@@ -74,11 +75,16 @@ class VisionCorpusConfig:
 
 
 def sample_splits(cfg: VisionCorpusConfig) -> dict[str, list[dict[str, Any]]]:
-    """Scene attribute structures per split; held-out splits first, and no scene twice across splits."""
+    """Scene attribute structures per split, held-out splits first.
+
+    No scene repeats anywhere, no short caption repeats within the evaluation splits (every caption retrieves one
+    image), and training never shows an evaluation image's short caption (which only textures would tell apart).
+    """
     if not 1 <= cfg.max_objects <= 4:
         raise ValueError(f"corpus.max_objects must be 1-4, got {cfg.max_objects}")
     held = set(holdout_pairs(cfg.holdout, cfg.seed))
-    seen_keys: set[str] = set()
+    seen_scenes: set[str] = set()
+    eval_short: set[str] = set()
     out: dict[str, list[dict[str, Any]]] = {}
     for split in ("test", "dev", "test_seen", "train"):
         rng = random.Random(f"{cfg.seed}:vision:{split}")
@@ -89,10 +95,13 @@ def sample_splits(cfg: VisionCorpusConfig) -> dict[str, list[dict[str, Any]]]:
             if tries > 50 * want + 1000:
                 raise RuntimeError(f"could only draw {len(scenes)} distinct {split} scenes of {want}; lower the count")
             scene = sample_scene(rng, held, split in UNSEEN, cfg.max_objects)
-            key = json.dumps(scene, sort_keys=True)
-            if key not in seen_keys:
-                seen_keys.add(key)
-                scenes.append(scene)
+            key, short = json.dumps(scene, sort_keys=True), meanings(scene)[0].key()
+            if key in seen_scenes or short in eval_short:
+                continue
+            seen_scenes.add(key)
+            if split != "train":
+                eval_short.add(short)
+            scenes.append(scene)
         out[split] = scenes
     return {s: out[s] for s in SPLITS}
 

@@ -172,18 +172,19 @@ def entity(obj: dict[str, Any], definite: bool = False, size: bool = True) -> En
 
 
 def meanings(scene: dict[str, Any]) -> tuple[Meaning, list[Meaning]]:
-    """The short caption's meaning, and the long caption's meanings (one per sentence)."""
+    """The short caption's meaning, and the long caption's meanings (one per sentence).
+
+    The short caption names every object with its size, colour, count and place in one sentence, so it identifies
+    the scene up to textures; the long one adds each object's texture and the relations between objects.
+    """
     objs, rels = scene["objects"], scene["relations"]
-
-    def relation(r: dict[str, Any]) -> Meaning:
-        return Meaning((Clause(entity(objs[r["subject"]]), "lie", r["relation"], entity(objs[r["ground"]])),))
-
-    first = objs[0]
-    short = relation(rels[0]) if rels else Meaning((Clause(entity(first), "be", attribute=first["position"]),))
+    short = Meaning(tuple(Clause(entity(o), "be", attribute=o["position"]) for o in objs))
     long = [Meaning((Clause(entity(o), "be", attribute=o["position"]),
                      Clause(entity(o, definite=True, size=False), "be", attribute=o["texture"])), "long")
             for o in objs]
-    return short, long + [relation(r) for r in rels]
+    relations = [Meaning((Clause(entity(objs[r["subject"]]), "lie", r["relation"], entity(objs[r["ground"]])),))
+                 for r in rels]
+    return short, long + relations
 
 
 def captions(scene: dict[str, Any], langs: tuple[str, ...] | list[str] = LANGS) -> dict[str, dict[str, str]]:
