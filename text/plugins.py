@@ -1,3 +1,3 @@
 """Imports the text modules that register model types (found through the ``polyglot_suite.plugins`` entry point)."""
 
-from text import sentence_encoder  # noqa: F401
+from text import retrieval_embedder, sentence_encoder  # noqa: F401
