@@ -163,6 +163,28 @@ def test_reindex_embeds_only_new_and_changed_files(toy_model: Path, tmp_path: Pa
     assert Retriever.from_pretrained(idx).search(["a bird sings"], 1)[0][0][0] == "animals.txt:4"
 
 
+def test_a_killed_index_run_resumes(toy_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    docs, idx = tmp_path / "docs", tmp_path / "idx"
+    write_docs(docs)
+    (docs / "zz.txt").write_text("the last file\n", encoding="utf-8")
+    real = BagOfWords.embed
+
+    def dies_on_the_last_file(self: BagOfWords, inputs: list[Any]) -> np.ndarray:
+        if inputs == ["the last file"]:
+            raise KeyboardInterrupt  # the run is killed, not a bad file
+        return real(self, inputs)
+
+    monkeypatch.setattr(BagOfWords, "embed", dies_on_the_last_file)
+    with pytest.raises(KeyboardInterrupt):
+        index_folder(docs, idx, toy_model, batch_size=1, progress=False)
+    assert not (idx / "manifest.json").exists() and (idx / "files.jsonl.partial").is_file()
+    monkeypatch.setattr(BagOfWords, "embed", real)
+    BagOfWords.calls = []
+    report = index_folder(docs, idx, toy_model, batch_size=1, progress=False)
+    assert (report.job.skipped_existing, report.embedded, BagOfWords.calls, report.count) == (2, 1, [1], 6)
+    assert not (idx / "files.jsonl.partial").exists()
+
+
 def test_bad_files_are_reported_and_skipped(toy_model: Path, tmp_path: Path) -> None:
     docs, idx = tmp_path / "docs", tmp_path / "idx"
     write_docs(docs)
