@@ -32,6 +32,10 @@ SHRINK: dict[str, dict[str, object]] = {
                                                     "embed_dim": 16},
     "text.sentence_encoder.sentence_encoder_bag": {"d_model": 32, "num_heads": 2, "ffn_dim": 64, "embed_dim": 16,
                                                    "bag_buckets": 4096},
+    "vision.flame.config.flame_tiny": {"width": 32, "depth": 1, "heads": 2, "patch_size": 8, "projector_hidden": 32},
+    "vision.flame.clip_baseline.clip_baseline_tiny": {"width": 32, "depth": 1, "heads": 2, "patch_size": 8,
+                                                      "projector_hidden": 32, "text_d_model": 32, "text_num_layers": 1,
+                                                      "text_num_heads": 2, "text_ffn_dim": 64, "text_embed_dim": 16},
 }
 # Recipes that start from another model (model.init_encoder): the LightningModule -> a fixture that makes a tiny one.
 INIT = {"speech.asr.llm.module.LLMASRModule": "tiny_ctc_dir"}
@@ -49,6 +53,20 @@ def tiny_tts_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.tts_data import write_tts_corpus
 
     return write_tts_corpus(tmp_path_factory.mktemp("ttscorpus"))
+
+
+@pytest.fixture(scope="session")
+def tiny_vision_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.vision_data import write_tiny_vision_corpus
+
+    return write_tiny_vision_corpus(tmp_path_factory.mktemp("visioncorpus"))
+
+
+@pytest.fixture(scope="session")
+def tiny_flame_cache(tiny_vision_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.flame_data import write_tiny_flame_cache
+
+    return write_tiny_flame_cache(tmp_path_factory.mktemp("flamecache"), tiny_vision_corpus)
 
 
 @pytest.fixture(scope="session")
@@ -79,10 +97,12 @@ def _shrink(node: DictConfig, prefix: str = "model") -> list[str]:
 
 def _tiny_data(cfg: DictConfig, request: pytest.FixtureRequest) -> list[str]:
     """Tiny data of the config's own kind (single process, CPU, CSV logger); the helpers' model keys left out."""
+    from datamodules.image_text import ImageTextDataModule
     from datamodules.speech import SpeechDataModule
     from datamodules.text import ParallelTextDataModule
     from datamodules.tts import TTSDataModule
     from datamodules.tts_duration import DurationDataModule
+    from tests.vision_data import tiny_image_text_overrides
 
     cls = hydra.utils.get_class(cfg.data._target_)
     if issubclass(cls, ParallelTextDataModule):
@@ -98,6 +118,10 @@ def _tiny_data(cfg: DictConfig, request: pytest.FixtureRequest) -> list[str]:
 
         tiny = [o for o in tiny_tts_overrides(request.getfixturevalue("tiny_tts_corpus"))
                 if not o.startswith("data.stats_utterances=")]
+    elif issubclass(cls, ImageTextDataModule):  # FLAME reads a tiny LLM's cache, the CLIP baseline captions
+        cache = ([f"data.text_embeddings={request.getfixturevalue('tiny_flame_cache')}"]
+                 if cfg.data.text_embeddings else [])
+        tiny = [*tiny_image_text_overrides(request.getfixturevalue("tiny_vision_corpus")), *cache]
     else:
         pytest.fail(f"{cfg.data._target_}: no tiny data for this datamodule yet; add it to _tiny_data")
     return [o for o in tiny if not o.startswith("+model.")]
