@@ -189,12 +189,9 @@ class FlameModule(ImageTextModule):
         q = self.net.cfg.query
         return {lang: {k: facet_query(v, q) for k, v in by.items()} for lang, by in self._cached(batch).items()}
 
-    def training_step(self, batch: dict[str, Any] | None, batch_idx: int) -> Tensor | None:
-        if batch is None:  # every image of the batch was unreadable
-            return None
-        emb = self._cached(batch)
+    def contrastive_loss(self, img: Tensor, emb: dict[str, dict[str, Tensor]]) -> Tensor:
+        """The configured loss of image outputs ``[B, D]`` against their cached facets ``{lang: {kind: [B, K, D]}}``."""
         groups = [emb[lang][kind] for lang in sorted(emb) for kind in emb[lang]]  # each [B, K, D]
-        img = self.net.image(batch["image"])  # [B, D]; the losses normalise
         b = img.shape[0]
         if isinstance(self.loss_fn, SigmoidLoss):
             pool = torch.cat(groups, dim=1).to(img.dtype)  # [B, P, D]: every facet of every caption
@@ -203,14 +200,21 @@ class FlameModule(ImageTextModule):
                 pick = torch.rand(b, pool.shape[1], device=pool.device).argsort(1)[:, :p]
                 pool = pool.gather(1, pick[..., None].expand(-1, -1, pool.shape[2]))
             ids = torch.arange(b, device=img.device) + self.global_rank * b  # the same image on every rank
-            loss = self.loss_fn(img, pool.flatten(0, 1), x_ids=ids, y_ids=ids.repeat_interleave(pool.shape[1]))
-            self.log("train/bias", self.loss_fn.logit_bias, batch_size=b)
-        else:
-            means = torch.stack([facet_query(g, "mean") for g in groups], dim=1).to(img.dtype)  # [B, G, D]
-            pick = torch.randint(len(groups), (b,), device=img.device)
-            loss = self.loss_fn(img, means[torch.arange(b, device=img.device), pick])
+            return self.loss_fn(img, pool.flatten(0, 1), x_ids=ids, y_ids=ids.repeat_interleave(pool.shape[1]))
+        means = torch.stack([facet_query(g, "mean") for g in groups], dim=1).to(img.dtype)  # [B, G, D]
+        pick = torch.randint(len(groups), (b,), device=img.device)
+        return self.loss_fn(img, means[torch.arange(b, device=img.device), pick])
+
+    def training_step(self, batch: dict[str, Any] | None, batch_idx: int) -> Tensor | None:
+        if batch is None:  # every image of the batch was unreadable
+            return None
+        img = self.net.image(batch["image"])  # [B, D]; the losses normalise
+        loss = self.contrastive_loss(img, self._cached(batch))
+        b = img.shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=b)
         self.log("train/scale", self.loss_fn.scale, batch_size=b)
+        if isinstance(self.loss_fn, SigmoidLoss):
+            self.log("train/bias", self.loss_fn.logit_bias, batch_size=b)
         return loss
 
     def prompt_embedder(self, device: torch.device) -> Callable[[list[str]], Tensor] | None:
