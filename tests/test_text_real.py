@@ -205,7 +205,11 @@ def test_installed_package_is_never_read(fake: RealTextCorpusConfig) -> None:
 
 def test_heldout_messages_never_train(fake: RealTextCorpusConfig) -> None:
     """Neither policy lets a held-out sentence train; heldout_first keeps test_ood whole whatever else trains."""
-    ood_by_policy = {}
+    # A held-out Spanish text that is word for word a training German one (related languages share strings).
+    clash = translate(sentences("Open", 60)[0], "de")
+    write_mo(Path(fake.src_dir) / "unpacked/fake-held/usr/share/locale/es/LC_MESSAGES/held.mo",
+             {sentences("Print", 30)[0]: clash})
+    ood_by_policy, german = {}, {}
     for first in (False, True):
         fake.heldout_first, fake.out_dir = first, f"{fake.out_dir}_{first}"
         stats = build_real_text_corpus(fake)
@@ -218,9 +222,11 @@ def test_heldout_messages_never_train(fake: RealTextCorpusConfig) -> None:
         assert not {t for k, t in ood if k == "eng_Latn"} & {m.casefold() for m in mono}
         assert ("heldout_first" in stats["config"]) == first  # absent at its default: older corpora still match
         ood_by_policy[first] = {r["texts"]["eng_Latn"] for r in splits["test_ood"]}
+        german[first] = {r["texts"].get("deu_Latn") for s in ("train", "dev", "test") for r in splits[s]}
     # "Close the apple apple now" is in fake-beta (training) and fake-held: it trains, or it is tested, never both.
     assert "Close the apple apple now" not in ood_by_policy[False]
     assert ood_by_policy[True] == ood_by_policy[False] | {"Close the apple apple now"}
+    assert clash in german[False] and clash not in german[True]  # strict: in no language
 
 
 @pytest.mark.parametrize("preset", ["text_real", "text_real_large"])
@@ -251,6 +257,13 @@ def test_curve_points_use_the_chosen_corpus_for_fixed_steps(tmp_path: Path) -> N
     assert cfg.data.val_manifest == str(corpus / "parallel/dev.jsonl")
     assert cfg.data.train_rows == {"real": 4000} and cfg.data.train_weights is None
     assert curve.point_config("0", 5, tmp_path, corpus, []).data.train_weights == {"real": 0, "generated": 1}
+    # Inside the script's own @hydra.main (another config dir) too, which is put back afterwards.
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    with initialize_config_dir(str(Path(curve.ROOT) / "configs/benchmarks"), version_base="1.3"):
+        assert curve.point_config("all", 5, tmp_path, corpus, []).data.train_weights is None
+        assert GlobalHydra.instance().is_initialized()
     matrix = {"eng_Latn": {"deu_Latn": 0.1}, "deu_Latn": {"eng_Latn": 0.3, "fra_Latn": 0.2},
               "fra_Latn": {"deu_Latn": 0.4}}
     assert curve.pivot_errors(matrix)["deu_Latn"] == pytest.approx(0.2)

@@ -62,7 +62,8 @@ class RealTextCorpusConfig:
     """Most out-of-domain test rows (0 = every usable held-out row)."""
     heldout_first: bool = False
     """A message a held-out package shares with training packages stays in test_ood and leaves training (false: the
-    reverse). True keeps test_ood whole whatever trains, so a corpus with more packages is scored on the same test."""
+    reverse), and no held-out sentence is in another split in any language. True keeps test_ood whole whatever
+    trains, so a corpus with more packages is scored on the same test."""
     eval_min_langs: int = 8
     """Rows with at least this many languages are drawn into dev and test first (aligned sets need many)."""
     cldr_names: bool = True
@@ -179,17 +180,21 @@ def split_rows(train_rows: Rows, heldout: Rows, extra_train: Rows, cfg: RealText
     raw = {"test_ood": ood[: cfg.test_ood or None], "test": ind[: cfg.test],
            "dev": ind[cfg.test: cfg.test + cfg.dev], "train": ind[cfg.test + cfg.dev:] + list(extra_train.values())}
     seen: dict[str, set[str]] = {}
+    ood_texts: set[str] = set()  # heldout_first: a held-out sentence is in no other split in any language either
     out: dict[str, list[dict[str, Any]]] = {}
     for split in SPLITS:
         kept = []
         for row in raw[split]:
-            texts = {lang: t for lang, t in row["texts"].items() if t.casefold() not in seen.setdefault(lang, set())}
+            texts = {lang: t for lang, t in row["texts"].items()
+                     if t.casefold() not in seen.setdefault(lang, set()) and t.casefold() not in ood_texts}
             if PIVOT not in texts or len(texts) < 2:
                 continue
             for lang, t in texts.items():
                 seen[lang].add(t.casefold())
             kept.append({"meaning": row["meaning"], "texts": texts})
         out[split] = kept
+        if split == "test_ood" and cfg.heldout_first:  # e.g. Galician OOD text that is also a Spanish translation
+            ood_texts = {t.casefold() for row in kept for t in row["texts"].values()}
     return out
 
 
