@@ -44,6 +44,9 @@ class ImageTextModule(L.LightningModule):
     """Retrieval validation (``val/r1``: text->image R@1, mean over caption languages), AdamW with warm-up and
     cosine decay, and ``evaluate`` (common.evaluation.Evaluable); subclasses say how images and texts embed."""
 
+    net: Any
+    """The network; its ``cfg.tower`` is the image tower's config."""
+
     def __init__(self) -> None:
         super().__init__()
         self._collect = Collector()
@@ -121,13 +124,23 @@ class ImageTextModule(L.LightningModule):
 
         model = cls.load_for_eval(cfg, ckpt)
         model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
-        dm = hydra.utils.instantiate(cfg.data, _convert_="all", **model.eval_data_kwargs())
+        kwargs = model.eval_data_kwargs()
+        if model.net.cfg.tower.image_size:  # the tower's input side, whatever the experiment's data says
+            kwargs["image_size"] = model.net.cfg.tower.image_size
+        dm = hydra.utils.instantiate(cfg.data, _convert_="all", **kwargs)
         templates = model.hparams.get("zero_shot_templates")
         metrics: dict[str, float] = {}
         names = list(named_paths(dm.hparams.test_path))
         for name, path in named_paths(dm.hparams.test_path).items():
-            metrics.update({f"{name}/{k}": v for k, v in model.evaluate_split(dm.loader(path, "test"),
-                                                                              templates).items()})
+            try:
+                m = model.evaluate_split(dm.loader(path, "test"), templates)
+            except KeyError as e:  # an embedding cache may hold long captions of some splits only
+                if kwargs.get("caption_kind") != "both":
+                    raise
+                log.warning("%s: %s; scoring its short captions only", name, e.args[0] if e.args else e)
+                short = hydra.utils.instantiate(cfg.data, _convert_="all", **{**kwargs, "caption_kind": "short"})
+                m = model.evaluate_split(short.loader(path, "test"), templates)
+            metrics.update({f"{name}/{k}": v for k, v in m.items()})
         out = Path(cfg.paths.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         with atomic_open(out / "retrieval.json", "w", encoding="utf-8") as f:
@@ -230,9 +243,9 @@ class FlameModule(ImageTextModule):
         prompts = self.net.cfg.prompts
         kinds = [k for k in ("short", "long") if k in prompts] or ["short"]
         # The evaluation cache must come from the same LLM and prompts as the training embeddings.
-        expect = {"prompts": {k: prompts[k] for k in kinds if k in prompts}}
+        expect: dict[str, Any] = {"prompts": {k: prompts[k] for k in kinds if k in prompts}}
         if self.net.cfg.llm_fingerprint:
-            expect["llm"] = self.net.cfg.llm_fingerprint  # type: ignore[assignment]
+            expect["llm"] = self.net.cfg.llm_fingerprint
         return {"caption_kind": "both" if len(kinds) == 2 else kinds[0],
                 "load_cache": partial(EmbeddingCache.open, expect=expect)}
 
