@@ -3,7 +3,9 @@ pairs, training with no LLM loaded, the hub round trip, evaluation, and the CLIP
 
 from __future__ import annotations
 
+import importlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +209,20 @@ def test_zero_shot_prompts_and_labels_and_the_transfer_figure() -> None:
     assert single_object_labels([two, one, None]) == ([1], [CLASSES.index(("red", "star"))])
     fig = transfer({"eng_Latn/short/t2i_r1": 0.8, "deu_Latn/short/t2i_r1": 0.6, "deu_Latn/long/t2i_r1": 0.1})
     assert fig == {"transfer/deu_Latn": pytest.approx(0.75)}
+
+
+def test_an_exported_flame_indexes_images_and_answers_text_queries(trained: Path, vision: dict[str, Path],
+                                                                   tmp_path: Path) -> None:
+    importlib.import_module("vision.flame.plugins")  # the entry point does it once the suite is (re)installed
+    images = Path(shutil.copytree(vision["corpus"] / "folder" / "test" / "images", tmp_path / "images"))
+    (images / "notes.txt").write_text("A big red star is on the left.\n", encoding="utf-8")  # a text file: embedded too
+    (images / "broken.png").write_bytes(b"not a png")
+    script = load_script("retrieve")
+    idx = tmp_path / "idx"
+    assert script.main(["index", f"model={trained / 'model'}", f"input={images}", f"index={idx}",
+                        "progress=false"]) == 3  # the broken image is reported and skipped
+    assert "broken.png" in (idx / "failed.jsonl").read_text()
+    rows = script.main(["search", f"index={idx}", "query=Three small blue circles are at the top.", "top_k=3"])
+    assert len(rows) == 3 and all(r["rank"] in (1, 2, 3) for r in rows)
+    manifest = json.loads((idx / "manifest.json").read_text())
+    assert manifest["model"]["embedders"] == {"image": "flame_image", "text": "flame_text"}

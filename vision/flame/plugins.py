@@ -1,3 +1,4 @@
-"""Imports the FLAME modules that register model types (found through the ``polyglot_suite.plugins`` entry point)."""
+"""Imports the FLAME modules that register model types and retrieval embedders (the ``polyglot_suite.plugins``
+entry point)."""
 
-from vision.flame import clip_baseline, hub  # noqa: F401
+from vision.flame import clip_baseline, hub, retrieval  # noqa: F401
