@@ -123,6 +123,7 @@ def plot(points: list[dict[str, Any]], steps: int, path: Path) -> None:
         ax.plot(rows, [100 * p["ood_x_y_mean"] for p in points], "s-", label="OOD real, X<->Y")
     ax.plot(rows, [100 * p["generated_mean"] for p in points], "^--", label="generated-grammar test")
     ax.set_xscale("symlog", linthresh=1000)
+    ax.set_xticks([0, 1000, 10000, 100000], ["0", "1k", "10k", "100k"])
     ax.set(xlabel="real parallel rows in training", ylabel="xsim error (%)", ylim=(0, 100),
            title=f"Sentence encoder (n-gram bag), {steps} steps a point")
     ax.grid(alpha=0.3)
