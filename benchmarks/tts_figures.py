@@ -25,12 +25,11 @@ from omegaconf import DictConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/x.py` imports benchmarks.*
 
-from benchmarks.tts_quality import Request, in_turn, load_requests, save_png
+from benchmarks.tts_quality import Request, in_turn, load_requests, save_png, synthesizer_loader
 from common import runner
 from common.io import read_jsonl_lenient
 from speech.audio import SAMPLE_RATE, load_audio
 from speech.tts.infer import MANIFEST
-from speech.tts.synthesizer import Synthesizer
 from speech.vocoder.mel import LogMelSpectrogram, MelSpec
 
 
@@ -95,15 +94,7 @@ def run(cfg: DictConfig) -> list[dict[str, Any]]:
     runner.setup_threads(cfg.get("threads"))
     ids = [str(i) for i in cfg.ids] if cfg.get("ids") else None
     chosen = pick(load_requests(cfg.requests), int(cfg.n), ids)
-    cache: list[Synthesizer] = []
-
-    def synth() -> Synthesizer:
-        if not cache:
-            try:
-                cache.append(Synthesizer.from_pretrained(cfg.model, device=cfg.device))
-            except ValueError as e:
-                raise SystemExit(f"model={cfg.model}: {e}") from None
-        return cache[0]
+    synth = synthesizer_loader(cfg.model, cfg.device)
 
     rows: list[dict[str, Any]] = []
     for q in chosen:

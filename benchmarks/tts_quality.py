@@ -549,15 +549,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     reqs = first_per_lang(all_reqs, cfg.per_lang)
     judges = Judges.load(cfg.asr if "intelligibility" in parts or "editing" in parts else None,
                          cfg.speaker if "similarity" in parts else None, cfg.device)
-    synth_cache: list[Synthesizer] = []
-
-    def synth() -> Synthesizer:
-        if not synth_cache:
-            try:
-                synth_cache.append(Synthesizer.from_pretrained(cfg.model, device=cfg.device))
-            except ValueError as e:
-                raise SystemExit(f"model={cfg.model}: {e}") from None
-        return synth_cache[0]
+    synth = synthesizer_loader(cfg.model, cfg.device)
 
     cmd = command("tts_quality", cfg, ["model", "requests", "generated", "asr", "speaker", "per_lang",
                                        "task_per_lang", "nfe", "method", "seed"])
@@ -589,6 +581,22 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 @hydra.main(version_base="1.3", config_path="../configs/benchmarks", config_name="tts_quality")
 def _cli(cfg: DictConfig) -> None:
     run(runner.require(cfg, "tts_quality", "benchmarks"))
+
+
+def synthesizer_loader(model: str, device: str) -> Callable[[], Synthesizer]:
+    """The bundle at ``model``, loaded on first use (scoring saved wavs needs none); a broken one stops the command
+    with one line naming it."""
+    cache: list[Synthesizer] = []
+
+    def synth() -> Synthesizer:
+        if not cache:
+            try:
+                cache.append(Synthesizer.from_pretrained(model, device=device))
+            except ValueError as e:
+                raise SystemExit(f"model={model}: {e}") from None
+        return cache[0]
+
+    return synth
 
 
 def main(argv: list[str]) -> dict[str, Any]:
