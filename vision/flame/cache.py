@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from common.batch_job import EXIT_FAILED, BatchJob, Failure, Item, NpyOutput, Row, ids_path
+from common.batch_job import BatchJob, BatchReport, Failure, Item, NpyOutput, Row, ids_path
 from common.io import atomic_open, read_json_object, write_jsonl
 from vision.flame.facets import FacetPrompts
 
@@ -170,18 +170,8 @@ def read_captions(input_path: str | Path, kinds: Sequence[str], langs: Sequence[
     return out
 
 
-@dataclass
-class BuildReport:
-    """What a build did, over every shard of every kind."""
-
-    done: int = 0
-    skipped_existing: int = 0
-    failed: list[Row] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_FAILED if self.failed else 0
+class BuildReport(BatchReport):
+    """What a build did, over every shard of every kind (the batch-job report, in the cache's words)."""
 
     def summary(self) -> str:
         return (f"{self.done} encoded, {self.skipped_existing} already cached, {len(self.failed)} failed "
