@@ -24,7 +24,8 @@ T = TypeVar("T")
 PLUGIN_GROUP = "polyglot_suite.plugins"
 FALLBACK_PLUGINS = ("text.plugins", "datamodules.corpus", "speech.asr.plugins", "speech.ssl.plugins",
                     "speech.speaker.plugins", "speech.vocoder.plugins", "speech.tts.plugins",
-                    "vision.flame.plugins")
+                    "vision.flame.plugins", "speech.source_trace.plugins", "music.clamp.plugins",
+                    "vision.sign.plugins")
 """Imported when the package metadata is missing (running from a checkout that was never pip-installed)."""
 
 _plugins_loaded = False

@@ -1,1 +1,1 @@
-"""Music families (planned; see the open issues)."""
+"""Music families: CLaMP 3 (music/clamp)."""

@@ -4,13 +4,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+extras=${1:-dev}
 missing=()
 for tool in espeak-ng sox ffmpeg festival flite; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+# Extras with Debian tools of their own: music (abc2midi, fluidsynth and a General MIDI soundfont), app (Chromium
+# for the browser tests; Playwright drives Debian's build, it downloads none).
+if [[ ",$extras," == *",music,"* ]]; then
+  command -v abc2midi >/dev/null 2>&1 || missing+=(abcmidi)
+  command -v fluidsynth >/dev/null 2>&1 || missing+=(fluidsynth)
+  [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ] || missing+=(timgm6mb-soundfont)
+fi
+if [[ ",$extras," == *",app,"* ]]; then command -v chromium >/dev/null 2>&1 || missing+=(chromium); fi
 if ((${#missing[@]})); then
   echo "[setup] installing Debian packages: ${missing[*]}"
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 py=$(command -v python3.11 || command -v python3)
@@ -19,7 +28,6 @@ if [ ! -x .venv/bin/python ]; then
   "$py" -m venv .venv
 fi
 # Reinstall only when the dependency list changed.
-extras=${1:-dev}
 stamp=.venv/.suite-installed-${extras//,/-}
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then

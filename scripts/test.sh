@@ -3,7 +3,7 @@
 # pytest (and skip the DDP test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh dev,lm,onnx,vision
+bash scripts/setup.sh dev,lm,onnx,vision,trace,music,sign,app
 echo "[test] ruff"; .venv/bin/ruff check .
 echo "[test] mypy"; .venv/bin/mypy
 echo "[test] pytest"; .venv/bin/python -m pytest "$@"
