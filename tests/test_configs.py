@@ -36,6 +36,9 @@ SHRINK: dict[str, dict[str, object]] = {
     "vision.flame.clip_baseline.clip_baseline_tiny": {"width": 32, "depth": 1, "heads": 2, "patch_size": 8,
                                                       "projector_hidden": 32, "text_d_model": 32, "text_num_layers": 1,
                                                       "text_num_heads": 2, "text_ffn_dim": 64, "text_embed_dim": 16},
+    "vision.sign.config.slt_tiny": {"enc_d_model": 32, "enc_part_dim": 16, "enc_num_layers": 1, "enc_num_heads": 2,
+                                    "enc_ffn_dim": 64, "dec_d_model": 32, "dec_num_layers": 1, "dec_num_heads": 2,
+                                    "dec_ffn_dim": 64},
 }
 # Recipes that start from another model (model.init_encoder): the LightningModule -> a fixture that makes a tiny one.
 INIT = {"speech.asr.llm.module.LLMASRModule": "tiny_ctc_dir"}
@@ -60,6 +63,14 @@ def tiny_vision_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.vision_data import write_tiny_vision_corpus
 
     return write_tiny_vision_corpus(tmp_path_factory.mktemp("visioncorpus"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sign_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from tests.sign_data import write_sign_corpus, write_tiny_encoder
+
+    corpus = write_sign_corpus(tmp_path_factory.mktemp("signcorpus"), n_train=16)
+    return corpus, write_tiny_encoder(corpus / "encoder", corpus)
 
 
 @pytest.fixture(scope="session")
@@ -122,6 +133,10 @@ def _tiny_data(cfg: DictConfig, request: pytest.FixtureRequest) -> list[str]:
         cache = ([f"data.text_embeddings={request.getfixturevalue('tiny_flame_cache')}"]
                  if cfg.data.text_embeddings else [])
         tiny = [*tiny_image_text_overrides(request.getfixturevalue("tiny_vision_corpus")), *cache]
+    elif cfg.data._target_ == "datamodules.sign.SignDataModule":
+        from tests.sign_data import tiny_sign_overrides
+
+        tiny = tiny_sign_overrides(*request.getfixturevalue("tiny_sign_corpus"))
     else:
         pytest.fail(f"{cfg.data._target_}: no tiny data for this datamodule yet; add it to _tiny_data")
     return [o for o in tiny if not o.startswith("+model.")]
