@@ -2,8 +2,9 @@
 
 Each entry lists alternatives (a phrase is drawn per description); a phrase that agrees with the genre noun is a
 ``{gender: form}`` dict. ``*_mod`` phrases modify the tune's noun phrase ("in D major", "for violin"), ``*_cl``
-ones are sentences about "the piece". Placeholders: ``{t}`` tonic name, ``{m}`` meter, ``{n}`` number, ``{beats}``
-the counted noun for ``{n}``, ``{i}`` instrument, ``{np}`` the noun phrase, ``{mods}`` its modifiers.
+ones are sentences about "the piece". Placeholders: ``{t}`` tonic name (``{tl}`` lower case), ``{m}`` meter,
+``{n}`` number, ``{beats}`` the counted noun for ``{n}``, ``{i}`` instrument, ``{np}`` the noun phrase, ``{mods}``
+its modifiers.
 """
 
 from __future__ import annotations
@@ -67,10 +68,11 @@ DEU: Lex = {
     "tempo": {"fast": [{"m": "schneller", "f": "schnelle"}, {"m": "lebhafter", "f": "lebhafte"}],
               "moderate": [{"m": "gemäßigter", "f": "gemäßigte"}, {"m": "ruhiger", "f": "ruhige"}],
               "slow": [{"m": "langsamer", "f": "langsame"}, {"m": "getragener", "f": "getragene"}]},
-    "tonic": {**_tonics({k: k for k in "CDEFGAB"}, "", ""), "Bb": "B", "Eb": "Es", "F#": "Fis", "C#": "Cis"},
-    "key_mod": {"major": ["in {t}-Dur"], "minor": ["in {t}-Moll"], "dorian": ["in {t}-Dorisch",
+    # German calls B natural H and B flat B; minor keys are written lower case ("h-Moll", {tl})
+    "tonic": {**_tonics({k: k for k in "CDEFGAB"}, "", ""), "B": "H", "Bb": "B", "Eb": "Es", "F#": "Fis", "C#": "Cis"},
+    "key_mod": {"major": ["in {t}-Dur"], "minor": ["in {tl}-Moll"], "dorian": ["in {t}-Dorisch",
                 "im dorischen Modus auf {t}"], "mixolydian": ["in {t}-Mixolydisch", "im mixolydischen Modus auf {t}"]},
-    "key_cl": {"major": ["Die Tonart ist {t}-Dur."], "minor": ["Die Tonart ist {t}-Moll."],
+    "key_cl": {"major": ["Die Tonart ist {t}-Dur."], "minor": ["Die Tonart ist {tl}-Moll."],
                "dorian": ["Der Modus ist {t}-Dorisch."], "mixolydian": ["Der Modus ist {t}-Mixolydisch."]},
     "meter_mod": ["im {m}-Takt"], "meter_cl": ["Die Taktart ist {m}.", "Das Stück steht im {m}-Takt."],
     "bpm_mod": ["mit {n} Schlägen pro Minute"], "bpm_cl": ["Das Tempo beträgt {n} Schläge pro Minute."],

@@ -82,7 +82,7 @@ def _instrument(lex: Lex, name: str, clause: bool, gender: str, rng: random.Rand
 def _phrase(lex: Lex, facet: str, a: dict[str, Any], clause: bool, gender: str, rng: random.Random) -> str:
     """One attribute as a modifier of the noun phrase, or as a sentence."""
     kind = "cl" if clause else "mod"
-    fill = {"t": lex["tonic"][a["key"]], "m": a["meter"], "n": a["tempo"],
+    fill = {"t": lex["tonic"][a["key"]], "tl": lex["tonic"][a["key"]].lower(), "m": a["meter"], "n": a["tempo"],
             "beats": _count_noun(lex["beats"], int(a["tempo"])) if "beats" in lex else "",
             "i": _instrument(lex, a["instrument"], clause, gender, rng)}
     if facet == "key":
