@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from text.tokenizer import EOS_ID, PAD_ID
@@ -36,8 +37,6 @@ class TextDecoder(nn.Module):
                                            batch_first=True, norm_first=True)
         self.layers = nn.TransformerDecoder(layer, cfg.num_layers)
         self.norm = nn.LayerNorm(d)
-        self.out = nn.Linear(d, cfg.vocab_size, bias=False)
-        self.out.weight = self.tok_emb.weight  # tied: the small vocabulary learns once
         nn.init.normal_(self.tok_emb.weight, std=0.02)
         nn.init.normal_(self.pos_emb.weight, std=0.02)
 
@@ -54,7 +53,8 @@ class TextDecoder(nn.Module):
         causal = torch.ones(ids.shape[1], ids.shape[1], dtype=torch.bool, device=ids.device).triu(1)
         pad = None if pad_mask is None else ~pad_mask[:, : ids.shape[1]]
         h = self.layers(h, memory, tgt_mask=causal, tgt_is_causal=True, tgt_key_padding_mask=pad)
-        return self.out(self.norm(h))  # [B, L, V]
+        # Output weights tied to the input embeddings (one matrix in the file: safetensors stores no shared tensors).
+        return F.linear(self.norm(h), self.tok_emb.weight)  # [B, L, V]
 
     def forward(self, emb: Tensor, ids: Tensor, mask: Tensor) -> Tensor:
         """Teacher-forced logits ``[B, L-1, V]`` predicting ``ids[:, 1:]`` from ``ids[:, :-1]`` (``[B, L]``)."""

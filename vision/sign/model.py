@@ -22,14 +22,16 @@ class PartEmbed(nn.Module):
     def __init__(self, points: int, dim: int, relative: bool = False):
         super().__init__()
         self.relative = relative
-        self.net = nn.Sequential(nn.Linear(points * IN_CHANNELS, dim), nn.GELU(), nn.Linear(dim, dim))
+        extra = 3 if relative else 0  # a relative part also gets where it is: its first point's coordinates
+        self.net = nn.Sequential(nn.Linear(points * IN_CHANNELS + extra, dim), nn.GELU(), nn.Linear(dim, dim))
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: Tensor) -> Tensor:
         """``x [B, T, P, 4]`` -> ``[B, T, dim]``."""
-        if self.relative:  # a hand relative to its wrist, so its shape reads apart from where it is (the body has that)
+        if self.relative:  # a hand's shape relative to its wrist, read apart from where the wrist is
             wrist = x[:, :, :1, :3]
-            x = torch.cat([(x[..., :3] - wrist) * (x[..., 3:] > 0), x[..., 3:]], dim=-1)
+            rel = torch.cat([(x[..., :3] - wrist) * (x[..., 3:] > 0), x[..., 3:]], dim=-1)
+            return self.norm(self.net(torch.cat([rel.flatten(2), wrist.flatten(2)], dim=-1)))
         return self.norm(self.net(x.flatten(2)))
 
 
