@@ -74,7 +74,7 @@ def tiny_trace_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_sign_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from tests.sign_data import write_sign_corpus, write_tiny_encoder
+    from tests.slt_data import write_sign_corpus, write_tiny_encoder
 
     corpus = write_sign_corpus(tmp_path_factory.mktemp("signcorpus"), n_train=16)
     return corpus, write_tiny_encoder(corpus / "encoder", corpus)
@@ -146,7 +146,7 @@ def _tiny_data(cfg: DictConfig, request: pytest.FixtureRequest) -> list[str]:
 
         tiny = tiny_trace_overrides(request.getfixturevalue("tiny_trace_corpus"))
     elif cfg.data._target_ == "datamodules.sign.SignDataModule":
-        from tests.sign_data import tiny_sign_overrides
+        from tests.slt_data import tiny_sign_overrides
 
         tiny = tiny_sign_overrides(*request.getfixturevalue("tiny_sign_corpus"))
     else:
