@@ -99,10 +99,26 @@ def have_renderers(audio: bool = False) -> bool:
                                                                     and Path(SOUNDFONT).is_file()))
 
 
-def tiny_overrides(root: Path) -> list[str]:
-    """Hydra overrides pointing ``data=music`` at a tiny corpus."""
+def tiny_overrides(root: Path, init_dir: Path | None = None) -> list[str]:
+    """Hydra overrides pointing ``data=music`` at a tiny corpus (and the audio stage at a tiny symbolic model)."""
+    init = [f"model.init_encoder={init_dir}"] if init_dir else []
     return [f"data.train_manifest={root}/train.jsonl", f"data.val_manifest={root}/dev.jsonl",
-            f"data.test_manifest={root}/test.jsonl", "data.extra_test={}", "data.batch_size=8"]
+            f"data.test_manifest={root}/test.jsonl", "data.extra_test={}", "data.batch_size=8",
+            "model.vocab_size=300", "model.audio_cache=null", *init]
+
+
+def write_tiny_model(out: Path, corpus: Path) -> Path:
+    """An untrained CLaMP 3 directory (``TINY_NET`` at width 64, just over 1e5 parameters: the size test_configs
+    expects of a real model config) with a tokenizer of the corpus's descriptions."""
+    from common import hub
+    from music.clamp.config import clamp3_tiny
+    from music.clamp.model import MODEL_TYPE, ClampModel
+    from music.clamp.module import train_description_tokenizer
+
+    tok = train_description_tokenizer(str(corpus / "train.jsonl"), out / "tok" / "tokenizer.model", 300)
+    wide = {k: 64 for k in TINY_NET if k.endswith("d_model") or k == "text_embed_dim"}
+    net = ClampModel(clamp3_tiny(**{**TINY_NET, **wide, "text_vocab_size": len(tok)}))
+    return hub.save_pretrained(net, out / "model", model_type=MODEL_TYPE, files={"tokenizer": tok})
 
 
 TINY_NET = {"sym_patch_size": 16, "sym_char_dim": 8, "sym_d_model": 32, "sym_num_layers": 1, "sym_num_heads": 2,

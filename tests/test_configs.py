@@ -36,6 +36,10 @@ SHRINK: dict[str, dict[str, object]] = {
     "vision.flame.clip_baseline.clip_baseline_tiny": {"width": 32, "depth": 1, "heads": 2, "patch_size": 8,
                                                       "projector_hidden": 32, "text_d_model": 32, "text_num_layers": 1,
                                                       "text_num_heads": 2, "text_ffn_dim": 64, "text_embed_dim": 16},
+    "music.clamp.config.clamp3_tiny": {"sym_d_model": 32, "sym_num_layers": 1, "sym_num_heads": 2, "sym_ffn_dim": 64,
+                                       "audio_d_model": 32, "audio_num_layers": 1, "audio_num_heads": 2,
+                                       "audio_ffn_dim": 64, "text_d_model": 32, "text_num_layers": 1,
+                                       "text_num_heads": 2, "text_ffn_dim": 64, "text_embed_dim": 16},
     "vision.sign.config.slt_tiny": {"enc_d_model": 32, "enc_part_dim": 16, "enc_num_layers": 1, "enc_num_heads": 2,
                                     "enc_ffn_dim": 64, "dec_d_model": 32, "dec_num_layers": 1, "dec_num_heads": 2,
                                     "dec_ffn_dim": 64},
@@ -81,6 +85,20 @@ def tiny_sign_corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
 
 
 @pytest.fixture(scope="session")
+def tiny_music_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.clamp_data import write_music_corpus
+
+    return write_music_corpus(tmp_path_factory.mktemp("musiccorpus"), n_train=12, n_test=6, audio=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_clamp_dir(tiny_music_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.clamp_data import write_tiny_model
+
+    return write_tiny_model(tmp_path_factory.mktemp("clamp"), tiny_music_corpus)
+
+
+@pytest.fixture(scope="session")
 def tiny_flame_cache(tiny_vision_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.flame_data import write_tiny_flame_cache
 
@@ -116,6 +134,7 @@ def _shrink(node: DictConfig, prefix: str = "model") -> list[str]:
 def _tiny_data(cfg: DictConfig, request: pytest.FixtureRequest) -> list[str]:
     """Tiny data of the config's own kind (single process, CPU, CSV logger); the helpers' model keys left out."""
     from datamodules.image_text import ImageTextDataModule
+    from datamodules.music import MusicDataModule
     from datamodules.source_trace import SourceTraceDataModule
     from datamodules.speech import SpeechDataModule
     from datamodules.text import ParallelTextDataModule
@@ -149,6 +168,11 @@ def _tiny_data(cfg: DictConfig, request: pytest.FixtureRequest) -> list[str]:
         from tests.slt_data import tiny_sign_overrides
 
         tiny = tiny_sign_overrides(*request.getfixturevalue("tiny_sign_corpus"))
+    elif issubclass(cls, MusicDataModule):  # the audio stage starts from a tiny symbolic model
+        from tests.clamp_data import tiny_overrides as tiny_music_overrides
+
+        init = request.getfixturevalue("tiny_clamp_dir") if cfg.model.stage == "audio" else None
+        tiny = tiny_music_overrides(request.getfixturevalue("tiny_music_corpus"), init)
     else:
         pytest.fail(f"{cfg.data._target_}: no tiny data for this datamodule yet; add it to _tiny_data")
     return [o for o in tiny if not o.startswith("+model.")]

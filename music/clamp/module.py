@@ -97,6 +97,7 @@ class ClampModule(L.LightningModule):
         if stage == "audio":
             for part in (self.net.symbolic, self.net.symbolic_proj, self.net.text, self.symbolic_loss):
                 part.requires_grad_(False)
+            self.train(self.training)  # Lightning keeps each submodule's mode from here on
 
     @staticmethod
     def _tokenizer(path: str | None, manifest: str | None, vocab_size: int) -> SentencePieceTokenizer:
