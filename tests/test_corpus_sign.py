@@ -68,7 +68,7 @@ def test_pose_file_reads_back_with_pose_format_equal_to_the_npy(corpus: Path) ->
         conf = np.asarray(pose.body.confidence)[:, 0]
         np.testing.assert_allclose(conf, arr[..., 3], atol=1e-6)
         dims = pose.header.dimensions
-        data = np.asarray(pose.body.data.data)[:, 0] / np.array([dims.width, dims.height, 1.0])
+        data = np.asarray(pose.body.data.data)[:, 0] / np.array([dims.width, dims.height, dims.width])
         seen = arr[..., 3] > 0
         np.testing.assert_allclose(data[seen], arr[..., :3][seen], atol=1e-5)
         assert pose.body.data.mask[:, 0][~seen].all()  # lost points are masked
@@ -183,3 +183,11 @@ def test_render_pose_draws_npy_and_pose_files(corpus: Path, tmp_path: Path) -> N
     np.save(bad, np.zeros((4, 10, 4), np.float32))
     with pytest.raises(SystemExit, match=r"bad\.npy: expected"):
         compose_and_run("render_pose", [f"input={bad}", f"out={out}"], render.run)
+
+
+def test_the_sign_family_reads_both_forms_alike(corpus: Path) -> None:
+    pose_io = pytest.importorskip("vision.sign.pose_io")
+    row = next(r for r in _rows(corpus, "dev") if "pose_file" in r)
+    a, b = pose_io.read_clip(corpus / row["pose"]), pose_io.read_clip(corpus / row["pose_file"])
+    np.testing.assert_allclose(a.conf, b.conf, atol=1e-6)
+    np.testing.assert_allclose(np.nan_to_num(a.xyz), np.nan_to_num(b.xyz), atol=1e-5)

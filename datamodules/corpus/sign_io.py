@@ -48,13 +48,13 @@ def holistic_header(width: int, height: int) -> Any:
 
 def write_pose(path: str | os.PathLike[str], xyz: np.ndarray, conf: np.ndarray, fps: float, width: int,
                height: int) -> None:
-    """Write a ``.pose`` file as pose-format's MediaPipe reader does: x and y in pixels of a ``width`` x ``height``
-    frame, z as is, lost points zero with confidence 0."""
+    """Write a ``.pose`` file: x and y in pixels of a ``width`` x ``height`` frame and z in units of the width (as
+    vision/sign/pose_io.py reads them back), lost points zero with confidence 0."""
     _pose_format()
     from pose_format import Pose
     from pose_format.numpy.pose_body import NumPyPoseBody
 
-    data = xyz * np.array([width, height, 1.0], dtype=np.float32)
+    data = xyz * np.array([width, height, width], dtype=np.float32)
     data = np.nan_to_num(data, nan=0.0).astype(np.float32)[:, None]  # [T, people=1, 543, 3]
     body = NumPyPoseBody(fps=fps, data=data, confidence=conf.astype(np.float32)[:, None])
     with atomic_open(path, "wb") as f:
@@ -73,6 +73,6 @@ def read_pose(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, flo
     dims = pose.header.dimensions
     data = np.asarray(pose.body.data.filled(np.nan) if hasattr(pose.body.data, "filled") else pose.body.data)
     conf = np.asarray(pose.body.confidence)[:, 0]
-    xyz = data[:, 0] / np.array([dims.width, dims.height, 1.0])
+    xyz = data[:, 0] / np.array([dims.width, dims.height, dims.width])
     xyz[conf == 0] = np.nan
     return xyz.astype(np.float32), conf.astype(np.float32), float(pose.body.fps), dims.width / dims.height
