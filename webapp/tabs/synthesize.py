@@ -35,7 +35,7 @@ def spectrogram(out: Synthesis, path: Path) -> str:
     lo, hi = out.generated
     if hi > lo:
         ax.axvspan(lo - 0.5, hi - 0.5, color="cyan", alpha=0.18, label="generated")
-        ax.legend(loc="upper right", fontsize=8)
+        ax.legend(loc="lower left", fontsize=8)
     ax.set_xlabel("frame")
     ax.set_ylabel("mel bin")
     fig.tight_layout()
@@ -102,7 +102,7 @@ def build(found: list[Found], settings: AppSettings) -> None:
             audio = gr.Audio(label="Output", type="numpy", interactive=False, buttons=["download"],
                              elem_id="tts-audio")
             image = gr.Image(label="Spectrogram (generated frames shaded)", type="filepath", interactive=False,
-                             elem_id="tts-spec")
+                             buttons=["download", "fullscreen"], elem_id="tts-spec")
             info = gr.Markdown(elem_id="tts-info")
 
     @user_errors
