@@ -11,6 +11,7 @@ corpora (data/speech, data/speech_tts); the page is saved as <out>/app_<tab>.png
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import sys
 import tempfile
@@ -117,6 +118,7 @@ def main(argv: list[str]) -> int:
             browser.close()
     finally:
         built.blocks.close()
+        shutil.rmtree(models)  # only links to the models: rmtree removes links, never what they point at
     print(f"wrote {', '.join(f'{out}/app_{k}.png' for k in shown)}")
     return 0
 
