@@ -69,8 +69,8 @@ def test_round_trip_and_embed_every_modality(trained: tuple[Path, float, float],
     enc = MusicEncoder.from_pretrained(model_dir, audio_cache=tmp_path / "cache")
     abc = audio_corpus / "abc" / "t000.abc"
     music21.converter.parse(str(abc)).write("musicxml", fp=str(tmp_path / "t000.musicxml"))
-    inputs: list[str | Path] = [abc, tmp_path / "t000.musicxml", audio_corpus / "midi" / "t000.mid", audio_corpus / "audio" / "t000.wav",
-              "A jig in D major."]
+    inputs: list[str | Path] = [abc, tmp_path / "t000.musicxml", audio_corpus / "midi" / "t000.mid",
+                                audio_corpus / "audio" / "t000.wav", "A jig in D major."]
     vecs = enc.embed(inputs)
     assert vecs.shape == (5, enc.dim) and np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
     assert np.allclose(enc.embed(str(abc)), vecs[0], atol=1e-6)  # one input gives one vector

@@ -93,9 +93,10 @@ def chance_mrr(candidates: int) -> float:
 
 
 def format_table(metrics: dict[str, float], split: str) -> str:
-    """The mean rows and the cross-modal rows, one line each."""
+    """The mean rows, the cross-modal rows and the zero-shot rows, one line each."""
     lines = [f"{split}:"]
-    for name in sorted({k.rsplit("/", 1)[0] for k in metrics if "/mean/" in k or k.count("/") == 1}):
+    shown = {k.rsplit("/", 1)[0] for k in metrics if "/mean/" in k or k.count("/") == 1 or k.startswith("zeroshot")}
+    for name in sorted(shown):
         vals = "  ".join(f"{k.rsplit('/', 1)[1]} {v:.3f}" for k, v in metrics.items() if k.rsplit("/", 1)[0] == name)
         lines.append(f"  {name:<22} {vals}")
     return "\n".join(lines)
