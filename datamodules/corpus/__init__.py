@@ -4,3 +4,4 @@
 from datamodules.corpus import speech, text, text_real, vision  # noqa: F401
 from datamodules.corpus import music  # noqa: F401
 from datamodules.corpus import sign  # noqa: F401
+from datamodules.corpus import deepfake  # noqa: F401
