@@ -23,7 +23,7 @@ from common.commands import CORPUS_BUILDERS
 from common.io import atomic_open, write_jsonl
 from datamodules.corpus.deepfake_audio import CUT_SEARCH, shortcut_report
 from datamodules.corpus.deepfake_config import DeepfakeCorpusConfig
-from datamodules.corpus.deepfake_plan import Clip, plan_source, read_bonafide, text_pools, voices
+from datamodules.corpus.deepfake_plan import Clip, clips_per_lang, plan_source, read_bonafide, text_pools, voices
 from datamodules.corpus.deepfake_protocols import _public, write_protocols
 from datamodules.corpus.deepfake_render import Failed, render
 from datamodules.corpus.deepfake_sources import SOURCES, missing_tool
@@ -77,14 +77,16 @@ def plan(cfg: DeepfakeCorpusConfig) -> tuple[list[Clip], dict[str, str], dict[st
     _check(cfg)
     usable, left_out = available_sources(cfg)
     bonafide = read_bonafide(cfg)
-    need = cfg.clips_per_source_per_lang * (len(usable) + 1)
-    pools = {lang: text_pools(cfg, lang, need) for lang in cfg.langs}
+    per_lang = {source: clips_per_lang(cfg, source, len(langs)) for source, langs in usable.items()}
+    pools = {lang: text_pools(cfg, lang, sum(per_lang.values())) for lang in cfg.langs}
     clips: list[Clip] = []
     for source, langs in usable.items():
         for lang in langs:
-            clips += plan_source(cfg, source, lang, pools[lang])
+            if source in cfg.heldout_sources and lang in cfg.heldout_langs:
+                continue  # unknown in an unknown language: no protocol tests it
+            clips += plan_source(cfg, source, lang, pools[lang], per_lang[source])
     for lang, rows in bonafide.items():
-        clips += plan_source(cfg, "bonafide", lang, pools.get(lang, {}), rows)
+        clips += plan_source(cfg, "bonafide", lang, pools.get(lang, {}), len(rows), rows)
     if not clips:
         raise RuntimeError(f"nothing to render: no source can speak {cfg.langs} ({left_out})")
     return clips, left_out, pools
@@ -98,7 +100,9 @@ def build_deepfake_corpus(cfg: DeepfakeCorpusConfig) -> dict[str, Any]:
     clips, left_out, pools = plan(cfg)
     failed: list[Failed] = []
     for source in [s for s in SOURCES if SOURCES[s].engine == "suite_tts" and any(c.source == s for c in clips)]:
-        mine = [c for c in clips if c.source == source]
+        mine = [c for c in clips if c.source == source and not (root / c.audio).exists()]  # a re-run skips them
+        if not mine:
+            continue
         prompts = {lang: pools[lang]["train"][0] for lang in {c.lang for c in mine}}
         raw = render_tts(mine, cfg.tts_bundles[source], prompts, root, cfg.tts_nfe, max(1, cfg.workers))
         for c in mine:

@@ -18,8 +18,10 @@ class DeepfakeCorpusConfig:
     """Languages (iso639-3_Script). Text comes from the suite's sentence lists and grammar, or ``text_files``."""
     sources: list[str] = field(default_factory=lambda: list(SOURCES))
     """Generators to render (deepfake_sources.SOURCES); ones that can't run here are left out and reported."""
-    clips_per_source_per_lang: int = 40
-    """Clips of each source in each language it speaks."""
+    clips_per_source: int = 120
+    """Clips of each source, spread evenly over the languages it speaks (so every class is about as large)."""
+    clips_per_source_per_lang: int | None = None
+    """A fixed number of clips of each source in each language instead (None: ``clips_per_source`` spread)."""
     channels: dict[str, float] = field(default_factory=lambda: {
         "clean": 0.4, "mp3_24k": 0.06, "mp3_64k": 0.06, "aac_32k": 0.06, "aac_64k": 0.06, "resample_8k": 0.06,
         "resample_11k": 0.06, "noise_snr15": 0.06, "noise_snr25": 0.06, "reverb": 0.06, "vorbis_32k": 0.06})
@@ -52,7 +54,7 @@ class DeepfakeCorpusConfig:
     tts_bundles: dict[str, str] = field(default_factory=lambda: {
         "suite_tts_vocos": "runs/tts/bundle", "suite_tts_gl": "runs/tts/bundle_gl"})
     """The suite's TTS bundle of each suite_tts source (scripts/synthesize.py model=); missing: source left out."""
-    tts_clips_per_lang: int = 10
+    tts_clips_per_lang: int = 8
     """Clips of each suite TTS source per language (its flow-matching sampler is the slowest generator by far)."""
     tts_nfe: int = 8
     """Sampler steps of the suite's TTS."""
@@ -62,7 +64,7 @@ class DeepfakeCorpusConfig:
     """JSONL manifests of real speech (``audio`` relative to the manifest, ``lang``, optional ``speaker``,
     ``text``): their clips become the ``bonafide`` source."""
     bonafide_per_lang: int = 0
-    """Real clips per language taken from the manifests (0: as many as the generated sources each have)."""
+    """Real clips per language taken from the manifests (0: ``clips_per_source`` over the manifests' languages)."""
     seed: int = 0
     """Seed of every draw (texts, voices, channels, lengths, splits)."""
     workers: int = 2

@@ -126,9 +126,15 @@ def _texts(pool: list[str], seconds: float, rng: random.Random) -> tuple[str, li
     return " ".join(picked), [rng.choice(pool) for _ in range(4)]
 
 
-def plan_source(cfg: DeepfakeCorpusConfig, source: str, lang: str, pools: dict[str, list[str]],
+def clips_per_lang(cfg: DeepfakeCorpusConfig, source: str, n_langs: int) -> int:
+    """How many clips a source gets in each of its ``n_langs`` languages."""
+    n = cfg.clips_per_source_per_lang or -(-cfg.clips_per_source // max(1, n_langs))
+    return min(n, cfg.tts_clips_per_lang) if source in SOURCES and SOURCES[source].engine == "suite_tts" else n
+
+
+def plan_source(cfg: DeepfakeCorpusConfig, source: str, lang: str, pools: dict[str, list[str]], n: int,
                 bonafide: list[dict[str, Any]] | None = None) -> list[Clip]:
-    """The clips of one source in one language (``bonafide`` gives the real rows to use for source bonafide)."""
+    """``n`` clips of one source in one language (``bonafide`` gives the real rows to use for source bonafide)."""
     rng = random.Random(f"{cfg.seed}:{source}:{lang}")
     seen_ch = {c: w for c, w in cfg.channels.items() if c not in cfg.heldout_channels and w > 0}
     unknown = [c for c in [*cfg.channels, *cfg.heldout_channels] if c not in CHANNELS]
@@ -138,9 +144,7 @@ def plan_source(cfg: DeepfakeCorpusConfig, source: str, lang: str, pools: dict[s
     all_voices = sorted({r["speaker"] for r in rows}) if source == "bonafide" else voices(source, lang)
     held = [v for v in all_voices if v in cfg.heldout_speakers]
     seen = [v for v in all_voices if v not in cfg.heldout_speakers]
-    n = len(rows) if source == "bonafide" else cfg.clips_per_source_per_lang
-    if SOURCES.get(source) and SOURCES[source].engine == "suite_tts":
-        n = min(n, cfg.tts_clips_per_lang)
+    n = len(rows) if source == "bonafide" else n
     clips: list[Clip] = []
     for i in range(n):
         role = _role(cfg, source, lang, held, rng)
@@ -189,5 +193,5 @@ def read_bonafide(cfg: DeepfakeCorpusConfig) -> dict[str, list[dict[str, Any]]]:
                                              "speaker": spk, "text": row.get("text", "")})
     for lang, rows in out.items():
         random.Random(f"{cfg.seed}:bonafide:{lang}").shuffle(rows)
-        out[lang] = rows[: cfg.bonafide_per_lang or cfg.clips_per_source_per_lang]
+        out[lang] = rows[: cfg.bonafide_per_lang or clips_per_lang(cfg, "bonafide", len(out))]
     return out
