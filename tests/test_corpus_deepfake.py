@@ -175,3 +175,21 @@ def test_shortcut_report_flags_a_revealing_cue() -> None:
     report = shortcut_report(rows(300), rows(150))
     assert report["accuracy_from_one_cue"]["duration"] > 0.9
     assert report["accuracy_from_one_cue"]["level_db"] < 0.5 and abs(report["chance"] - 1 / 3) < 0.01
+
+
+def test_tts_bundle_languages_and_broken_bundles(tmp_path: Path) -> None:
+    from datamodules.corpus.deepfake_tts import bundle_langs
+
+    model = tmp_path / "acoustic"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "tts_flow", "langs": ["ita_Latn", "deu_Latn"]}))
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "bundle.json").write_text(json.dumps({"type": "tts_bundle", "acoustic": "../acoustic"}))
+    assert bundle_langs(str(bundle)) == ["ita_Latn", "deu_Latn"] and bundle_langs(str(model)) == ["ita_Latn",
+                                                                                                   "deu_Latn"]
+    (bundle / "bundle.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"bundle\.json: not a TTS bundle"):
+        bundle_langs(str(bundle))
+    with pytest.raises(ValueError, match=r"has no config\.json"):
+        bundle_langs(str(tmp_path))

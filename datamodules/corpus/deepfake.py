@@ -104,7 +104,11 @@ def build_deepfake_corpus(cfg: DeepfakeCorpusConfig) -> dict[str, Any]:
         if not mine:
             continue
         prompts = {lang: pools[lang]["train"][0] for lang in {c.lang for c in mine}}
-        raw = render_tts(mine, cfg.tts_bundles[source], prompts, root, cfg.tts_nfe, max(1, cfg.workers))
+        try:
+            raw = render_tts(mine, cfg.tts_bundles[source], prompts, root, cfg.tts_nfe, max(1, cfg.workers))
+        except (RuntimeError, OSError) as e:  # its clips fail one by one below, the other sources go on
+            log.warning("%s", e)
+            raw = {}
         for c in mine:
             c.raw = raw.get(c.id, "")
     results: list[tuple[Clip, Any]] = []

@@ -112,8 +112,8 @@ def _role(cfg: DeepfakeCorpusConfig, source: str, lang: str, held_voices: list[s
     if source in cfg.heldout_sources:
         return "unseen_generator"
     r = rng.random()
-    if held_voices and r < cfg.unseen_speaker_share:
-        return "unseen_speaker"
+    if r < cfg.unseen_speaker_share:  # a source with no held-out voice keeps these clips in the main pool
+        return "unseen_speaker" if held_voices else "main"
     if cfg.heldout_channels and r < cfg.unseen_speaker_share + cfg.unseen_channel_share:
         return "unseen_channel"
     return "main"
