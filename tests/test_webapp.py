@@ -8,6 +8,7 @@ Screenshots go to <pytest tmp>/screenshots/app_<tab>.png, and to docs/figures/ w
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import numpy as np
 import pytest
 
 pytest.importorskip("gradio")
@@ -54,15 +56,25 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return write_inputs(tmp_path_factory.mktemp("uploads"))
+def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[Path]]:
+    """(root, models folder, media folders): the tiny models, made once for every tab."""
+    root = tmp_path_factory.mktemp("webapp")
+    return root, *write_models(root)
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Built]]:
-    """The app over a models folder of tiny models, served from a background thread on a free loopback port."""
-    models, media = write_models(tmp_path_factory.mktemp("webapp"))
-    settings = AppSettings(models, [str(media)])
+def files(made: tuple[Path, Path, list[Path]]) -> dict[str, Path]:
+    """Uploads: the shared ones, and the clips the tracer was calibrated on and the pose files of the sign model."""
+    inputs = made[0] / "inputs"
+    return {**write_inputs(made[0] / "uploads"), "traced": inputs / "traced.wav", "clicks": inputs / "clicks.wav",
+            "sign_npy": inputs / "sign.npy", "sign_pose": inputs / "sign.pose"}
+
+
+@pytest.fixture(scope="module")
+def app(made: tuple[Path, Path, list[Path]]) -> Iterator[tuple[str, Built]]:
+    """One app over a models folder of tiny models for every tab, served from a background thread on a free
+    loopback port."""
+    settings = AppSettings(made[1], [str(m) for m in made[2]])
     built = build_app(settings)
     url = launch(built, settings, "127.0.0.1", free_port(), block=False)
     yield url, built
@@ -92,6 +104,13 @@ def ui(app: tuple[str, Built], page: Page) -> Iterator[Page]:
 
 def open_tab(page: Page, label: str) -> None:
     page.get_by_role("tab", name=label).click()
+
+
+def pick(page: Page, component: str, option: str) -> None:
+    """Choose ``option`` in a Gradio dropdown."""
+    page.locator(f"#{component} input").click()
+    page.get_by_role("option", name=option).click()
+    expect(page.locator(f"#{component} input")).to_have_value(option)
 
 
 def upload(page: Page, component: str, path: Path) -> None:
@@ -125,9 +144,11 @@ def screenshot(page: Page, tab: str, tmp_path_factory: pytest.TempPathFactory) -
 
 def test_the_page_has_a_tab_per_family_found_and_no_other(ui: Page, app: tuple[str, Built]) -> None:
     tabs = [t.inner_text().strip() for t in ui.get_by_role("tab").all()]
-    assert tabs == ["Transcribe", "Synthesize", "Search"]
-    assert [t.key for t in app[1].tabs] == ["transcribe", "synthesize", "search"]
-    expect(ui.get_by_text("transcribe (1), synthesize (1), search (1)")).to_be_visible()
+    assert tabs == ["Transcribe", "Synthesize", "Trace the source", "Search", "Translate sign"]
+    assert [t.key for t in app[1].tabs] == ["transcribe", "synthesize", "trace", "search", "sign"]
+    indexes = len(app[1].discovery.of_kind(("retrieval_index",)))  # 2 with abc2midi and fluidsynth, else 1
+    expect(ui.get_by_text(f"transcribe (1), synthesize (1), trace the source (1), search ({indexes}), "
+                          "translate sign (1)")).to_be_visible()
 
 
 def test_transcribe_tab(ui: Page, files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> None:
@@ -182,6 +203,7 @@ def test_search_tab(ui: Page, files: dict[str, Path], tmp_path_factory: pytest.T
     open_tab(ui, "Search")
     ui.click("#search-run")
     error_shown(ui, "Type a query or upload a file")
+    pick(ui, "search-index", "photos_index")
     ui.locator("#search-query textarea").fill("a red square on black")
     ui.click("#search-run")
     expect(ui.locator("#search-info")).to_contain_text("entries for")
@@ -199,3 +221,77 @@ def test_search_tab(ui: Page, files: dict[str, Path], tmp_path_factory: pytest.T
     upload(ui, "search-file", files["broken_png"])
     ui.click("#search-run")
     error_shown(ui, "broken.png")
+
+
+def test_trace_tab(ui: Page, files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> None:
+    open_tab(ui, "Trace the source")
+    ui.click("#trace-run")
+    error_shown(ui, "No audio")
+    upload(ui, "trace-audio", files["corrupt"])
+    ui.click("#trace-run")
+    error_shown(ui, "corrupt.wav: unreadable audio")
+
+    clear(ui, "trace-audio")
+    upload(ui, "trace-audio", files["clicks"])  # a generator the tracer never saw
+    ui.click("#trace-run")
+    expect(ui.locator("#trace-info")).to_contain_text("Unknown source")
+    expect(ui.locator("#trace-info")).to_contain_text("closest known source")
+    clear(ui, "trace-audio")
+    upload(ui, "trace-audio", files["traced"])
+    ui.click("#trace-run")
+    expect(ui.locator("#trace-info")).to_contain_text("Source: harmonic_synth")
+    expect(ui.locator("#trace-info")).to_contain_text("Family: formant")
+    expect(ui.locator("#trace-chart img")).to_be_visible()
+    for name in ("chirp_synth", "square_vocoder", "vocoder"):  # every class has its probability
+        expect(ui.locator("#trace-table")).to_contain_text(name)
+    screenshot(ui, "trace", tmp_path_factory)
+
+
+def test_search_tab_over_music(ui: Page, app: tuple[str, Built], files: dict[str, Path],
+                               tmp_path_factory: pytest.TempPathFactory) -> None:
+    if len(app[1].discovery.of_kind(("retrieval_index",))) < 2:
+        pytest.skip("abc2midi / fluidsynth are not installed: no music index")
+    open_tab(ui, "Search")
+    pick(ui, "search-index", "music_index")
+    ui.locator("#search-query textarea").fill("A jig in D major.")
+    ui.click("#search-run")
+    expect(ui.locator("#search-info")).to_contain_text("6 of 6 entries")  # two tunes as ABC, MIDI and audio
+    expect(ui.locator("#search-scores img")).to_have_count(4)  # a piano roll per ABC and MIDI result
+    expect(ui.locator("#search-abc")).to_contain_text("K:")  # the ABC text of the ABC results
+    expect(ui.locator("#search-audio-0")).to_be_visible()
+    expect(ui.locator("#search-audio-1")).to_be_visible()
+    expect(ui.locator("#search-gallery")).to_be_hidden()
+    for hit in ("t000.abc", "t001.mid", "t000.wav"):
+        expect(ui.locator("#search-table")).to_contain_text(hit)
+    screenshot(ui, "search_music", tmp_path_factory)
+
+    upload(ui, "search-file", files["broken_abc"])
+    ui.click("#search-run")
+    error_shown(ui, "broken.abc")
+
+
+def test_sign_tab(ui: Page, files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> None:
+    open_tab(ui, "Translate sign")
+    ui.click("#sign-run")
+    error_shown(ui, "No pose file")
+    for bad, says in (("wrong", "table.csv: not a pose file"), ("bad_npy", "points.npy: expected a [T, 543, 4]"),
+                      ("bad_pose", "broken.pose: unreadable .pose file"), ("empty", "empty.npy: empty file")):
+        upload(ui, "sign-pose", files[bad])
+        ui.click("#sign-run")
+        error_shown(ui, says)
+        clear(ui, "sign-pose")
+
+    upload(ui, "sign-pose", files["sign_npy"])  # the app kept serving: the good file is translated
+    ui.get_by_label("deu_Latn").check()
+    ui.click("#sign-run")
+    frames = len(np.load(files["sign_npy"]))
+    expect(ui.locator("#sign-info")).to_contain_text(f"sign.npy: {frames} frames")
+    expect(ui.locator("#sign-anim img")).to_have_attribute("src", re.compile(r"\.gif"))
+    for lang in ("eng_Latn", "deu_Latn"):
+        expect(ui.locator("#sign-table")).to_contain_text(lang)
+    screenshot(ui, "sign", tmp_path_factory)
+
+    clear(ui, "sign-pose")
+    upload(ui, "sign-pose", files["sign_pose"])
+    ui.click("#sign-run")
+    expect(ui.locator("#sign-info")).to_contain_text(f"sign.pose: {frames} frames")

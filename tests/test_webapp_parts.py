@@ -65,8 +65,9 @@ def test_every_registered_tab_builds_from_its_module_and_keys_are_unique() -> No
         params = list(inspect.signature(spec.builder()).parameters)
         assert params == ["found", "settings"], spec.module
     assert tab("search").kinds == (RETRIEVAL_INDEX,)
-    with pytest.raises(KeyError, match="no tab 'trace'"):
-        tab("trace")
+    assert tab("trace").kinds == ("source_tracer",) and tab("sign").kinds == ("sign_translator",)
+    with pytest.raises(KeyError, match="no tab 'nope'"):
+        tab("nope")
 
 
 def test_only_tabs_with_models_are_built(folder: Path, tmp_path: Path) -> None:
@@ -126,3 +127,24 @@ def test_the_command_line_composes_and_refuses_a_folder_without_models(tmp_path:
     assert script.settings(cfg).media == ["a", "b"]
     with pytest.raises(SystemExit, match=r"app: models=.*nothing the app serves"):
         script.run(cfg, block=False)
+
+
+def test_a_midi_file_becomes_a_piano_roll_and_a_broken_one_a_named_error(tmp_path: Path) -> None:
+    import mido
+
+    from webapp.score import midi_notes, piano_roll
+
+    mid = mido.MidiFile(ticks_per_beat=96)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    for pitch, beats in ((60, 1.0), (64, 0.5), (67, 2.0)):  # C, E, G one after another
+        track.append(mido.Message("note_on", note=pitch, velocity=80, time=0))
+        track.append(mido.Message("note_off", note=pitch, velocity=0, time=int(beats * 96)))
+    mid.save(tmp_path / "tune.mid")
+    notes = midi_notes(tmp_path / "tune.mid")
+    assert [(n.pitch, n.start, n.length) for n in notes] == [(60, 0.0, 1.0), (64, 1.0, 0.5), (67, 1.5, 2.0)]
+    png = piano_roll(notes, "tune.mid", tmp_path / "roll.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "bad.mid").write_bytes(b"MThd nonsense")
+    with pytest.raises(ValueError, match=r"bad\.mid: unreadable MIDI"):
+        midi_notes(tmp_path / "bad.mid")

@@ -38,9 +38,11 @@ class TabSpec:
 TABS: tuple[TabSpec, ...] = (
     TabSpec("transcribe", "Transcribe", ("ctc_conformer", "ctc_wav2vec2", "ctc_adapted"), "webapp.tabs.transcribe"),
     TabSpec("synthesize", "Synthesize", ("tts_flow", "tts_bundle"), "webapp.tabs.synthesize"),
+    TabSpec("trace", "Trace the source", ("source_tracer",), "webapp.tabs.trace"),
     TabSpec("search", "Search", ("retrieval_index",), "webapp.tabs.search"),
+    TabSpec("sign", "Translate sign", ("sign_translator",), "webapp.tabs.sign"),
 )
-"""In page order. Source tracing, sign translation and music search join here as their families land."""
+"""In page order."""
 
 
 def tab(key: str) -> TabSpec:

@@ -1,5 +1,6 @@
 """Search tab: a text query or a file over an index built by scripts/retrieve.py (common.retrieval); results shown
-as what they are: images in a gallery, audio as players, text as its line."""
+as what they are: images in a gallery, audio as players, text as its line, ABC and MIDI as a piano-roll score
+(webapp.score) with the ABC text."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ import gradio as gr
 from common.retrieval.engine import Hit, Retriever
 from webapp.app import AppSettings
 from webapp.discover import Found
-from webapp.ui import Loaded, choose, upload, user_errors
+from webapp.score import ABC_SUFFIXES, SCORE_SUFFIXES, notes_of, piano_roll
+from webapp.ui import Loaded, choose, output_dir, upload, user_errors
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus")
 AUDIO_SLOTS = 5
 """Audio results get players for the best this many (a page of players is slow to draw)."""
+SCORE_SLOTS = 6
+"""ABC and MIDI results get a drawn score for the best this many."""
 COLUMNS = ["rank", "id", "score", "text"]
 
 
@@ -40,7 +44,7 @@ def locate(source: str, roots: list[Path]) -> Path | None:
 
 def entry_text(path: Path | None, key: str) -> str:
     """The line a text hit names (its key is the line number), else nothing."""
-    if path is None or not key.isdigit() or path.suffix.lower() in IMAGE_SUFFIXES + AUDIO_SUFFIXES:
+    if path is None or not key.isdigit() or path.suffix.lower() in IMAGE_SUFFIXES + AUDIO_SUFFIXES + SCORE_SUFFIXES:
         return ""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -53,6 +57,15 @@ def entry_text(path: Path | None, key: str) -> str:
 def roots_for(index_dir: Path, settings: AppSettings) -> list[Path]:
     """Where result files are looked up: the media folders, then beside the index (an index kept inside its folder)."""
     return [Path(m).expanduser() for m in settings.media] + [index_dir.parent, index_dir]
+
+
+def draw_score(path: Path, caption: str) -> tuple[str, str]:
+    """A piano-roll PNG of an ABC or MIDI result; a file it can't draw gets a caption saying why instead."""
+    try:
+        notes = notes_of(path)
+    except ValueError as e:
+        notes, caption = [], f"{caption}: {e}"
+    return str(piano_roll(notes, caption, output_dir("score") / f"{path.stem}.png")), caption
 
 
 def build(found: list[Found], settings: AppSettings) -> None:
@@ -73,11 +86,17 @@ def build(found: list[Found], settings: AppSettings) -> None:
                                  buttons=["download", "fullscreen"], elem_id="search-gallery")
             players = [gr.Audio(label=f"Audio {i + 1}", visible=False, interactive=False,
                                 buttons=["download"], elem_id=f"search-audio-{i}") for i in range(AUDIO_SLOTS)]
+            scores = gr.Gallery(label="Scores (piano roll: beats across, pitch up)", columns=1, height="auto",
+                                object_fit="contain", visible=False, buttons=["download", "fullscreen"],
+                                elem_id="search-scores")
+            abc = gr.Markdown(visible=False, elem_id="search-abc")
             table = gr.Dataframe(headers=COLUMNS, label="Ranked results", elem_id="search-table")
 
     def show(r: Retriever, hits: list[Hit], roots: list[Path]) -> list[Any]:
         images: list[tuple[str, str]] = []
         sounds: list[tuple[str, str]] = []
+        drawn: list[tuple[str, str]] = []
+        tunes: list[str] = []
         rows = []
         for rank, (hit_id, score) in enumerate(hits, start=1):
             source, key = split_id(r, hit_id)
@@ -88,9 +107,16 @@ def build(found: list[Found], settings: AppSettings) -> None:
                 images.append((str(path), f"{rank}. {hit_id} ({score:.3f})"))
             elif path is not None and suffix in AUDIO_SUFFIXES and len(sounds) < AUDIO_SLOTS:
                 sounds.append((str(path), f"{rank}. {hit_id} ({score:.3f})"))
+            elif path is not None and suffix in SCORE_SUFFIXES and len(drawn) < SCORE_SLOTS:
+                drawn.append(draw_score(path, f"{rank}. {hit_id} ({score:.3f})"))
+                if suffix in ABC_SUFFIXES:
+                    tune = path.read_text(encoding="utf-8", errors="replace").strip()
+                    tunes.append(f"**{rank}. {hit_id}**\n```\n{tune}\n```")
         audio = [gr.Audio(value=s[0], label=s[1], visible=True) for s in sounds]
         audio += [gr.Audio(value=None, visible=False)] * (AUDIO_SLOTS - len(sounds))
-        return [gr.Gallery(value=images, visible=bool(images)), *audio, rows]
+        return [gr.Gallery(value=images, visible=bool(images)), *audio,
+                gr.Gallery(value=drawn, visible=bool(drawn)), gr.Markdown("\n\n".join(tunes), visible=bool(tunes)),
+                rows]
 
     @user_errors
     def search(name: str, text: str, path: str | None, k: float,
@@ -115,4 +141,4 @@ def build(found: list[Found], settings: AppSettings) -> None:
         line = f"{len(hits)} of {len(r)} entries for {what}" if hits else f"The index is empty; nothing for {what}."
         return [line, *show(r, hits, roots_for(index_dir, settings))]
 
-    run.click(search, [index, query, file, top_k], [info, gallery, *players, table])
+    run.click(search, [index, query, file, top_k], [info, gallery, *players, scores, abc, table])
