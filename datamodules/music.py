@@ -1,10 +1,12 @@
 """Music-text rows of a corpus in ``corpus=music``'s layout: JSONL manifests beside ``abc/``, ``midi/`` and ``audio/``.
 
-A row is ``{"id", "abc", "midi", "audio"?, "attributes": {...}, "texts": {lang: description}}`` with file paths
-relative to the manifest's folder. Batches are lists: ``ids``, ``abc`` / ``midi`` / ``audio`` (absolute paths, the
-modalities asked for), ``texts`` ``{lang: [B] str}`` and ``attributes`` (``[B]`` dicts); the model reads the files
-(``music.clamp.inputs``), since how a score becomes patches is the model's business. Rows lacking a modality the run
-pairs are skipped with one message naming the manifest line (and a line in ``bad_input_log`` when set).
+A row is ``{"id", "abc", "midi", "audio"?, "attributes": {...}, "meaning"?: {"facets"}, "texts": {lang: description}}``
+with file paths relative to the manifest's folder. Batches are lists: ``ids``, ``abc`` / ``midi`` / ``audio``
+(absolute paths, the modalities asked for), ``texts`` ``{lang: [B] str}``, ``attributes`` (``[B]`` dicts) and
+``fits`` (``[B][B]`` bools: row i's description also fits tune j, a false negative for contrastive losses, found from
+the attributes a description states, or from identical descriptions when rows have no ``meaning``); the model reads
+the files (``music.clamp.inputs``), since how a score becomes patches is the model's business. Rows lacking a
+modality the run pairs are skipped with one message naming the manifest line (and a line in ``bad_input_log``).
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ def read_rows(manifest: str | Path, need: tuple[str, ...] = ("abc",), langs: lis
         if missing or not texts:
             _report(bad_input_log, where, f"row {row['id']!r} has no {', '.join(missing) or 'description'}")
             continue
-        out = {"id": str(row["id"]), "texts": texts, "attributes": dict(row.get("attributes") or {})}
+        out = {"id": str(row["id"]), "texts": texts, "attributes": dict(row.get("attributes") or {}),
+               "stated": stated_attributes(row)}
         out.update({m: str(path.parent / row[m]) for m in MODALITIES if row.get(m)})
         rows.append(out)
     return rows
@@ -61,11 +64,37 @@ def _report(log_path: str | None, where: str, reason: str) -> None:
         append_jsonl(log_path, {"input": where, "reason": reason})
 
 
+def stated_attributes(row: dict[str, Any]) -> list[str] | None:
+    """The attributes a row's descriptions state (``corpus=music``'s ``meaning``: the genre and its ``facets``, the
+    key as tonic and mode, the tempo as a word or a number); None when the row doesn't say."""
+    meaning = row.get("meaning")
+    if not isinstance(meaning, dict) or "facets" not in meaning:
+        return None
+    out = ["genre"]
+    for facet in meaning["facets"]:
+        if facet == "key":
+            out += ["key", "mode"]
+        elif facet == "tempo":
+            out.append("tempo_word" if meaning.get("tempo_as") == "word" else "tempo")
+        else:
+            out.append(str(facet))
+    return out
+
+
+def description_fits(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether row ``a``'s descriptions also describe row ``b``'s tune (same stated attributes, or, without a
+    ``meaning``, an identical description in some language)."""
+    if a.get("stated") is not None:
+        return all(b["attributes"].get(k) == a["attributes"].get(k) for k in a["stated"])
+    return any(b["texts"].get(lang) == text for lang, text in a["texts"].items())
+
+
 def collate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Rows to a batch of lists (the model reads the files)."""
     langs = sorted({lang for r in rows for lang in r["texts"]})
     batch: dict[str, Any] = {"ids": [r["id"] for r in rows], "attributes": [r["attributes"] for r in rows],
-                             "texts": {lang: [r["texts"].get(lang) for r in rows] for lang in langs}}
+                             "texts": {lang: [r["texts"].get(lang) for r in rows] for lang in langs},
+                             "fits": [[description_fits(a, b) for b in rows] for a in rows]}
     for m in MODALITIES:
         batch[m] = [r.get(m) for r in rows]
     return batch

@@ -32,7 +32,9 @@ def test_long_patches_continue_and_scores_are_cut() -> None:
     assert decode_patch(ids[0].tolist()) + decode_patch(ids[1].tolist()) + decode_patch(ids[2].tolist()) == "x" * 20
     assert ids[3, 2] == END and ids[3, 3] == PAD and decode_patch(ids[3].tolist()) == "ab"
     assert encode_patches(["a"] * 50, 8, 16).shape == (16, 8)
-    assert mtf_patches("ticks_per_beat 480\n\nnote_on 0 0 60 80\n") == ["ticks_per_beat 480\n", "note_on 0 0 60 80\n"]
+    mtf = "ticks_per_beat 480\n\nnote_on 0 0 60 80\nnote_off 240 0 60 0\n"
+    assert mtf_patches(mtf, 24) == ["ticks_per_beat 480\n", "note_on 0 0 60 80\n", "note_off 240 0 60 0\n"]
+    assert mtf_patches(mtf, 64) == ["ticks_per_beat 480\nnote_on 0 0 60 80\nnote_off 240 0 60 0\n"]  # whole lines
 
 
 def test_bad_abc_is_named() -> None:
@@ -113,3 +115,47 @@ def test_manifest_rows_skip_what_the_stage_lacks(tmp_path: Path) -> None:
     reasons = [json.loads(line)["reason"] for line in log.read_text().splitlines()]
     assert reasons == ["row 'b' has no midi", "bad manifest line (Expecting property name enclosed in double "
                        "quotes: line 1 column 2 (char 1))"]
+
+
+def test_label_header_fields_are_stripped() -> None:
+    from music.clamp.abc import strip_fields
+
+    tune_text = "X:1\nT:Reel\nR:reel\nM:4/4\n%%MIDI program 40\nK:D\n|DFAd fdAF|\n"
+    assert strip_fields(tune_text) == "X:1\nT:Reel\nM:4/4\nK:D\n|DFAd fdAF|\n"
+    assert strip_fields(tune_text, ()) == tune_text
+
+
+def test_descriptions_that_fit_other_tunes_are_found() -> None:
+    from datamodules.music import collate, stated_attributes
+
+    attrs = [{"genre": "jig", "key": "D", "mode": "major", "meter": "6/8", "tempo": 120, "tempo_word": "fast"},
+             {"genre": "jig", "key": "D", "mode": "major", "meter": "6/8", "tempo": 90, "tempo_word": "moderate"},
+             {"genre": "jig", "key": "G", "mode": "major", "meter": "6/8", "tempo": 120, "tempo_word": "fast"}]
+    meanings = [{"facets": ["key"], "tempo_as": "bpm"}, {"facets": ["key", "tempo"], "tempo_as": "word"},
+                {"facets": ["meter"], "tempo_as": "bpm"}]
+    assert stated_attributes({"meaning": meanings[1]}) == ["genre", "key", "mode", "tempo_word"]
+    assert stated_attributes({}) is None
+    rows = [{"id": str(n), "attributes": a, "texts": {"eng_Latn": f"text {n}"}, "stated": stated_attributes(
+        {"meaning": m})} for n, (a, m) in enumerate(zip(attrs, meanings))]
+    # "a jig in D major" fits tunes 0 and 1; "a moderate jig in D major" tune 1; "a jig in 6/8" all three
+    assert collate(rows)["fits"] == [[True, True, False], [False, True, False], [True, True, True]]
+    bare = [{**r, "stated": None, "texts": {"eng_Latn": "same" if n < 2 else "other"}} for n, r in enumerate(rows)]
+    assert collate(bare)["fits"] == [[True, True, False], [True, True, False], [False, False, True]]
+
+
+def test_contrastive_loss_leaves_fitting_tunes_out_of_the_softmax() -> None:
+    import torch
+
+    from common.losses import InfoNCELoss
+    from music.clamp.module import ClampModule
+
+    torch.manual_seed(0)
+    music, text, loss = torch.randn(4, 8), torch.randn(4, 8), InfoNCELoss(0.1)
+    none = torch.zeros(4, 4, dtype=torch.bool)
+    assert torch.allclose(ClampModule.contrastive(loss, music, text, none), loss(music, text))
+    fits = none.clone()
+    fits[0, 1] = True  # text 0 also describes tune 1: tune 1 may sit as close to it as tune 0 does
+    twin = music.clone()
+    twin[1] = music[0]
+    plain, masked = loss(twin, text), ClampModule.contrastive(loss, twin, text, fits)
+    assert masked < plain

@@ -151,8 +151,20 @@ def test_zero_shot_picks_the_nearest_prompt() -> None:
 
     music = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.6, 0.4]])
     attrs: list[dict[str, Any]] = [{"genre": "jig"}, {"genre": "reel"}, {"genre": "reel"}, {}]
-    got = zero_shot_accuracy(embed_text, music, attrs, "genre")
+    got = zero_shot_accuracy(embed_text, music, attrs, "genre", {"genre": ["a {value}", "a {value} tune"]})
     assert got == {"accuracy": pytest.approx(2 / 3), "chance": pytest.approx(2 / 3), "classes": 2.0}
+
+
+def test_zero_shot_prompts_are_the_corpus_descriptions_in_each_language() -> None:
+    from datamodules.corpus.music_text import LANGS
+    from music.clamp.zeroshot import corpus_prompts
+
+    assert set(corpus_prompts("genre", "jig", ["deu_Latn"])) <= {"Eine Jig.", "Zu hören ist eine Jig.",
+                                                                 "Das ist eine Jig."}
+    key = corpus_prompts("key", "D", ["eng_Latn"])  # every genre, every mode: the key alone decides
+    assert len(key) == 7 * 4 and all("D" in p for p in key) and any("dorian" in p for p in key)
+    assert len(corpus_prompts("meter", "6/8")) == 7 * len(LANGS)
+    assert all("6/8" in p for p in corpus_prompts("meter", "6/8"))
 
 
 def test_linear_probe_reads_an_attribute_from_frozen_embeddings(trained: tuple[Path, float, float], corpus: Path,

@@ -14,6 +14,14 @@ CONVERTED_EXTS = (".xml", ".musicxml", ".mxl", ".krn")
 SHEET_EXTS = ABC_EXTS + CONVERTED_EXTS
 
 _NOTE = re.compile(r"[A-Ga-gz]")
+LABEL_FIELDS = ("R:", "%%MIDI program")
+"""Header lines that name what a model should hear in the notes (the rhythm/dance type, the instrument): training
+drops them at random and evaluation scores scores with and without them."""
+
+
+def strip_fields(text: str, prefixes: tuple[str, ...] = LABEL_FIELDS) -> str:
+    """``text`` without the lines that start with one of ``prefixes`` (header fields such as ``R:``)."""
+    return "".join(line for line in text.splitlines(keepends=True) if not line.lstrip().startswith(prefixes))
 
 
 def check_abc(text: str) -> str:

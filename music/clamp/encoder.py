@@ -113,9 +113,10 @@ class MusicEncoder:
         ids, mask = self.inputs.symbolic_batch(xs)
         return self.net.embed_symbolic(ids.to(self.device), mask.to(self.device))
 
-    def collect(self, rows: Sequence[dict[str, Any]]) -> Collector:
+    def collect(self, rows: Sequence[dict[str, Any]], bare_fields: tuple[str, ...] = ()) -> Collector:
         """Embeddings of every modality and description language of manifest rows (``datamodules.music``);
-        unreadable files are reported and left out."""
+        unreadable files are reported and left out. With ``bare_fields``, ABC is also embedded without the header
+        lines that start with them (as ``abc_bare``)."""
         import logging
 
         c = Collector()
@@ -127,6 +128,11 @@ class MusicEncoder:
                     logging.getLogger(__name__).warning("skipping %s", vec)
                 else:
                     c.add_named(m, [r["id"]], torch.from_numpy(vec)[None])
+        if bare_fields:
+            for r in rows:
+                if r.get("abc") and r["id"] in set(c.ids.get("abc", [])):
+                    score = self.inputs.sheet(r["abc"], bare_fields)
+                    c.add_named("abc_bare", [r["id"]], self._embed("symbolic", [score]).cpu())
         for lang in sorted({lang for r in rows for lang in r["texts"]}):
             have = [r for r in rows if r["texts"].get(lang)]
             c.add_named(f"text:{lang}", [r["id"] for r in have], self.embed_texts([r["texts"][lang] for r in have]))

@@ -1,5 +1,7 @@
 """CLaMP 3's evaluation: text->ABC/MIDI/audio retrieval per description language, audio<->ABC retrieval (bridged
-through text when the model never saw the pairs), MRR and Hit@1/10/100, and zero-shot attribute accuracy."""
+through text when the model never saw the pairs), MRR and Hit@1/10/100, and zero-shot attribute accuracy with
+prompts in each description language. ABC is scored as written and bare (``abc_bare``: without the header lines
+that name an attribute, ``abc.LABEL_FIELDS``), since much real-world ABC has no ``R:`` or ``%%MIDI program``."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from common.metrics_retrieval import retrieval_metrics
 log = logging.getLogger(__name__)
 KS = (1, 10, 100)
 ZERO_SHOT = ("key", "mode", "meter", "genre")
+TARGETS = ("abc", "abc_bare", "midi", "audio")
+"""What text queries retrieve (each where the rows have it)."""
 
 
 class Collector:
@@ -72,14 +76,14 @@ def retrieval_table(c: Collector) -> dict[str, float]:
     """Flat metrics: ``<split-less name>/<lang>/<metric>`` for text->each modality, mean over languages, and
     audio<->ABC both ways."""
     out: dict[str, float] = {}
-    for target in ("abc", "midi", "audio"):
+    for target in TARGETS:
         by_lang = retrieval_metrics_by_lang(c, target)
         for lang, metrics in by_lang.items():
             out.update({f"text_{target}/{lang}/{k}": v for k, v in metrics.items() if k != "queries"})
         if by_lang:
             for k in ("mrr", *(f"hit@{k}" for k in KS)):
                 out[f"text_{target}/mean/{k}"] = sum(m[k] for m in by_lang.values()) / len(by_lang)
-    for q, t in (("audio", "abc"), ("abc", "audio"), ("midi", "abc"), ("audio", "midi")):
+    for q, t in (("audio", "abc"), ("abc", "audio"), ("audio", "abc_bare"), ("midi", "abc"), ("audio", "midi")):
         got = retrieve(c, q, t)
         if got is not None:
             out.update({f"{q}_{t}/{k}": v for k, v in got.items() if k != "queries"})
@@ -93,28 +97,72 @@ def chance_mrr(candidates: int) -> float:
 
 
 def format_table(metrics: dict[str, float], split: str) -> str:
-    """The mean rows, the cross-modal rows and the zero-shot rows, one line each."""
-    lines = [f"{split}:"]
-    shown = {k.rsplit("/", 1)[0] for k in metrics if "/mean/" in k or k.count("/") == 1 or k.startswith("zeroshot")}
-    for name in sorted(shown):
-        vals = "  ".join(f"{k.rsplit('/', 1)[1]} {v:.3f}" for k, v in metrics.items() if k.rsplit("/", 1)[0] == name)
-        lines.append(f"  {name:<22} {vals}")
+    """Text->each target MRR per description language, the cross-modal rows, and zero-shot accuracy per prompt
+    language."""
+    langs = sorted({k.split("/")[1] for k in metrics if k.startswith("text_") and "/mean/" not in k})
+    head = "".join(f"{lang[:3]:>7}" for lang in langs) + f"{'mean':>7}{'hit@1':>7}{'hit@10':>7}"
+    lines = [f"{split}: text -> target MRR by description language (hit@1 and hit@10 of the mean)",
+             f"  {'target':<14}{head}"]
+    for target in TARGETS:
+        if f"text_{target}/mean/mrr" in metrics:
+            row = "".join(f"{metrics.get(f'text_{target}/{lang}/mrr', float('nan')):7.3f}" for lang in langs)
+            mean = "".join(f"{metrics[f'text_{target}/mean/{k}']:7.3f}" for k in ("mrr", "hit@1", "hit@10"))
+            lines.append(f"  {target:<14}{row}{mean}")
+    pairs = sorted({k.rsplit("/", 1)[0] for k in metrics if k.count("/") == 1 and not k.startswith("text_")})
+    if pairs:
+        lines.append("  cross-modal (query_target: MRR against chance, hit@1, hit@10)")
+        for name in pairs:
+            m = {k: metrics[f"{name}/{k}"] for k in ("mrr", "chance_mrr", "hit@1", "hit@10")}
+            lines.append(f"  {name:<14}  MRR {m['mrr']:.3f} (chance {m['chance_mrr']:.3f})  hit@1 {m['hit@1']:.3f}  "
+                         f"hit@10 {m['hit@10']:.3f}")
+    shots = sorted({tuple(k.split("/")[:2]) for k in metrics if k.startswith("zeroshot_")})
+    if shots:
+        prompt_langs = sorted({k.split("/")[2] for k in metrics if k.startswith("zeroshot_") and
+                               k.endswith("/accuracy")}, key=lambda x: (x == "all", x))
+        lines.append("  zero-shot accuracy by prompt language (all: every language's prompts together)")
+        lines.append(f"  {'':<22}" + "".join(f"{lang[:3]:>7}" for lang in prompt_langs) + f"{'chance':>8}")
+        for mod, attr in shots:
+            row = "".join(f"{metrics.get(f'{mod}/{attr}/{lang}/accuracy', float('nan')):7.3f}"
+                          for lang in prompt_langs)
+            name = f"{mod.removeprefix('zeroshot_')} {attr}"
+            lines.append(f"  {name:<22}{row}{metrics[f'{mod}/{attr}/chance']:8.3f}")
     return "\n".join(lines)
 
 
 def zero_shot(embed_text: Callable[[list[str]], Tensor], c: Collector, attributes: dict[str, dict[str, Any]],
-              templates: dict[str, list[str]] | None = None, modality: str = "abc") -> dict[str, float]:
-    """Zero-shot accuracy (and chance) of each attribute in ``ZERO_SHOT`` on one modality's embeddings."""
+              templates: dict[str, list[str]] | None = None,
+              modalities: Sequence[str] = ("abc", "abc_bare", "midi", "audio")) -> dict[str, float]:
+    """Zero-shot accuracy of each attribute in ``ZERO_SHOT`` on each modality's embeddings, with the corpus's prompts
+    in each description language and all together (or with ``templates``: ``zeroshot_<m>/<attr>/templates/...``),
+    and the majority-class rate (``.../chance``)."""
+    from datamodules.corpus.music_text import LANGS
     from music.clamp.zeroshot import zero_shot_accuracy
 
-    ids, emb = c.get(modality)
-    if not ids:
-        return {}
-    rows = [attributes.get(i, {}) for i in ids]
+    prompt_langs: list[tuple[str, list[str] | None]] = [("templates", None)]
+    if not templates:
+        langs = [lang for lang in c.langs() if lang in LANGS] or list(LANGS)
+        prompt_langs = [(lang, [lang]) for lang in langs]
+        prompt_langs.append(("all", langs))
+    cache: dict[str, Tensor] = {}
+
+    def embed_cached(texts: list[str]) -> Tensor:  # the same prompts serve every modality
+        key = "\n".join(texts)
+        if key not in cache:
+            cache[key] = embed_text(texts)
+        return cache[key]
+
     out = {}
-    for attr in ZERO_SHOT:
-        got = zero_shot_accuracy(embed_text, emb, rows, attr, templates)
-        out.update({f"zeroshot_{modality}/{attr}/{k}": v for k, v in got.items()})
+    for modality in modalities:
+        ids, emb = c.get(modality)
+        if not ids:
+            continue
+        rows = [attributes.get(i, {}) for i in ids]
+        for attr in ZERO_SHOT:
+            for name, langs_ in prompt_langs:
+                got = zero_shot_accuracy(embed_cached, emb, rows, attr, templates, langs_)
+                if got:
+                    out[f"zeroshot_{modality}/{attr}/{name}/accuracy"] = got["accuracy"]
+                    out[f"zeroshot_{modality}/{attr}/chance"] = got["chance"]
     return out
 
 
@@ -123,6 +171,7 @@ def evaluate_model(cfg: Any, ckpt: str) -> dict[str, float]:
     and return the retrieval table and zero-shot accuracy; ``retrieval.json`` goes into the run folder."""
     from common.runner import write_json
     from datamodules.music import read_rows
+    from music.clamp.abc import LABEL_FIELDS
     from music.clamp.encoder import MusicEncoder
 
     encoder = MusicEncoder.from_checkpoint(ckpt, audio_cache=cfg.model.get("audio_cache"))
@@ -133,7 +182,7 @@ def evaluate_model(cfg: Any, ckpt: str) -> dict[str, float]:
             log.warning("skipping %s: no manifest at %s", split, manifest)
             continue
         rows = read_rows(manifest, need=("abc",), langs=cfg.data.get("langs"))
-        c = encoder.collect(rows)
+        c = encoder.collect(rows, bare_fields=LABEL_FIELDS)
         metrics = retrieval_table(c) | zero_shot(encoder.embed_texts, c, {r["id"]: r["attributes"] for r in rows},
                                                  cfg.model.get("zero_shot_templates"))
         print(format_table(metrics, split))

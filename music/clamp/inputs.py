@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from music.clamp.abc import SHEET_EXTS, check_abc, read_sheet
+from music.clamp.abc import SHEET_EXTS, check_abc, read_sheet, strip_fields
 from music.clamp.audio import AUDIO_EXTS, FeatureCache
 from music.clamp.config import ClampConfig
 from music.clamp.mtf import MIDI_EXTS, midi_to_mtf
@@ -39,16 +39,18 @@ class MusicInputs:
 
     def score(self, text: str, kind: str) -> Tensor:
         """Patch ids ``[N, P]`` of ABC (``kind="abc"``) or MTF (``kind="mtf"``) text."""
-        patches = abc_patches(text) if kind == "abc" else mtf_patches(text)
-        return encode_patches(patches, self.cfg.symbolic.patch_size, self.cfg.symbolic.max_patches)
+        size = self.cfg.symbolic.patch_size
+        patches = abc_patches(text) if kind == "abc" else mtf_patches(text, size)
+        return encode_patches(patches, size, self.cfg.symbolic.max_patches)
 
     def abc(self, text: str) -> Tensor:
         """Patch ids of an ABC tune given as text (checked first)."""
         return self.score(check_abc(text), "abc")
 
-    def sheet(self, path: str | os.PathLike[str]) -> Tensor:
-        """Patch ids of an ABC, MusicXML or kern file."""
-        return self.score(read_sheet(path), "abc")
+    def sheet(self, path: str | os.PathLike[str], drop: tuple[str, ...] = ()) -> Tensor:
+        """Patch ids of an ABC, MusicXML or kern file, without the header lines that start with ``drop``."""
+        text = read_sheet(path)
+        return self.score(strip_fields(text, drop) if drop else text, "abc")
 
     def midi(self, path: str | os.PathLike[str]) -> Tensor:
         """Patch ids of a MIDI file's MTF text."""
@@ -57,7 +59,8 @@ class MusicInputs:
         except OSError as e:
             raise ValueError(f"unreadable MIDI ({e.strerror or e})") from None
         if key not in self._mtf:
-            self._mtf[key] = midi_to_mtf(path, max_lines=self.cfg.symbolic.max_patches)
+            sym = self.cfg.symbolic  # an MTF line has over 12 characters: more lines than this never fit the patches
+            self._mtf[key] = midi_to_mtf(path, max_lines=sym.max_patches * max(1, sym.patch_size // 12))
         return self.score(self._mtf[key], "mtf")
 
     def audio(self, path: str | os.PathLike[str]) -> Tensor:

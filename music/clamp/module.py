@@ -5,6 +5,11 @@ InfoNCE between each score and one of its descriptions (a random language per tu
 starting from the symbolic stage's model (``init_encoder``), the symbolic branch and text tower frozen, InfoNCE
 between recordings and descriptions; audio and sheet music are never paired, text bridges them. With
 ``pair_audio_symbolic`` the audio stage aligns recordings with their ABC directly instead (the comparison model).
+
+Two things keep the model from learning shortcuts. ABC header lines that name the answer (``R:`` the dance type,
+``%%MIDI program`` the instrument) are dropped from a training score with probability ``header_dropout``, so the
+model must hear them in the notes too. And another tune of the batch that its description also fits (the
+datamodule's ``fits``) is no negative: InfoNCE leaves it out of the softmax rather than push it away.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from torch import Tensor
 from common import hub
 from common.losses import InfoNCELoss
 from common.optim import adamw_warmup_cosine, decay_groups
+from music.clamp.abc import LABEL_FIELDS
 from music.clamp.config import ClampConfig
 from music.clamp.evaluation import Collector, retrieval_metrics_by_lang
 from music.clamp.inputs import MusicInputs
@@ -50,10 +56,12 @@ class ClampModule(L.LightningModule):
     def __init__(self, net: ClampConfig | dict[str, Any], stage: str = "symbolic", tokenizer: str | None = None,
                  train_manifest: str | None = None, vocab_size: int = 4000, init_encoder: str | None = None,
                  pair_audio_symbolic: bool = False, audio_cache: str | None = None, mask_ratio: float = 0.15,
-                 mlm_weight: float = 0.5, mlm_only_steps: int = 200, temperature: float = 0.07, lr: float = 1e-3,
+                 mlm_weight: float = 0.5, mlm_only_steps: int = 200, mlm_max_patches: int = 128,
+                 temperature: float = 0.07, lr: float = 1e-3,
                  weight_decay: float = 0.01, betas: tuple[float, float] = (0.9, 0.98), warmup_steps: int = 100,
                  min_lr_ratio: float = 0.05, langs: list[str] | None = None,
-                 zero_shot_templates: dict[str, list[str]] | None = None):
+                 zero_shot_templates: dict[str, list[str]] | None = None, header_dropout: float = 0.5,
+                 header_fields: list[str] | tuple[str, ...] = LABEL_FIELDS):
         """
         Args:
             tokenizer: SentencePiece model file; trained on ``train_manifest``'s descriptions when missing. Ignored
@@ -63,8 +71,13 @@ class ClampModule(L.LightningModule):
             pair_audio_symbolic: audio stage only: align audio with its ABC, not with text (the comparison).
             audio_cache: folder of cached segment features (None: memory only).
             mlm_only_steps: symbolic stage: steps of masked-patch prediction before the contrastive loss joins.
+            mlm_max_patches: masked patches a batch predicts the characters of (a random subset of those masked): the
+                character head costs ``patch_size`` x 258 logits a patch and would outweigh the encoder.
             langs: description languages to train on (None: every language of each row).
-            zero_shot_templates: prompts per attribute for ``evaluate`` (None: ``zeroshot.DEFAULT_TEMPLATES``).
+            zero_shot_templates: prompts per attribute for ``evaluate`` (None: the corpus's own description wording in
+                every description language, ``zeroshot.corpus_prompts``).
+            header_dropout: probability of dropping ``header_fields`` from a training score (each score, each step).
+            header_fields: ABC header lines that name an attribute outright (by their start: ``R:``).
         """
         super().__init__()
         if stage not in STAGES:
@@ -85,9 +98,11 @@ class ClampModule(L.LightningModule):
             "net": asdict(cfg), "stage": stage, "tokenizer": str(self.tokenizer.path), "train_manifest": train_manifest,
             "vocab_size": vocab_size, "init_encoder": init_encoder, "pair_audio_symbolic": pair_audio_symbolic,
             "audio_cache": audio_cache, "mask_ratio": mask_ratio, "mlm_weight": mlm_weight,
-            "mlm_only_steps": mlm_only_steps, "temperature": temperature, "lr": lr, "weight_decay": weight_decay,
+            "mlm_only_steps": mlm_only_steps, "mlm_max_patches": mlm_max_patches, "temperature": temperature,
+            "lr": lr, "weight_decay": weight_decay,
             "betas": list(betas), "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio, "langs": langs,
-            "zero_shot_templates": dict(zero_shot_templates) if zero_shot_templates else None})
+            "zero_shot_templates": dict(zero_shot_templates) if zero_shot_templates else None,
+            "header_dropout": header_dropout, "header_fields": list(header_fields)})
         self.stage = stage
         self.inputs = MusicInputs(cfg, self.tokenizer, audio_cache)
         self.symbolic_loss = InfoNCELoss(temperature)
@@ -124,7 +139,7 @@ class ClampModule(L.LightningModule):
         keep, got = [], {m: [] for m in need}  # type: ignore[var-annotated]
         for i in range(len(batch["ids"])):
             try:
-                row = {m: self._read(m, batch[m][i]) for m in need if batch[m][i]}
+                row = {m: self._read(m, batch[m][i], self._drop_fields()) for m in need if batch[m][i]}
             except ValueError as e:
                 path = str(e).split(": ")[0]
                 if path not in self._bad:
@@ -137,16 +152,24 @@ class ClampModule(L.LightningModule):
                     got[m].append(row.get(m))
         out: dict[str, Any] = {"ids": [batch["ids"][i] for i in keep],
                                "texts": {k: [v[i] for i in keep] for k, v in batch["texts"].items()}}
+        if "fits" in batch:
+            out["fits"] = torch.tensor(batch["fits"], dtype=torch.bool).reshape(len(batch["ids"]), -1)[keep][:, keep]
         for m, items in got.items():
             if items and all(x is not None for x in items):
                 out[m] = (self.inputs.audio_batch(items) if m == "audio" else self.inputs.symbolic_batch(items))
         return out
 
-    def _read(self, modality: str, path: str) -> Tensor:
+    def _drop_fields(self) -> tuple[str, ...]:
+        """The header fields to drop from one training score (none when evaluating)."""
+        if self.training and random.random() < self.hparams["header_dropout"]:
+            return tuple(self.hparams["header_fields"])
+        return ()
+
+    def _read(self, modality: str, path: str, drop: tuple[str, ...] = ()) -> Tensor:
         try:
             if modality == "audio":
                 return self.inputs.audio(path)
-            return self.inputs.sheet(path) if modality == "abc" else self.inputs.midi(path)
+            return self.inputs.sheet(path, drop) if modality == "abc" else self.inputs.midi(path)
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from None
 
@@ -163,6 +186,19 @@ class ClampModule(L.LightningModule):
 
     # Losses.
 
+    @staticmethod
+    def contrastive(loss: InfoNCELoss, music: Tensor, text: Tensor, fits: Tensor | None) -> Tensor:
+        """Symmetric InfoNCE of ``music [B, E]`` and ``text [B, E]`` whose softmax leaves out the other tunes that a
+        description fits (``fits [B, B]``: text i fits tune j); plain ``InfoNCELoss`` when nothing else fits."""
+        off = None if fits is None else fits.to(music.device) & ~torch.eye(len(fits), dtype=torch.bool,
+                                                                            device=music.device)
+        if off is None or not bool(off.any()):
+            return loss(music, text)
+        logits = loss.scale * F.normalize(text, dim=-1) @ F.normalize(music, dim=-1).T  # [B, B] text x music
+        logits = logits.masked_fill(off, float("-inf"))
+        target = torch.arange(len(logits), device=logits.device)
+        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
     def masked_patches(self, ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Patch states under random masking, and the masked-patch loss (character cross-entropy)."""
         limit = self.net.symbolic.pos.num_embeddings
@@ -171,8 +207,11 @@ class ClampModule(L.LightningModule):
         states = self.net.symbolic(ids, mask, masked)  # [B, N, D]
         if not bool(masked.any()):
             return states, states.sum() * 0.0
-        logits = self.net.symbolic.predict_chars(states[masked])  # [M, P, V]
-        loss = F.cross_entropy(logits.flatten(0, 1), ids[masked].flatten(), ignore_index=PAD)
+        where = masked.nonzero()  # [M, 2]
+        where = where[torch.randperm(len(where), device=where.device)[: self.hparams["mlm_max_patches"]]]
+        picked = (where[:, 0], where[:, 1])
+        logits = self.net.symbolic.predict_chars(states[picked])  # [M, P, V]
+        loss = F.cross_entropy(logits.flatten(0, 1), ids[picked].flatten(), ignore_index=PAD)
         return states, loss
 
     def symbolic_step(self, batch: dict[str, Any]) -> Tensor:
@@ -191,7 +230,8 @@ class ClampModule(L.LightningModule):
         if self.global_step < hp["mlm_only_steps"]:
             return mlm_loss
         text = self.embed_texts(self.pick_texts(batch["texts"]))  # [B, E]
-        contrastive = torch.stack([self.symbolic_loss(e, text) for _, e in embs]).mean()
+        fits = batch.get("fits")
+        contrastive = torch.stack([self.contrastive(self.symbolic_loss, e, text, fits) for _, e in embs]).mean()
         self.log("train/contrastive", contrastive, batch_size=n)
         return contrastive + hp["mlm_weight"] * mlm_loss
 
@@ -199,10 +239,9 @@ class ClampModule(L.LightningModule):
         audio = self.net.embed_audio(*batch["audio"])  # [B, E]
         with torch.no_grad():
             if self.hparams["pair_audio_symbolic"]:
-                target = self.net.embed_symbolic(*batch["abc"])
-            else:
-                target = self.embed_texts(self.pick_texts(batch["texts"]))
-        return self.audio_loss(audio, target)
+                return self.audio_loss(audio, self.net.embed_symbolic(*batch["abc"]))
+            target = self.embed_texts(self.pick_texts(batch["texts"]))
+        return self.contrastive(self.audio_loss, audio, target, batch.get("fits"))
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
         if len(batch["ids"]) < 2:

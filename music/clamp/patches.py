@@ -1,8 +1,10 @@
 """M3-style patches (Wu et al., 2025, CLaMP 3): a score as text cut into bar-sized patches of characters.
 
-ABC: each header line is a patch, and each bar of the body (with its bar line) is one. MTF: each MIDI message line is
-a patch. A patch longer than ``patch_size`` characters continues in the next patch. Characters are bytes shifted by
-``OFFSET`` so that 0 can pad and 1 can mark a patch's end.
+ABC: each header line is a patch, and each bar of the body (with its bar line) is one. MTF: whole MIDI message lines
+are packed into patches of up to ``patch_size`` characters (at 64, a note's note_on and note_off and the next note_on
+share one), so a budget of 256 patches holds a 16-bar tune played with its repeats (about 570 messages) where one
+message a patch stopped after a quarter of it. A patch longer than ``patch_size`` characters continues in the next.
+Characters are bytes shifted by ``OFFSET`` so that 0 can pad and 1 can mark a patch's end.
 """
 
 from __future__ import annotations
@@ -46,9 +48,21 @@ def abc_patches(text: str) -> list[str]:
     return out
 
 
-def mtf_patches(text: str) -> list[str]:
-    """One patch per MTF line (one MIDI message)."""
-    return [line + "\n" for line in text.splitlines() if line.strip()]
+def mtf_patches(text: str, patch_size: int) -> list[str]:
+    """MTF lines (one MIDI message each) packed whole, in order, into patches of at most ``patch_size`` bytes."""
+    out: list[str] = []
+    current = ""
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        line += "\n"
+        if current and len((current + line).encode("utf-8")) > patch_size:
+            out.append(current)
+            current = ""
+        current += line
+    if current:
+        out.append(current)
+    return out
 
 
 def encode_patches(patches: Sequence[str], patch_size: int, max_patches: int) -> Tensor:
