@@ -1,7 +1,8 @@
 """The web app: python scripts/app.py models=<folder> [port=7860] [media=[<folder>, ...]]
 
 Serves a Gradio app on localhost with one tab for each family whose models are found under ``models``:
-Transcribe (CTC models), Synthesize (TTS bundles), Search (retrieval indexes from scripts/retrieve.py). Keys and
+Transcribe (CTC models), Synthesize (TTS bundles), Trace the source (source tracers), Search (retrieval indexes
+from scripts/retrieve.py) and Translate sign (sign translators). Keys and
 defaults: configs/app.yaml; the app: webapp/ (docs/app.md). It never reaches the internet (no share link, no
 analytics, local fonts).
 """

@@ -36,8 +36,7 @@ def animation(src: Path) -> tuple[str, str]:
     out = output_dir("sign") / f"{src.stem or 'pose'}.gif"
     sign_render.save_gif(xyz[::step], aspect or ASPECT, out, fps=DEFAULT_FPS / step, inches=3.0)
     missing = float(np.isnan(xyz[..., 0]).mean())
-    return str(out), (f"**{src.name}**: {len(xyz)} frames ({len(xyz) / DEFAULT_FPS:.1f} s at {DEFAULT_FPS:g} fps), "
-                      f"{missing:.0%} of the points lost by the tracker")
+    return str(out), f"**{src.name}**: {len(xyz)} frames, {missing:.0%} of the points lost by the tracker"
 
 
 def build(found: list[Found], settings: AppSettings) -> None:
