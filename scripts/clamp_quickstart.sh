@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
-bash scripts/setup.sh
+bash scripts/setup.sh dev,music   # music21, mido, abc2midi, fluidsynth and the TimGM6mb soundfont
 py=.venv/bin/python
 export MAIN_JOB_MINUTES=${MAIN_JOB_MINUTES:-60}
 source scripts/time_budget.sh

@@ -177,3 +177,24 @@ def test_linear_probe_reads_an_attribute_from_frozen_embeddings(trained: tuple[P
     assert got["classes"] == 4 and got["test"] == 16
     assert got["accuracy"] > got["majority_baseline"] + 0.2  # the M: field is in every tune
     assert json.loads(out.read_text()) == got
+
+
+def test_the_table_shows_each_language_the_bridge_and_zero_shot() -> None:
+    from music.clamp.evaluation import Collector, format_table, retrieval_table, zero_shot
+
+    torch.manual_seed(0)
+    ids = [f"t{n}" for n in range(6)]
+    music = torch.nn.functional.normalize(torch.randn(6, 8), dim=-1)
+    c = Collector()
+    for name in ("abc", "abc_bare", "midi", "audio", "text:eng_Latn", "text:deu_Latn"):
+        c.add_named(name, ids, music if name != "audio" else music.flip(0))
+    metrics = retrieval_table(c) | zero_shot(lambda texts: torch.randn(len(texts), 8), c,
+                                              {i: {"genre": "jig" if n % 2 else "reel"} for n, i in enumerate(ids)})
+    assert metrics["text_abc/eng_Latn/mrr"] == 1.0 and metrics["audio_abc/mrr"] < 1.0
+    assert metrics["audio_abc/chance_mrr"] == pytest.approx(chance_mrr(6))
+    assert {"zeroshot_abc/genre/eng_Latn/accuracy", "zeroshot_audio/genre/all/accuracy"} <= set(metrics)
+    table = format_table(metrics, "test").splitlines()
+    assert table[1].split() == ["target", "deu", "eng", "mean", "hit@1", "hit@10"]
+    assert table[2].split()[:3] == ["abc", "1.000", "1.000"] and any(line.split()[0] == "audio_abc" for line in table)
+    assert any(line.split()[:2] == ["abc_bare", "genre"] for line in table)
+    assert max(len(line) for line in table) <= 120

@@ -123,10 +123,11 @@ def clamp3(**overrides: Any) -> ClampConfig:
 
 def clamp3_tiny(**overrides: Any) -> ClampConfig:
     """About 1.3M parameters plus the text embeddings; 64-character patches and 256 of them, so MTF holds a whole
-    16-bar tune with its repeats: both stages train on 2 busy CPU cores in under 30 minutes."""
-    return clamp3(**{"sym_patch_size": 64, "sym_max_patches": 256, "text_d_model": 128, "text_num_layers": 2,
-                     "text_num_heads": 4, "text_ffn_dim": 512,
-                     "text_embed_dim": 128, "text_max_length": 96, **overrides})
+    16-bar tune with its repeats; no dropout in the patch encoder (masking augments it), which lets attention take
+    the fused CPU kernel: a symbolic step takes half the time. Both stages train on 2 busy CPU cores in 30 minutes."""
+    return clamp3(**{"sym_patch_size": 64, "sym_max_patches": 256, "sym_dropout": 0.0, "text_d_model": 128,
+                     "text_num_layers": 2, "text_num_heads": 4, "text_ffn_dim": 512, "text_embed_dim": 128,
+                     "text_max_length": 96, **overrides})
 
 
 def clamp3_small(**overrides: Any) -> ClampConfig:

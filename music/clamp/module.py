@@ -237,11 +237,12 @@ class ClampModule(L.LightningModule):
 
     def audio_step(self, batch: dict[str, Any]) -> Tensor:
         audio = self.net.embed_audio(*batch["audio"])  # [B, E]
+        paired = bool(self.hparams["pair_audio_symbolic"])
         with torch.no_grad():
-            if self.hparams["pair_audio_symbolic"]:
-                return self.audio_loss(audio, self.net.embed_symbolic(*batch["abc"]))
-            target = self.embed_texts(self.pick_texts(batch["texts"]))
-        return self.contrastive(self.audio_loss, audio, target, batch.get("fits"))
+            target = self.net.embed_symbolic(*batch["abc"]) if paired else self.embed_texts(
+                self.pick_texts(batch["texts"]))
+        # a recording's own score is its only positive; a description may fit other tunes too
+        return self.contrastive(self.audio_loss, audio, target, None if paired else batch.get("fits"))
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor | None:
         if len(batch["ids"]) < 2:
