@@ -7,10 +7,19 @@ shared sentence encoder's embeddings of its translations (``datamodules.sign_tar
 Training batches hold ``pose``: poses ``[B, T, 543, 4]``, ``pose_mask [B, T]``, one training language drawn per
 clip and step (``lang``, ``text``, ``target [B, D]``, token ``ids``/``ids_mask``), perturbed by the pipeline
 (coupled augmentation); and, when ``ae_batch_size`` > 0, ``text``: sentences of every auto-encoding language with
-their embeddings, for the decoder's text -> embedding -> text training. Evaluation batches carry every evaluation
-language: ``texts {lang: [B]}``, ``targets {lang: [B, D]}``. The pose reader and the perturbations come from the
-config (``pipeline``, e.g. ``vision.sign.augment.PosePipeline``), since a datamodule may not import a family.
-Unreadable or empty pose files are skipped, each with one logged message naming the file and the reason.
+an embedding of the same sentence, for the decoder's text -> embedding -> text training.
+
+Embedding languages (``embed_langs``; by default the sentence encoder's own training languages) are those whose
+embeddings the encoder aligns. A target or a decoder input is always one of their embeddings: a sentence in another
+language (one the encoder never learnt, whose embedding lies elsewhere) takes the embedding of one of its
+translations, drawn afresh each time in training and their mean in evaluation. The decoder auto-encodes across
+languages the same way (it reads the embedding of a translation drawn from the embedding languages), so it writes
+what a language-agnostic embedding means in any language, which is what the pose encoder gives it.
+
+Evaluation batches carry every evaluation language: ``texts {lang: [B]}``, ``targets {lang: [B, D]}``. The pose
+reader and the perturbations come from the config (``pipeline``, e.g. ``vision.sign.augment.PosePipeline``), since
+a datamodule may not import a family. Unreadable or empty pose files are skipped, each with one logged message
+naming the file and the reason.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from lightning.pytorch.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset
 
 from common.io import append_jsonl
+from datamodules.bucketing import DurationBatchSampler
 from datamodules.sign_targets import TargetEmbeddings
 from datamodules.text import Paths, named_paths
 from text.tokenizer import SentencePieceTokenizer, pad_ids
@@ -38,9 +48,10 @@ log = logging.getLogger(__name__)
 
 
 class Pipeline(Protocol):
-    """Pose file -> clip (``load``, raising ``ValueError`` naming the file) -> features ``[T, 543, 4]``."""
+    """Pose file (and a ``.npy`` file's frame rate) -> clip (``load``, raising ``ValueError`` naming the file) ->
+    features ``[T, 543, 4]``."""
 
-    def load(self, path: str) -> Any: ...
+    def load(self, path: str, file_fps: float | None = None) -> Any: ...
 
     def __call__(self, clip: Any, rng: np.random.Generator | None = None) -> np.ndarray: ...
 
@@ -81,7 +92,7 @@ class ClipDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any] | None:
         row = self.rows[i]
         try:
-            pose = self.pipeline(self.pipeline.load(row["pose"]), self.rng if self.train else None)
+            pose = self.pipeline(self.pipeline.load(row["pose"], row.get("fps")), self.rng if self.train else None)
         except (ValueError, OSError) as e:
             reason = str(e) if row["pose"] in str(e) else f"{row['pose']}: {e}"
             log.warning("skipping clip %s: %s", row["id"], reason)
@@ -92,11 +103,11 @@ class ClipDataset(Dataset):
         if self.train:
             lang = list(texts)[int(self.rng.integers(len(texts)))]
             texts = {lang: texts[lang]}
-        return {"id": row["id"], "pose": pose, "texts": texts}
+        return {"id": row["id"], "pose": pose, "texts": texts, "all_texts": row["texts"]}
 
 
 class TextDataset(Dataset):
-    """(lang, sentence) pairs for the decoder's auto-encoding."""
+    """(lang, sentence) pairs for the decoder's auto-encoding (the datamodule knows their translations)."""
 
     def __init__(self, keys: list[tuple[str, str]]):
         self.keys = keys
@@ -123,11 +134,13 @@ class SignDataModule(L.LightningDataModule):
         train_langs: list[str] | None = None,
         eval_langs: list[str] | None = None,
         ae_langs: list[str] | None = None,
+        embed_langs: list[str] | None = None,
         text_manifest: str | None = None,
         train_fraction: float = 1.0,
         vocab_size: int = 4000,
         max_text_tokens: int = 96,
         batch_size: int = 32,
+        batch_seconds: float | None = None,
         ae_batch_size: int = 64,
         eval_batch_size: int = 64,
         num_workers: int = 0,
@@ -137,13 +150,19 @@ class SignDataModule(L.LightningDataModule):
         """``train_langs``: languages paired with the clips (null: all); ``ae_langs``: languages the decoder
         auto-encodes (null: every language of the training texts), which may include languages never paired with
         a clip; ``text_manifest``: extra sentences for that (JSONL rows with ``texts {lang: s}``);
-        ``train_fraction``: the share of training clips kept (the data-size ablation)."""
+        ``train_fraction``: the share of training clips kept (the data-size ablation); ``batch_seconds``: training
+        batches of clips of similar length, at most ``batch_size`` clips and ``batch_seconds`` padded seconds (rows
+        need ``frames``; null: random batches of ``batch_size``); ``embed_langs``: languages
+        whose embeddings are targets and decoder inputs (null: those the sentence encoder was trained on, its
+        ``config.json`` ``langs`` less ``held_out``)."""
         super().__init__()
         self.save_hyperparameters(logger=False, ignore=["pipeline"])
         self.pipeline: Pipeline = pipeline
         self._rows: dict[str, list[dict[str, Any]]] = {}
         self._tokenizer: SentencePieceTokenizer | None = None
         self._targets: TargetEmbeddings | None = None
+        self._sources: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        self._rng = random.Random(seed)
 
     @property
     def hp(self) -> Any:
@@ -166,12 +185,45 @@ class SignDataModule(L.LightningDataModule):
         present = sorted({lang for r in self.rows("train") for lang in r["texts"]})
         return [lang for lang in present if not self.hp.train_langs or lang in self.hp.train_langs]
 
+    def embed_langs(self) -> set[str]:
+        """Languages whose sentence-encoder embeddings are used (see the module docstring)."""
+        if self.hp.embed_langs:
+            return set(self.hp.embed_langs)
+        cfg = json.loads((Path(self.hp.text_encoder) / "config.json").read_text(encoding="utf-8"))
+        known = set(cfg.get("langs") or []) - set(cfg.get("held_out") or [])
+        return known or {lang for r in self.rows("train") for lang in r["texts"]}
+
+    def sources(self, texts: dict[str, Any]) -> list[tuple[str, str]]:
+        """A row's translations in the embedding languages: what its targets and decoder inputs are made of."""
+        langs = self.embed_langs()
+        return [(lang, t) for lang, t in sorted(texts.items()) if lang in langs and isinstance(t, str) and t.strip()]
+
+    def target(self, texts: dict[str, Any], lang: str, train: bool) -> np.ndarray:
+        """The embedding a clip or sentence in ``lang`` stands for: its own in an embedding language, else one of
+        its translations' (drawn in training) or their mean (in evaluation)."""
+        if lang in self.embed_langs() and texts.get(lang):
+            return self.targets.get(lang, texts[lang])
+        src = self.sources(texts)
+        if not src:
+            raise ValueError(f"no translation in an embedding language ({sorted(self.embed_langs())}) for "
+                             f"{texts.get(lang)!r}; set data.embed_langs")
+        if train:
+            return self.targets.get(*self._rng.choice(src))
+        mean = np.mean([self.targets.get(*k) for k in src], axis=0)
+        return (mean / max(float(np.linalg.norm(mean)), 1e-8)).astype(np.float32)
+
     def ae_keys(self) -> list[tuple[str, str]]:
         """Distinct (lang, sentence) pairs of the training texts (and ``text_manifest``) in the auto-encoding
-        languages."""
+        languages; each keeps its translations in the embedding languages (``collate_text`` draws one)."""
         rows = self.rows("train") + (read_manifest_texts(self.hp.text_manifest) if self.hp.text_manifest else [])
-        keys = {(lang, t) for r in rows for lang, t in r["texts"].items() if isinstance(t, str) and t.strip()}
-        return sorted(k for k in keys if not self.hp.ae_langs or k[0] in self.hp.ae_langs)
+        sources: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        for r in rows:
+            src = self.sources(r["texts"])
+            for lang, t in r["texts"].items():
+                if isinstance(t, str) and t.strip() and (not self.hp.ae_langs or lang in self.hp.ae_langs):
+                    sources.setdefault((lang, t), set()).update(src)
+        self._sources = {k: sorted(v) for k, v in sources.items()}
+        return sorted(self._sources)
 
     def decoder_langs(self) -> list[str]:
         return sorted({lang for lang, _ in self.ae_keys()} | set(self.train_langs()))
@@ -203,8 +255,9 @@ class SignDataModule(L.LightningDataModule):
             for name, path in named_paths(self.hp.test_manifest).items():
                 if Path(path).is_file():
                     rows += self.rows(f"test:{name}", path)
-            keys = {(lang, t) for r in rows for lang, t in r["texts"].items() if isinstance(t, str)}
-            self._targets.ensure(keys | set(self.ae_keys()))
+            keys = {k for r in rows for k in self.sources(r["texts"])}
+            self.ae_keys()
+            self._targets.ensure(keys | {k for src in self._sources.values() for k in src})
         return self._targets
 
     def model_kwargs(self) -> dict[str, Any]:
@@ -229,9 +282,9 @@ class SignDataModule(L.LightningDataModule):
             mask[i, : len(it["pose"])] = True
         langs = sorted({lang for it in kept for lang in it["texts"]})
         texts = {lang: [it["texts"].get(lang, "") for it in kept] for lang in langs}
-        targets = {lang: torch.from_numpy(np.stack([self.targets.get(lang, s) if s else
-                                                    np.zeros(self.targets.dim, np.float32) for s in texts[lang]]))
-                   for lang in langs}
+        zero = np.zeros(self.targets.dim, np.float32)
+        targets = {lang: torch.from_numpy(np.stack([self.target(it["all_texts"], lang, False) if s else zero
+                                                    for it, s in zip(kept, texts[lang])])) for lang in langs}
         batch: dict[str, Any] = {"clip_ids": [it["id"] for it in kept], "pose": pose, "pose_mask": mask,
                                  "texts": texts, "targets": targets}
         if train:  # one drawn language per clip
@@ -239,21 +292,32 @@ class SignDataModule(L.LightningDataModule):
             text = [next(iter(it["texts"].values())) for it in kept]
             ids, ids_mask = self._encode(lang, text)
             batch.update(lang=lang, text=text, ids=ids, ids_mask=ids_mask,
-                         target=torch.from_numpy(np.stack([self.targets.get(la, s) for la, s in zip(lang, text)])))
+                         target=torch.from_numpy(np.stack([self.target(it["all_texts"], la, True)
+                                                           for it, la in zip(kept, lang)])))
         return batch
 
     def collate_text(self, items: list[tuple[str, str]]) -> dict[str, Any]:
         langs, texts = [k[0] for k in items], [k[1] for k in items]
         ids, mask = self._encode(langs, texts)
-        emb = torch.from_numpy(np.stack([self.targets.get(lang, t) for lang, t in items]))
+        if not self._sources:
+            self.ae_keys()
+        # Cross-lingual auto-encoding: the embedding of the sentence in a drawn embedding language.
+        emb = torch.from_numpy(np.stack([self.targets.get(*self._rng.choice(self._sources[k])) for k in items]))
         return {"lang": langs, "text": texts, "ids": ids, "ids_mask": mask, "emb": emb}
 
     def clip_loader(self, rows: list[dict[str, Any]], langs: Sequence[str], train: bool) -> DataLoader:
+        if not train:  # clips of similar length side by side: less padding (the order of scoring doesn't matter)
+            rows = sorted(rows, key=lambda r: float(r.get("frames") or 0) / float(r.get("fps") or 25))
         ds = ClipDataset(rows, langs, self.pipeline, train, self.hp.bad_input_log, self.hp.seed)
         bs = self.hp.batch_size if train else self.hp.eval_batch_size
-        return DataLoader(ds, batch_size=bs, shuffle=train, drop_last=train and len(ds) > bs,
-                          collate_fn=partial(self.collate_clips, train=train), num_workers=self.hp.num_workers,
-                          persistent_workers=self.hp.num_workers > 0)
+        common: dict[str, Any] = {"collate_fn": partial(self.collate_clips, train=train),
+                                  "num_workers": self.hp.num_workers, "persistent_workers": self.hp.num_workers > 0}
+        if train and self.hp.batch_seconds and all(r.get("frames") for r in ds.rows):
+            # Random batches pad every clip to the longest of 32 (about twice the mean length in corpus=sign).
+            seconds = [float(r["frames"]) / float(r.get("fps") or 25) for r in ds.rows]
+            sampler = DurationBatchSampler(seconds, self.hp.batch_seconds, max_batch_size=bs, seed=self.hp.seed)
+            return DataLoader(ds, batch_sampler=sampler, **common)
+        return DataLoader(ds, batch_size=bs, shuffle=train, drop_last=train and len(ds) > bs, **common)
 
     def train_dataloader(self) -> Any:
         self.targets  # noqa: B018 (embed every text before the workers start)

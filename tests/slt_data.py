@@ -78,7 +78,7 @@ def write_sign_corpus(root: Path, n_train: int = 160, seed: int = 0, langs: tupl
             arr = sign_clip(glosses, signer, rng)
             arr[rng.random(arr.shape[:2]) < 0.02] = [np.nan, np.nan, np.nan, 0.0]  # a few points lost by the tracker
             np.save(root / "poses" / f"{cid}.npy", arr.astype(np.float32))
-            row = {"id": cid, "pose": f"poses/{cid}.npy", "fps": 25, "signer": f"s{signer}",
+            row = {"id": cid, "pose": f"poses/{cid}.npy", "fps": 25, "frames": len(arr), "signer": f"s{signer}",
                    "gloss": " ".join(GLOSSES[g] for g in glosses),
                    "texts": {lang: sentence(glosses, lang) for lang in langs},
                    "sentence_id": "-".join(map(str, glosses))}
@@ -115,6 +115,6 @@ def tiny_sign_overrides(corpus: Path, encoder: Path) -> list[str]:
     return [f"data.train_manifest={corpus}/train.jsonl", f"data.val_manifest={corpus}/dev.jsonl",
             f"data.test_manifest={corpus}/test.jsonl", f"data.text_encoder={encoder}",
             f"data.embedding_cache={corpus}/cache/emb", f"data.tokenizer_path={corpus}/cache/tokenizer.model",
-            "data.vocab_size=200", "data.batch_size=8", "data.ae_batch_size=16", "logger=csv",
+            "data.vocab_size=200", "data.num_workers=0", "data.batch_size=8", "data.ae_batch_size=16", "logger=csv",
             "callbacks.progress_bar=null", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu",
             "trainer.precision=32-true"]

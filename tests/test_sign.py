@@ -136,14 +136,14 @@ def test_beam_search_finds_a_more_probable_sentence_than_greedy() -> None:
     assert beam_search(step, start, 1, 6, length_penalty=0.0)[0] == greedy
 
 
-def tiny_translator(tmp_path: Path) -> tuple[Path, SignTranslationModel]:
+def tiny_translator(tmp_path: Path, **sizes: Any) -> tuple[Path, SignTranslationModel]:
     from text.tokenizer import SentencePieceTokenizer
     from vision.sign.hub import save_pretrained
 
     tok = SentencePieceTokenizer.train(["a red house", "ein rotes Haus", "the water"] * 5, tmp_path / "t.model",
                                        vocab_size=60, langs=["deu_Latn", "eng_Latn"])
     torch.manual_seed(0)
-    model = SignTranslationModel(slt_tiny(16, len(tok), ["deu_Latn", "eng_Latn"], **TINY))
+    model = SignTranslationModel(slt_tiny(16, len(tok), ["deu_Latn", "eng_Latn"], **{**TINY, **sizes}))
     return save_pretrained(model, tok, tmp_path / "model"), model
 
 
@@ -199,3 +199,53 @@ def test_translate_sign_skips_bad_files_and_resumes(tmp_path: Path, corpus: Path
     assert again.done == 0 and again.skipped_existing == 3
     with pytest.raises(SystemExit, match="fra_Latn"):
         script.main([*args[:2], "tgt_langs=[fra_Latn]", f"output={tmp_path / 'x.jsonl'}"])
+
+
+@pytest.fixture(scope="module")
+def sign_data(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from datamodules.sign import SignDataModule
+    from tests.slt_data import write_tiny_encoder
+
+    enc = write_tiny_encoder(tmp_path_factory.mktemp("signenc"), corpus)
+
+    def make(**kw: Any) -> SignDataModule:
+        return SignDataModule(f"{corpus}/train.jsonl", f"{corpus}/dev.jsonl", None, str(enc), str(corpus / "cache"),
+                              str(corpus / "tok.model"), PosePipeline(None), vocab_size=80, **kw)
+
+    return make
+
+
+def test_a_language_the_encoder_never_learnt_takes_its_translations_embeddings(sign_data: Any) -> None:
+    data = sign_data(embed_langs=["eng_Latn", "deu_Latn"], batch_size=4, ae_batch_size=8)
+    row = data.rows("train")[0]["texts"]
+    eng, deu = data.targets.get("eng_Latn", row["eng_Latn"]), data.targets.get("deu_Latn", row["deu_Latn"])
+    assert np.array_equal(data.target(row, "deu_Latn", train=True), deu)  # an embedding language keeps its own
+    mean = (eng + deu) / np.linalg.norm(eng + deu)
+    assert np.allclose(data.target(row, "fra_Latn", train=False), mean, atol=1e-6)
+    drawn = [data.target(row, "fra_Latn", train=True) for _ in range(20)]
+    assert all(np.array_equal(d, eng) or np.array_equal(d, deu) for d in drawn)
+    assert any(np.array_equal(d, eng) for d in drawn) and any(np.array_equal(d, deu) for d in drawn)
+    # The decoder learns French from the English and German embeddings of the same sentence.
+    batch = data.collate_text([("fra_Latn", row["fra_Latn"])] * 12)
+    assert all(torch.equal(e, torch.from_numpy(eng)) or torch.equal(e, torch.from_numpy(deu)) for e in batch["emb"])
+    assert "fra_Latn" in data.decoder_langs()
+
+
+def test_training_batches_hold_clips_of_similar_length(sign_data: Any) -> None:
+    data = sign_data(batch_size=3, batch_seconds=4.0, ae_batch_size=0)
+    loader = data.clip_loader(data.rows("train"), ["eng_Latn"], train=True)
+    frames = [r["frames"] for r in loader.dataset.rows]
+    batches = list(loader.batch_sampler)
+    assert sorted(i for b in batches for i in b) == list(range(len(frames)))
+    assert all((len(b) <= 3 and len(b) * max(frames[i] for i in b) / 25 <= 4.0) or len(b) == 1 for b in batches)
+    assert sign_data(batch_size=3, ae_batch_size=0).clip_loader(data.rows("train"), ["eng_Latn"], True).batch_sampler \
+        .batch_size == 3  # null batch_seconds: plain random batches
+
+
+def test_the_translator_reads_clips_at_the_encoder_frame_rate(tmp_path: Path, corpus: Path) -> None:
+    from vision.sign.translator import SignTranslator
+
+    tr = SignTranslator.from_pretrained(tiny_translator(tmp_path, enc_fps=12.5)[0])
+    pose = corpus / "poses" / "train_0000.npy"
+    assert tr.pipeline.fps == 12.5
+    assert len(tr.features(pose)) == round(len(np.load(pose)) / 2)

@@ -36,6 +36,8 @@ class PoseEncoderConfig:
     """Temporal stride of the convolution before the temporal transformer."""
     max_frames: int = 512
     """Longest input in frames (learned positions after subsampling cover ``max_frames // subsample``)."""
+    fps: float = 25.0
+    """Frame rate the encoder was trained on; the translator resamples its inputs to it."""
     dropout: float = 0.1
     """Dropout in the transformers."""
     face_points: tuple[int, ...] = FACE_SUBSET

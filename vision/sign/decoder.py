@@ -44,8 +44,9 @@ class TextDecoder(nn.Module):
         """Cross-attention memory ``[B, prefix_len, d]`` of sentence embeddings ``[B, E]``."""
         return self.memory_proj(emb).view(emb.shape[0], self.cfg.prefix_len, -1) + self.memory_pos
 
-    def logits(self, ids: Tensor, memory: Tensor, pad_mask: Tensor | None = None) -> Tensor:
-        """Next-token logits ``[B, L, V]`` of inputs ``ids [B, L]`` (causal) given ``memory [B, P, d]``."""
+    def logits(self, ids: Tensor, memory: Tensor, pad_mask: Tensor | None = None, last: bool = False) -> Tensor:
+        """Next-token logits ``[B, L, V]`` of inputs ``ids [B, L]`` (causal) given ``memory [B, P, d]``; ``last``:
+        only the last position's, ``[B, 1, V]`` (the output layer costs more than the rest of a search step)."""
         ids = ids[:, : self.cfg.max_length]
         pos = torch.arange(ids.shape[1], device=ids.device)
         h = self.drop(self.tok_emb(ids) + self.pos_emb(pos))  # [B, L, d]
@@ -54,6 +55,8 @@ class TextDecoder(nn.Module):
         pad = None if pad_mask is None else ~pad_mask[:, : ids.shape[1]]
         h = self.layers(h, memory, tgt_mask=causal, tgt_is_causal=True, tgt_key_padding_mask=pad)
         # Output weights tied to the input embeddings (one matrix in the file: safetensors stores no shared tensors).
+        if last:
+            h = h[:, -1:]
         return F.linear(self.norm(h), self.tok_emb.weight)  # [B, L, V]
 
     def forward(self, emb: Tensor, ids: Tensor, mask: Tensor) -> Tensor:
@@ -66,7 +69,7 @@ class TextDecoder(nn.Module):
 
         def step(prefix: Tensor) -> Tensor:
             mem = memory.repeat_interleave(prefix.shape[0] // memory.shape[0], 0)
-            logp = self.logits(prefix, mem)[:, -1].float().log_softmax(-1)  # [N, V]
+            logp = self.logits(prefix, mem, last=True)[:, -1].float().log_softmax(-1)  # [N, V]
             logp[:, PAD_ID] = float("-inf")
             return logp
 

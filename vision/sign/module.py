@@ -6,6 +6,8 @@ language's text (cross-entropy through the pose embedding).
 Schedule (``objective=sonar``): the first ``decoder_steps`` steps train the decoder alone on text auto-encoding;
 then the pose encoder trains against the targets while the decoder keeps auto-encoding (``ae_weight``; 0 freezes it),
 and from ``joint_from`` on the decoder also learns to read the predicted embeddings (``joint_weight``).
+``init_decoder`` starts the decoder from an exported model's (trained on text alone, so it may serve runs on other
+sign data); with ``ae_weight=0`` it stays as it is, and only the pose encoder trains (benchmarks/slt_ablation.py).
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ class SignTranslationModule(L.LightningModule):
                  temperature: float = 0.05, decoder_steps: int = 0, ae_weight: float = 1.0, embed_noise: float = 0.5,
                  joint_from: int = -1, joint_weight: float = 0.0, lr: float = 1e-3, weight_decay: float = 0.01,
                  betas: tuple[float, float] = (0.9, 0.98), warmup_steps: int = 200, min_lr_ratio: float = 0.05,
-                 val_beam: int = 1, eval_beam: int = 4, val_max_clips: int = 256):
+                 val_beam: int = 1, eval_beam: int = 4, val_max_clips: int = 256, init_decoder: str = ""):
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"model.objective={objective!r}: expected one of {', '.join(OBJECTIVES)}")
@@ -70,10 +72,27 @@ class SignTranslationModule(L.LightningModule):
         # Plain lists and dicts, so checkpoints load with weights_only=True.
         self.save_hyperparameters(json.loads(json.dumps({"net": cfg.to_dict(), **hp, "langs": list(cfg.langs)})))
         self.net = SignTranslationModel(cfg)
+        if init_decoder:
+            self.load_decoder(init_decoder)
         self.loss_fn = CosineQueueLoss(embed_dim, queue_size, cosine_weight, contrastive_weight, temperature)
         self._tokenizer: SentencePieceTokenizer | None = None
         self._val = Scores()
         self._val_ae = Scores()
+
+    def load_decoder(self, model_dir: str) -> None:
+        """The decoder weights of an exported model with the same decoder and tokenizer."""
+        from vision.sign.hub import load_translator
+
+        net, tok = load_translator(model_dir)
+        if net.cfg.decoder != self.net.cfg.decoder or net.cfg.embed_dim != self.net.cfg.embed_dim:
+            raise ValueError(f"model.init_decoder={model_dir}: its decoder ({net.cfg.decoder}, embedding width "
+                             f"{net.cfg.embed_dim}) differs from this model's ({self.net.cfg.decoder}, "
+                             f"{self.net.cfg.embed_dim})")
+        if Path(self.hparams["tokenizer_path"]).is_file() and tok.path.read_bytes() != Path(
+                self.hparams["tokenizer_path"]).read_bytes():
+            raise ValueError(f"model.init_decoder={model_dir}: its tokenizer differs from data.tokenizer_path="
+                             f"{self.hparams['tokenizer_path']}")
+        self.net.decoder.load_state_dict(net.decoder.state_dict())
 
     @property
     def tokenizer(self) -> SentencePieceTokenizer:

@@ -175,7 +175,7 @@ def normalise(clip: PoseClip) -> PoseClip:
 
 def retime(clip: PoseClip, factor: float) -> PoseClip:
     """The clip played ``factor`` times as fast (linear interpolation; a point missing at either neighbour stays
-    missing)."""
+    missing). ``clip`` must be clean (``clean``), as every reader returns it."""
     t = len(clip)
     n = max(1, round(t / factor))
     if n == t:
@@ -186,12 +186,15 @@ def retime(clip: PoseClip, factor: float) -> PoseClip:
     w = (pos - lo).astype(np.float32)[:, None]  # [n, 1]
     xyz = clip.xyz[lo] * (1 - w[..., None]) + clip.xyz[hi] * w[..., None]  # NaN at either side stays NaN
     conf = np.minimum(clip.conf[lo], clip.conf[hi])
-    return clean(PoseClip(xyz.astype(np.float32), conf.astype(np.float32), clip.fps))
+    # A clean clip stays clean (a missing neighbour gives NaN and confidence 0 together), so no clean() pass.
+    return PoseClip(xyz.astype(np.float32, copy=False), conf.astype(np.float32, copy=False), clip.fps)
 
 
-def load_normalised(path: str | os.PathLike[str], fps: float = DEFAULT_FPS) -> PoseClip:
-    """A pose file, normalised and resampled to ``fps`` frames a second."""
-    clip = normalise(read_clip(path, fps))
+def load_normalised(path: str | os.PathLike[str], fps: float = DEFAULT_FPS,
+                    file_fps: float = DEFAULT_FPS) -> PoseClip:
+    """A pose file, normalised and resampled to ``fps`` frames a second; ``file_fps`` is a ``.npy`` file's own rate
+    (a ``.pose`` file records its own)."""
+    clip = normalise(read_clip(path, file_fps))
     if abs(clip.fps - fps) > 1e-3:
         clip = retime(clip, clip.fps / fps)
         clip.fps = fps

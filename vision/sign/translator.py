@@ -19,7 +19,7 @@ from vision.sign.augment import PosePipeline
 from vision.sign.evaluation import decode
 from vision.sign.hub import load_translator
 from vision.sign.model import SignTranslationModel
-from vision.sign.pose_io import DEFAULT_FPS, PoseClip, from_array, normalise
+from vision.sign.pose_io import PoseClip, from_array, normalise
 
 PoseInput = str | os.PathLike[str] | PoseClip | np.ndarray
 
@@ -28,7 +28,9 @@ class SignTranslator:
     """A loaded ``sign_translator`` directory: pose -> sentence embedding -> text in any of its languages."""
 
     def __init__(self, model: SignTranslationModel, tokenizer: object, device: str | torch.device = "cpu",
-                 fps: float = DEFAULT_FPS):
+                 fps: float | None = None):
+        """``fps``: the frame rate inputs are resampled to (default: the one the encoder was trained on)."""
+        fps = fps or model.cfg.encoder.fps
         self.model = model.to(device).eval()
         self.tokenizer = tokenizer
         self.device = torch.device(device)
