@@ -131,10 +131,11 @@ def format_table(metrics: dict[str, float], split: str) -> str:
 
 def zero_shot(embed_text: Callable[[list[str]], Tensor], c: Collector, attributes: dict[str, dict[str, Any]],
               templates: dict[str, list[str]] | None = None,
-              modalities: Sequence[str] = ("abc", "abc_bare", "midi", "audio")) -> dict[str, float]:
+              modalities: Sequence[str] = ("abc", "abc_bare", "midi", "audio"),
+              cache: dict[str, Tensor] | None = None) -> dict[str, float]:
     """Zero-shot accuracy of each attribute in ``ZERO_SHOT`` on each modality's embeddings, with the corpus's prompts
     in each description language and all together (or with ``templates``: ``zeroshot_<m>/<attr>/templates/...``),
-    and the majority-class rate (``.../chance``)."""
+    and the majority-class rate (``.../chance``). ``cache`` keeps prompt embeddings between calls (splits)."""
     from datamodules.corpus.music_text import LANGS
     from music.clamp.zeroshot import zero_shot_accuracy
 
@@ -143,7 +144,7 @@ def zero_shot(embed_text: Callable[[list[str]], Tensor], c: Collector, attribute
         langs = [lang for lang in c.langs() if lang in LANGS] or list(LANGS)
         prompt_langs = [(lang, [lang]) for lang in langs]
         prompt_langs.append(("all", langs))
-    cache: dict[str, Tensor] = {}
+    cache = {} if cache is None else cache
 
     def embed_cached(texts: list[str]) -> Tensor:  # the same prompts serve every modality
         key = "\n".join(texts)
@@ -177,6 +178,7 @@ def evaluate_model(cfg: Any, ckpt: str) -> dict[str, float]:
     encoder = MusicEncoder.from_checkpoint(ckpt, audio_cache=cfg.model.get("audio_cache"))
     splits = {"test": cfg.data.test_manifest, **dict(cfg.data.get("extra_test") or {})}
     results: dict[str, float] = {}
+    prompts: dict[str, Tensor] = {}
     for split, manifest in splits.items():
         if not manifest or not Path(manifest).is_file():
             log.warning("skipping %s: no manifest at %s", split, manifest)
@@ -184,7 +186,7 @@ def evaluate_model(cfg: Any, ckpt: str) -> dict[str, float]:
         rows = read_rows(manifest, need=("abc",), langs=cfg.data.get("langs"))
         c = encoder.collect(rows, bare_fields=LABEL_FIELDS)
         metrics = retrieval_table(c) | zero_shot(encoder.embed_texts, c, {r["id"]: r["attributes"] for r in rows},
-                                                 cfg.model.get("zero_shot_templates"))
+                                                 cfg.model.get("zero_shot_templates"), cache=prompts)
         print(format_table(metrics, split))
         results.update({f"{split}/{k}": v for k, v in metrics.items()})
     write_json(Path(cfg.paths.output_dir) / "retrieval.json", {"checkpoint": ckpt, "metrics": results})
