@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from common.io import read_json_object
+from datamodules.bucketing import DurationBatchSampler
 from datamodules.manifest import ManifestError, read_manifest
 from datamodules.speech import report_bad
 from speech.audio import SAMPLE_RATE, AudioError, load_audio
 from speech.augment import add_noise, apply_gain, coloured_noise, limit_peak, reverberate, synthetic_rir
+from speech.channels import CHANNELS, apply_channel
 
 log = logging.getLogger(__name__)
 SPLITS = {"train": "train", "val": "dev", "test": "test"}
@@ -75,24 +78,15 @@ class TraceAugmentConfig:
         return out
 
 
-def channel_fn() -> Any:
-    """speech.channels.apply_channel, or None until the corpus engineer's module lands (codec augmentation off)."""
-    try:
-        from speech.channels import apply_channel  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    return apply_channel
-
-
 class TraceAugment:
     """Reverb, noise, a channel and gain on one wave, each with its chance."""
 
     def __init__(self, cfg: TraceAugmentConfig, held_out_channels: list[str]):
         self.cfg = cfg
-        self.apply_channel = channel_fn()
+        unknown = sorted(set(cfg.codecs) - set(CHANNELS))
+        if unknown:
+            raise ValueError(f"data.augment.codecs: unknown channels {unknown}; known: {sorted(CHANNELS)}")
         self.codecs = [c for c in cfg.codecs if c not in set(held_out_channels)]
-        if cfg.codec_prob and self.apply_channel is None:
-            log.warning("speech.channels is not available yet: codec augmentation is off")
 
     def __call__(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         c = self.cfg
@@ -101,8 +95,8 @@ class TraceAugment:
         if c.noise_prob and rng.random() < c.noise_prob:
             noise = coloured_noise(len(wave), float(rng.choice([0.0, 1.0, 2.0])), rng)
             wave = add_noise(wave, noise, rng.uniform(*c.snr_db))
-        if self.apply_channel is not None and self.codecs and c.codec_prob and rng.random() < c.codec_prob:
-            out = self.apply_channel(wave, SAMPLE_RATE, str(rng.choice(self.codecs)), rng)
+        if self.codecs and c.codec_prob and rng.random() < c.codec_prob:
+            out = apply_channel(wave, SAMPLE_RATE, str(rng.choice(self.codecs)), rng)
             wave = np.asarray(out, dtype=np.float32)[: len(wave)] if len(out) else wave
         if c.gain_prob and rng.random() < c.gain_prob:
             wave = apply_gain(wave, rng.uniform(*c.gain_db))
@@ -175,13 +169,42 @@ class Collate:
         return batch
 
 
+class FullBatches(DurationBatchSampler):
+    """Training batches without the short remainder, as ``drop_last``: a batch of one clip breaks batch norm. It is
+    dropped before the batches go to the ranks, so every rank still steps as often as the others."""
+
+    def _global_batches(self) -> list[list[int]]:
+        batches = super()._global_batches()
+        return [b for b in batches if len(b) == self.max_batch_size] or batches
+
+
+class BalancedBatches(FullBatches):
+    """Full training batches drawn with replacement, each clip with a chance inversely proportional to the size of
+    its source, so every source is about equally often in a batch (the corpus spreads a source's clips over the
+    languages it speaks, so in one language the sources differ several-fold). An epoch has as many clips as the
+    split; the draw follows the seed and epoch, the same on every rank."""
+
+    def __init__(self, labels: list[str], batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
+        super().__init__([1.0] * len(labels), float("inf"), batch_size, num_buckets=1, seed=seed, rank=rank,
+                         world_size=world_size)
+        counts = Counter(labels)
+        weights = np.array([1.0 / counts[x] for x in labels])
+        self.weights = weights / weights.sum()
+
+    def _global_batches(self) -> list[list[int]]:
+        rng = np.random.default_rng(self.seed + self.epoch)
+        draw = rng.choice(len(self.weights), size=len(self.weights), p=self.weights).tolist()
+        size = min(int(self.max_batch_size or len(draw)), len(draw))
+        return [draw[i : i + size] for i in range(0, len(draw) - size + 1, size)]
+
+
 class SourceTraceDataModule(L.LightningDataModule):
     """A protocol of a source-tracing corpus for ``experiment=source_trace``."""
 
     def __init__(self, corpus_dir: str, protocol: str = "main", crop_seconds: float = 3.0, eval_seconds: float = 4.0,
                  batch_size: int = 32, eval_batch_size: int = 32, num_workers: int = 2, min_seconds: float = 0.2,
                  bad_audio_log: str | None = None, augment: dict[str, Any] | None = None, seed: int = 0,
-                 test_manifest: str | None = None):
+                 test_manifest: str | None = None, balance: bool = True):
         super().__init__()
         self.save_hyperparameters(logger=False)
         self.corpus_dir = Path(corpus_dir)
@@ -265,13 +288,33 @@ class SourceTraceDataModule(L.LightningDataModule):
         aug = TraceAugment(self.augment_cfg, self.held_out_channels()) if train else None
         return TraceDataset(rows, self.sources(), self.families(), stage, crop, self.hparams["bad_audio_log"], aug)
 
+    def batch_sampler(self, stage: str) -> DurationBatchSampler:
+        """Batches sharded over the trainer's ranks (the trainer leaves Lightning's distributed sampler off): every
+        rank takes every world_size-th batch of one global order. Training crops are all one length, so its batches
+        are plain shuffled ones (without the short remainder: FullBatches), or source-balanced draws
+        (BalancedBatches, ``balance``); dev and test batches follow the clips sorted by length (least padding)."""
+        train = stage == "train"
+        hp = self.hparams
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer else (0, 1)
+        if train and hp["balance"]:
+            return BalancedBatches([r["source"] for r in self.rows(stage)], hp["batch_size"], hp["seed"], rank, world)
+        sampler = FullBatches if train else DurationBatchSampler
+        if train:
+            durations, size = [1.0] * len(self.rows(stage)), hp["batch_size"]
+        else:
+            cap = hp["eval_seconds"] or float("inf")
+            durations = [min(float(r.get("duration", cap)), cap) for r in self.rows(stage)]
+            size = hp["eval_batch_size"]
+        return sampler(durations, float("inf"), size, num_buckets=1, shuffle=train, seed=hp["seed"], rank=rank,
+                       world_size=world)
+
     def _loader(self, stage: str) -> DataLoader:
         train = stage == "train"
         workers = self.hparams["num_workers"]
         collate = Collate(self.augment_cfg.mixup_prob, self.augment_cfg.mixup_alpha) if train else Collate()
-        return DataLoader(self._dataset(stage), batch_size=self.hparams["batch_size" if train else "eval_batch_size"],
-                          shuffle=train, drop_last=False, collate_fn=collate, num_workers=workers,
-                          persistent_workers=workers > 0)
+        return DataLoader(self._dataset(stage), batch_sampler=self.batch_sampler(stage), collate_fn=collate,
+                          num_workers=workers, persistent_workers=workers > 0)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

@@ -92,6 +92,24 @@ def test_knn_score_leaves_each_dev_clip_out_and_threshold_accepts_95_percent() -
     assert cal.report["threshold_rule"].startswith("accepts 95%")
 
 
+@pytest.mark.parametrize("score", ["msp", "energy", "knn"])
+def test_leave_one_source_out_threshold_sits_between_known_and_pseudo_unknown(score: str) -> None:
+    from speech.source_trace.calibration import own_source_unknown
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(4).repeat_interleave(25)
+    centres = torch.randn(4, 16, generator=g) * 3
+    emb = centres[labels] + torch.randn(100, 16, generator=g) * 0.5
+    logits = 6.0 * F.one_hot(labels, 4).float() + torch.randn(100, 4, generator=g)
+    cal = fit_calibration(logits, logits[:, :2], emb, labels, labels % 2, score=score,
+                          rule="leave_one_source_out")
+    known = cal.scores(logits, emb, exclude_self=True)[score]
+    pseudo = own_source_unknown(logits, emb, labels, cal.bank, labels, score, cal.k, cal.source_temperature)
+    assert float(pseudo.median()) < cal.threshold <= float(known.median())
+    assert cal.report["threshold_rule"].startswith("equal error rate on dev, each known source left out")
+    assert cal.report["pseudo_unknown_eer"] < 0.15 and cal.report["known_accepted"] > 0.85
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One short run of experiment=source_trace on the tiny corpus (train, test report, export)."""
@@ -101,7 +119,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     cfg = compose_cfg("train", ["experiment=source_trace", *tiny_trace_overrides(corpus), "+model.net.backend.width=8",
                                 "model.net.embed_dim=32", "trainer.max_steps=60", "trainer.val_check_interval=3",
                                 "data.augment.mixup_prob=0.0",
-                                "model.open_set_score=knn", "model.warmup_steps=5",
+                                "model.open_set_score=energy", "model.warmup_steps=5",
                                 "callbacks.early_stopping=null"], out)
     metrics = load_script("train").train(cfg)
     return {"corpus": corpus, "out": out, "metrics": metrics}
@@ -138,7 +156,7 @@ def test_save_load_round_trip_is_exact(trained: dict[str, Any], tmp_path: Path) 
 
     model_dir = trained["out"] / "model"
     net, cal, config = load_tracer(model_dir)
-    assert config["model_type"] == "source_tracer" and cal.score == "knn" and np.isfinite(cal.threshold)
+    assert config["model_type"] == "source_tracer" and cal.score == "energy" and np.isfinite(cal.threshold)
     assert cal.source_temperature != 1.0 and cal.bank.shape[1] == 32
     module = SourceTraceModule.from_directory(model_dir)
     again, cal2, _ = load_tracer(module.export(tmp_path / "again"))
@@ -228,3 +246,29 @@ def test_calibration_file_round_trip(tmp_path: Path) -> None:
     cal.save(tmp_path / "c.safetensors")
     back = Calibration.load(tmp_path / "c.safetensors")
     assert torch.equal(back.bank, cal.bank) and (back.score, back.threshold, back.k) == ("energy", 2.5, 3)
+
+
+def test_batches_are_sharded_over_ranks(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from datamodules.source_trace import SourceTraceDataModule
+
+    corpus = write_trace_corpus(tmp_path / "c", per_split=(5, 3, 3))
+    seen: dict[str, list[list[str]]] = {"train": [], "test": []}
+    steps: dict[str, list[int]] = {"train": [], "test": []}
+    for rank in (0, 1):
+        dm = SourceTraceDataModule(str(corpus), num_workers=0, crop_seconds=0.5, batch_size=3, eval_batch_size=2,
+                                   augment={"mixup_prob": 0.0, "codec_prob": 0.0})
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2)  # type: ignore[assignment]
+        for stage, loader in (("train", dm.train_dataloader()), ("test", dm.test_dataloader())):
+            batches = [b["meta"]["id"] for b in loader]
+            seen[stage].append([i for b in batches for i in b])
+            steps[stage].append(len(batches))
+    for stage, (r0, r1) in seen.items():
+        assert steps[stage][0] == steps[stage][1]  # every rank steps as often (a short one repeats a batch)
+        everything = {r["id"] for r in SourceTraceDataModule(str(corpus)).rows(stage)}
+        assert len(set(r0) & set(r1)) < len(r0)
+        if stage == "test":
+            assert set(r0) | set(r1) == everything
+        else:  # full training batches only (a batch of one clip breaks batch norm): 20 clips, 6 batches of 3
+            assert set(r0) | set(r1) <= everything and len(r0) == len(r1) == 9

@@ -4,8 +4,11 @@
 * Open-set scores, higher = more like a known source: maximum softmax probability (Hendrycks and Gimpel, 2017),
   energy ``T * logsumexp(logits / T)`` (Liu et al., 2020) and the negative distance to the k-th nearest dev
   embedding (Sun et al., 2022; on dev itself leave-one-out, so a clip is never its own neighbour).
-* A threshold on the chosen score: the equal-error point when dev holds unknown sources, else the score that
-  accepts ``accept_known`` of the known dev clips (a dev set has no unknown generator to tune on).
+* A threshold on the chosen score: the equal-error point when dev holds unknown sources. A dev set of known sources
+  only has no unknown generator to tune on; then ``rule`` says how: ``accept_known`` takes the score that accepts
+  that share of the known dev clips, ``leave_one_source_out`` the equal-error point between the known dev clips
+  and the same clips scored as if their own source were unknown (its logit dropped for msp and energy, its clips
+  left out of the bank for knn): every known source plays the unknown one in turn.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from common.io import atomic_open
 from common.scoring import eer
 
 OPEN_SET_SCORES = ("msp", "energy", "knn")
+THRESHOLD_RULES = ("accept_known", "leave_one_source_out")
 
 
 def fit_temperature(logits: Tensor, labels: Tensor, steps: int = 100, smoothing: float = 0.01) -> float:
@@ -68,6 +72,20 @@ def knn_score(emb: Tensor, bank: Tensor, k: int, exclude_self: bool = False) -> 
         sim = sim - 3.0 * torch.eye(len(emb), len(bank))  # drops each clip's own entry below any neighbour
     kk = min(k, sim.shape[1] - (1 if exclude_self else 0))
     return -(1.0 - sim.topk(max(kk, 1), dim=1).values[:, -1])
+
+
+def own_source_unknown(source_logits: Tensor, emb: Tensor, labels: Tensor, bank: Tensor, bank_labels: Tensor,
+                       score: str, k: int, temperature: float) -> Tensor:
+    """The open-set score [N] of known clips as if their own source were unknown: its logit left out (msp, energy),
+    or the bank's clips of that source left out (knn)."""
+    if score == "knn":
+        out = torch.zeros(len(emb))
+        for c in labels.unique():
+            rows = labels == c
+            out[rows] = knn_score(emb[rows], bank[bank_labels != c], k)
+        return out
+    logits = source_logits.float().scatter(1, labels.long()[:, None], float("-inf"))
+    return msp_score(logits, temperature) if score == "msp" else energy_score(logits, temperature)
 
 
 @dataclass
@@ -116,17 +134,21 @@ class Calibration:
 
 def fit_calibration(source_logits: Tensor, family_logits: Tensor, emb: Tensor, source_labels: Tensor,
                     family_labels: Tensor, score: str = "msp", k: int = 5, accept_known: float = 0.95,
-                    max_bank: int = 4096, seed: int = 0) -> Calibration:
-    """Fit temperatures, the kNN bank and the threshold on dev outputs; labels are -1 for unknown sources."""
+                    max_bank: int = 4096, seed: int = 0, rule: str = "accept_known") -> Calibration:
+    """Fit temperatures, the kNN bank and the threshold on dev outputs; labels are -1 for unknown sources;
+    ``rule`` sets the threshold when every dev clip is of a known source (see the module's docstring)."""
     if score not in OPEN_SET_SCORES:
         raise ValueError(f"open-set score {score!r}: choose from {list(OPEN_SET_SCORES)}")
+    if rule not in THRESHOLD_RULES:
+        raise ValueError(f"threshold rule {rule!r}: choose from {list(THRESHOLD_RULES)}")
     known = source_labels >= 0
     fam_known = family_labels >= 0
     t_src = fit_temperature(source_logits[known], source_labels[known])
     t_fam = fit_temperature(family_logits[fam_known], family_labels[fam_known])
-    bank = emb[known].float()
+    bank, bank_labels = emb[known].float(), source_labels[known]
     if len(bank) > max_bank:
-        bank = bank[torch.randperm(len(bank), generator=torch.Generator().manual_seed(seed))[:max_bank]]
+        keep = torch.randperm(len(bank), generator=torch.Generator().manual_seed(seed))[:max_bank]
+        bank, bank_labels = bank[keep], bank_labels[keep]
     cal = Calibration(t_src, t_fam, score, float("-inf"), k, bank.contiguous())
     # On dev the bank is dev itself: leave-one-out (every known row is in the bank unless it was subsampled away).
     loo = len(bank) == int(known.sum())
@@ -135,13 +157,25 @@ def fit_calibration(source_logits: Tensor, family_logits: Tensor, emb: Tensor, s
         all_scores["knn"][known] = knn_score(emb[known], bank, k, exclude_self=True)
     s = all_scores[score].double().numpy()
     is_known = known.numpy()
-    if is_known.all() or not is_known.any():
-        rule = f"accepts {accept_known:.0%} of known dev clips"
-        cal.threshold = float(np.quantile(s[is_known], 1.0 - accept_known)) if is_known.any() else float("-inf")
-    else:
-        rule = "equal error rate on dev (known vs unknown sources)"
+    extra: dict[str, float] = {}
+    if not is_known.any():
+        how = "no known dev clip: never unknown"
+    elif not is_known.all():
+        how = "equal error rate on dev (known vs unknown sources)"
         cal.threshold = eer(s, is_known)[1]
-    cal.report = {"threshold_rule": rule, **temperature_report(source_logits[known], source_labels[known], t_src)}
+    elif rule == "leave_one_source_out" and len(source_labels[known].unique()) > 1:
+        pseudo = own_source_unknown(source_logits[known], emb[known], source_labels[known], bank, bank_labels, score,
+                                    k, t_src).double().numpy()
+        how = "equal error rate on dev, each known source left out in turn as the unknown one"
+        extra["pseudo_unknown_eer"], cal.threshold = eer(np.concatenate([s, pseudo]),
+                                                          np.r_[np.ones(len(s)), np.zeros(len(pseudo))])
+    else:
+        how = f"accepts {accept_known:.0%} of known dev clips"
+        cal.threshold = float(np.quantile(s[is_known], 1.0 - accept_known))
+    if is_known.any():
+        extra["known_accepted"] = float((s[is_known] >= cal.threshold).mean())
+    cal.report = {"threshold_rule": how, **extra,
+                  **temperature_report(source_logits[known], source_labels[known], t_src)}
     return cal
 
 

@@ -50,7 +50,7 @@ class SourceTraceModule(L.LightningModule):
                  ssl_init: str | None = None, family_weight: float = 0.5, label_smoothing: float = 0.0,
                  lr: float = 2e-3, weight_decay: float = 1e-4, betas: tuple[float, float] = (0.9, 0.98),
                  warmup_steps: int = 50, min_lr_ratio: float = 0.05, open_set_score: str = "msp", knn_k: int = 5,
-                 accept_known: float = 0.95):
+                 accept_known: float = 0.95, threshold_rule: str = "accept_known"):
         super().__init__()
         cfg = net.to_dict() if isinstance(net, SourceTracerConfig) else dict(net)
         cfg |= {"sources": list(sources), "families": list(families)}
@@ -62,7 +62,7 @@ class SourceTraceModule(L.LightningModule):
             "family_weight": family_weight, "label_smoothing": label_smoothing, "lr": lr,
             "weight_decay": weight_decay, "betas": list(betas), "warmup_steps": warmup_steps,
             "min_lr_ratio": min_lr_ratio, "open_set_score": open_set_score, "knn_k": knn_k,
-            "accept_known": accept_known})
+            "accept_known": accept_known, "threshold_rule": threshold_rule})
         self.net = SourceTracerNet(SourceTracerConfig.from_dict(self.hparams["net"]))
         if ssl_state is not None:
             self.net.frontend.features.encoder.load_state_dict(ssl_state)  # type: ignore[union-attr]
@@ -133,7 +133,8 @@ class SourceTraceModule(L.LightningModule):
     def fit_calibration(self, out: Outputs) -> Calibration:
         hp = self.hparams
         return fit_calibration(out.source_logits, out.family_logits, out.embedding, out.source, out.family,
-                               hp["open_set_score"], hp["knn_k"], hp["accept_known"])
+                               hp["open_set_score"], hp["knn_k"], hp["accept_known"],
+                               rule=hp.get("threshold_rule", "accept_known"))
 
     def on_validation_epoch_end(self) -> None:
         out = self.gathered()

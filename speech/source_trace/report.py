@@ -2,9 +2,10 @@
 
 ``trace_report(outputs, calibration, sources, families)`` returns flat metrics (logged as ``test/...``) and the full
 report; ``write_report`` adds ``report.json`` and ``confusion.png`` to a folder. All scores come from
-common.scoring. Cllr needs log-likelihood ratios: the binary task's are the calibrated log-odds of "bonafide"; an
-open-set score is not one, so its ``cllr_min`` is that of the score after the best affine map on the split itself
-(a lower bound, as ASVspoof's minimum Cllr).
+common.scoring. The closed-set ``cllr`` is the multi-class one of the calibrated probabilities and ``eer`` their
+one-vs-rest EER. Binary Cllr needs log-likelihood ratios: the binary task's are the calibrated log-odds of
+"bonafide"; an open-set score is not one, so its ``cllr_min`` is that of the score after the best affine map on the
+split itself (a lower bound, as ASVspoof's minimum Cllr).
 """
 
 from __future__ import annotations
@@ -74,6 +75,23 @@ def affine_cllr(scores: np.ndarray, labels: np.ndarray) -> float:
     return cllr(llr, labels)
 
 
+def multiclass_cllr(probs: Tensor, labels: np.ndarray) -> float:
+    """Multi-class Cllr in bits (Brümmer and van Leeuwen's C_mxe): the class-balanced mean of -log2 of the calibrated
+    probability of the true class. Binary Cllr is its two-class case: 0 is perfect, log2(K) an uninformative
+    system that always says 1/K."""
+    y = torch.as_tensor(labels).long()
+    cost = -probs.double().clamp_min(1e-12).log2().gather(1, y[:, None]).squeeze(1)
+    return float(torch.stack([cost[y == k].mean() for k in y.unique()]).mean())
+
+
+def one_vs_rest_eer(probs: Tensor, labels: np.ndarray) -> float:
+    """Pooled EER of the calibrated probabilities as detection trials: each clip's true class is a target trial
+    and every other known class a non-target one."""
+    y = torch.as_tensor(labels).long()
+    target = F.one_hot(y, probs.shape[1]).bool()
+    return eer(probs.double().flatten().numpy(), target.flatten().numpy().astype(int))[0]
+
+
 def detection(scores: np.ndarray, labels: np.ndarray, llr: bool) -> dict[str, float]:
     """EER, minDCF (p_target 0.05), AUROC and Cllr of detection trials (label 1 = target)."""
     out = {"eer": eer(scores, labels)[0], "min_dcf": min_dcf(scores, labels, p_target=0.05)[0],
@@ -101,6 +119,7 @@ def trace_report(out: Outputs, cal: Calibration, sources: list[str],
         m |= {"acc": accuracy(pk, yk), "macro_f1": macro_f1(pk, yk, classes=range(len(sources))),
               "balanced_acc": balanced_accuracy(pk, yk), "ece": expected_calibration_error(probk, yk),
               "ece_raw": expected_calibration_error(F.softmax(out.source_logits[known].float(), -1), yk),
+              "cllr": multiclass_cllr(probk, yk), "eer": one_vs_rest_eer(probk, yk),
               "nll": float(F.nll_loss(probk.clamp_min(1e-12).log(), torch.as_tensor(yk)))}
         groups = {}
         for key in ("lang", "channel", "source"):
