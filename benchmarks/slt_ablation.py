@@ -38,6 +38,8 @@ from vision.sign.module import SignTranslationModule
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ("coupled", "none")
+UNPAIRED = "coupled, unpaired"
+"""The extra cell: coupled augmentation on all the clips, with ``unpaired_lang`` never paired with a clip."""
 
 
 @contextlib.contextmanager
@@ -60,18 +62,30 @@ def run_config(setting: str, fraction: float, args: DictConfig, out: Path) -> Di
     """experiment=slt_sonar for one ablation cell: the pose encoder only, ``args.minutes`` of wall time."""
     seconds = round(float(args.minutes) * 60)
     plain = ["data.pipeline.augment=null", f"data.train_langs=[{args.single_lang}]"] if setting == "none" else []
+    if setting == UNPAIRED:
+        plain = [f"data.train_langs=[{','.join(x for x in corpus_langs(args) if x != args.unpaired_lang)}]"]
     with _train_configs():
         cfg = compose("train", overrides=[
             "experiment=slt_sonar", f"data.train_fraction={fraction}", f"model.init_decoder={args.decoder}",
             "model.ae_weight=0", "model.decoder_steps=0", "data.ae_batch_size=0",
             f"trainer.max_time=00:00:{seconds // 60:02d}:{seconds % 60:02d}", "trainer.max_steps=1000000",
-            "trainer.limit_val_batches=0", "callbacks.early_stopping=null", "callbacks.model_checkpoint.monitor=null",
+            "trainer.limit_val_batches=0", "trainer.min_epochs=0", "callbacks.early_stopping=null",
+            "callbacks.model_checkpoint.monitor=null",
             "callbacks.progress_bar=null", "trainer.enable_progress_bar=false", "logger=csv", "test=false",
             f"threads={int(args.threads)}", *plain, *[str(x) for x in args.train_overrides],
         ])
     with open_dict(cfg):
-        cfg.paths.output_dir = str(out / f"{setting}_{round(100 * fraction)}")
+        cfg.paths.output_dir = str(out / f"{setting.replace(', ', '_')}_{round(100 * fraction)}")
     return cfg
+
+
+def corpus_langs(args: DictConfig) -> list[str]:
+    """The languages of the training clips' translations."""
+    with _train_configs():
+        manifest = compose("train", overrides=["experiment=slt_sonar", *[str(x) for x in args.train_overrides]])
+    runner.register_resolvers()
+    first = Path(str(manifest.data.train_manifest)).read_text(encoding="utf-8").split("\n", 1)[0]
+    return sorted(json.loads(first)["texts"])
 
 
 def train_run(cfg: DictConfig) -> tuple[Path, int, float]:
@@ -94,9 +108,11 @@ def train_run(cfg: DictConfig) -> tuple[Path, int, float]:
 
 
 @torch.inference_mode()
-def score(model_dir: Path, cfg: DictConfig, clips: int) -> dict[str, dict[str, float]]:
+def score(model_dir: Path, cfg: DictConfig, clips: int, max_tokens: int = 64) -> dict[str, dict[str, float]]:
     """Greedy chrF, BLEU and cosine per language on a fixed sample of ``clips`` test clips."""
     module = SignTranslationModule.load_for_eval(str(model_dir)).eval()
+    # Searches stop at the longest reference (a weak encoder's embeddings may never lead to an end of sentence).
+    module.net.decoder.cfg.max_length = min(module.net.decoder.cfg.max_length, int(max_tokens))
     dm = hydra.utils.instantiate(cfg.data, _convert_="all", tokenizer_path=str(module.tokenizer.path))
     test = str(cfg.data.test_manifest["test"])
     rows = dm.rows("test:test", test)
@@ -117,7 +133,9 @@ def write_outputs(result: dict[str, Any], out: Path, figure: Path | None) -> str
     lines = [f"Pose encoder trained {result['minutes']} min of wall time per run (2 shared CPU cores) against the "
              f"frozen decoder of {result['decoder']}; {result['eval_clips']} held-out test clips (held-out sentences "
              "by held-out signers), greedy. coupled: translations in every language + pose perturbations; none: "
-             f"{result['single_lang']} targets, no perturbation.", "", head, "|" + "---|" * (head.count("|") - 1)]
+             f"{result['single_lang']} targets, no perturbation; coupled, unpaired: coupled, but "
+             f"{result['unpaired_lang']} never paired with a clip (the decoder learnt it from text).", "",
+             head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         cells = " | ".join(f"{r['chrf'][lang]:.1f}" if lang in r["chrf"] else "." for lang in langs)
         lines.append(f"| {r['setting']} | {100 * r['fraction']:.0f}% | {r['clips']} | {r['steps']} | "
@@ -173,24 +191,26 @@ def run(args: DictConfig) -> dict[str, Any]:
     done = {(r["setting"], r["fraction"]): r for r in read_jsonl_lenient(out / "rows.jsonl")
             if r.get("key") == setting_key}
     rows = []
-    for fraction in [float(x) for x in args.fractions]:
-        for setting in SETTINGS:
-            if (setting, fraction) not in done:
-                cfg = run_config(setting, fraction, args, out)
-                model, steps, seconds = train_run(cfg)
-                summary = score(model, cfg, int(args.eval_clips))
-                mean = summary.pop("mean")
-                total = len(Path(cfg.data.train_manifest).read_text(encoding="utf-8").splitlines())
-                n_clips = max(1, round(fraction * total))
-                row = {"key": setting_key, "setting": setting, "fraction": fraction, "clips": n_clips, "steps": steps,
-                       "train_seconds": round(seconds, 1), "cos": mean["cos"], "chrf_mean": mean["chrf"],
-                       "bleu_mean": mean["bleu"], "chrf": {k: m["chrf"] for k, m in summary.items()},
-                       "bleu": {k: m["bleu"] for k, m in summary.items()}}
-                append_jsonl(out / "rows.jsonl", row)
-                done[(setting, fraction)] = row
-                print(json.dumps({k: v for k, v in row.items() if k != "key"}), flush=True)
-            rows.append(done[(setting, fraction)])
-    result = {**setting_key, "rows": rows}
+    cells = [(setting, float(f)) for f in args.fractions for setting in SETTINGS]
+    if args.get("unpaired_lang"):
+        cells.append((UNPAIRED, 1.0))
+    for setting, fraction in cells:
+        if (setting, fraction) not in done:
+            cfg = run_config(setting, fraction, args, out)
+            model, steps, seconds = train_run(cfg)
+            summary = score(model, cfg, int(args.eval_clips))
+            mean = summary.pop("mean")
+            total = len(Path(cfg.data.train_manifest).read_text(encoding="utf-8").splitlines())
+            n_clips = max(1, round(fraction * total))
+            row = {"key": setting_key, "setting": setting, "fraction": fraction, "clips": n_clips, "steps": steps,
+                   "train_seconds": round(seconds, 1), "cos": mean["cos"], "chrf_mean": mean["chrf"],
+                   "bleu_mean": mean["bleu"], "chrf": {k: m["chrf"] for k, m in summary.items()},
+                   "bleu": {k: m["bleu"] for k, m in summary.items()}}
+            append_jsonl(out / "rows.jsonl", row)
+            done[(setting, fraction)] = row
+            print(json.dumps({k: v for k, v in row.items() if k != "key"}), flush=True)
+        rows.append(done[(setting, fraction)])
+    result = {**setting_key, "unpaired_lang": args.get("unpaired_lang"), "rows": rows}
     table = write_outputs(result, out, ROOT / str(args.figure) if args.get("figure") else None)
     print(table)
     return result

@@ -332,14 +332,17 @@ class SignDataModule(L.LightningDataModule):
         rows = self.rows("val")
         return self.clip_loader(rows, self.eval_langs(rows), False)
 
-    def test_loaders(self) -> dict[str, DataLoader]:
-        """A loader per named test manifest, every evaluation language in each batch."""
+    def test_loaders(self, max_clips: int = 0) -> dict[str, DataLoader]:
+        """A loader per named test manifest, every evaluation language in each batch; ``max_clips`` > 0: a fixed
+        random sample of that many clips of each."""
         out = {}
         for name, path in named_paths(self.hp.test_manifest).items():
             if not Path(path).is_file():
                 log.warning("test split %s: %s does not exist; skipped", name, path)
                 continue
             rows = self.rows(f"test:{name}", path)
+            if 0 < max_clips < len(rows):
+                rows = random.Random(self.hp.seed).sample(rows, max_clips)
             out[name] = self.clip_loader(rows, self.eval_langs(rows), False)
         return out
 

@@ -6,7 +6,8 @@
 #   bash scripts/slt_quickstart.sh [train.py overrides ...]
 # Budgets (minutes, environment): MAIN_JOB_MINUTES=60 for the whole job; SLT_ENCODER_MINUTES=12 to train the shared
 # sentence encoder (experiment=text_encoder_real) only when runs/train/text_encoder_real_default/model is missing;
-# slt_sonar gets what is left less 8 minutes for the evaluation (scripts/time_budget.sh). SLT_EVAL_BEAM=2.
+# slt_sonar gets what is left less 8 minutes for the evaluation (scripts/time_budget.sh): SLT_EVAL_CLIPS=200 clips
+# of each test split (a fixed sample; 0: all), SLT_EVAL_BEAM=1 (greedy; search has no key-value cache yet).
 # SLT_SMOKE=1 runs every step at toy size (a small corpus, a few steps) under runs/slt_smoke, to check the pipeline
 # end to end in minutes; its figures mean nothing.
 # Re-running resumes: the corpus is kept (delete data/sign/corpus.json to rebuild it) and training continues from
@@ -20,7 +21,7 @@ export MAIN_JOB_MINUTES=${MAIN_JOB_MINUTES:-60}
 source scripts/time_budget.sh
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
 
-data=data/sign; run_name=slt_sonar_default; beam=${SLT_EVAL_BEAM:-2}
+data=data/sign; run_name=slt_sonar_default; beam=${SLT_EVAL_BEAM:-1}; clips=${SLT_EVAL_CLIPS:-200}
 corpus_args=(); train_args=()
 if [ "${SLT_SMOKE:-0}" = 1 ]; then
   data=runs/slt_smoke/sign; run_name=slt_sonar_smoke; beam=1
@@ -63,8 +64,9 @@ $py scripts/train.py experiment=slt_sonar run_name="$run_name" test=false traine
   "${data_args[@]}" "${train_args[@]}" "${resume[@]}" "$@"
 t3=$(date +%s)
 
-echo "[slt] BLEU, chrF and embedding cosine per language (beam $beam)"
+echo "[slt] BLEU, chrF and embedding cosine per language (beam $beam, $clips clips a split)"
 $py scripts/eval.py experiment=slt_sonar ckpt_path="$run/model" run_name="$run_name" model.eval_beam="$beam" \
+  model.eval_max_clips="$clips" \
   "${data_args[@]}"
 t4=$(date +%s)
 echo "[slt] model: $run/model   tables: runs/eval/$run_name/sign_eval.json"

@@ -31,12 +31,13 @@ def lang_id(tokenizer: SentencePieceTokenizer, lang: str) -> int:
 
 
 def decode(decoder: TextDecoder, tokenizer: SentencePieceTokenizer, emb: Tensor, lang: str, beam: int = 1,
-           length_penalty: float = 1.0) -> list[str]:
-    """Sentences in ``lang`` for unit embeddings ``[B, E]``."""
+           length_penalty: float = 1.0, max_length: int | None = None) -> list[str]:
+    """Sentences in ``lang`` for unit embeddings ``[B, E]``, at most ``max_length`` tokens (default: the
+    decoder's)."""
     if emb.shape[0] == 0:
         return []
     start = torch.full((emb.shape[0],), lang_id(tokenizer, lang), dtype=torch.long, device=emb.device)
-    ids = decoder.generate(emb, start, beam=beam, length_penalty=length_penalty)
+    ids = decoder.generate(emb, start, beam=beam, max_length=max_length, length_penalty=length_penalty)
     return [tokenizer.decode(s) for s in ids]
 
 

@@ -61,7 +61,8 @@ class SignTranslationModule(L.LightningModule):
                  temperature: float = 0.05, decoder_steps: int = 0, ae_weight: float = 1.0, embed_noise: float = 0.5,
                  joint_from: int = -1, joint_weight: float = 0.0, lr: float = 1e-3, weight_decay: float = 0.01,
                  betas: tuple[float, float] = (0.9, 0.98), warmup_steps: int = 200, min_lr_ratio: float = 0.05,
-                 val_beam: int = 1, eval_beam: int = 4, val_max_clips: int = 256, init_decoder: str = ""):
+                 val_beam: int = 1, eval_beam: int = 4, val_max_clips: int = 256, init_decoder: str = "",
+                 max_tokens: int = 0, eval_max_clips: int = 0):
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"model.objective={objective!r}: expected one of {', '.join(OBJECTIVES)}")
@@ -147,10 +148,11 @@ class SignTranslationModule(L.LightningModule):
             idx = have.nonzero().squeeze(-1)
             refs_kept = [refs[int(i)] for i in idx]
             target = batch["targets"][lang].to(pred.device)[idx]
-            scores.add(lang, decode(self.net.decoder, self.tokenizer, pred[idx], lang, beam), refs_kept,
+            n = self.hparams.get("max_tokens") or None
+            scores.add(lang, decode(self.net.decoder, self.tokenizer, pred[idx], lang, beam, max_length=n), refs_kept,
                        pred[idx], target)
             if ae is not None:
-                ae.add(lang, decode(self.net.decoder, self.tokenizer, target, lang, beam), refs_kept)
+                ae.add(lang, decode(self.net.decoder, self.tokenizer, target, lang, beam, max_length=n), refs_kept)
 
     def validation_step(self, batch: dict[str, Any] | None, batch_idx: int) -> None:
         if batch is None or batch_idx * batch["pose"].shape[0] >= self.hparams["val_max_clips"]:
@@ -202,15 +204,18 @@ class SignTranslationModule(L.LightningModule):
     @classmethod
     def evaluate(cls, cfg: Any, ckpt: str) -> dict[str, float]:
         """BLEU, chrF and embedding cosine per target language on every ``cfg.data.test_manifest`` split (beam
-        search, ``model.eval_beam``); prints the tables and writes ``sign_eval.json`` into the run folder."""
+        search, ``model.eval_beam``; ``model.eval_max_clips`` > 0 scores a fixed sample of that many clips of each
+        split); prints the tables and writes ``sign_eval.json`` into the run folder."""
         import hydra
 
         module = cls.load_for_eval(ckpt).eval()
         beam = int(cfg.model.get("eval_beam", module.hparams.get("eval_beam", 4)))
+        module.hparams["max_tokens"] = int(cfg.model.get("max_tokens", module.hparams.get("max_tokens", 0)))
+        limit = int(cfg.model.get("eval_max_clips", 0) or 0)
         dm = hydra.utils.instantiate(cfg.data, _convert_="all", tokenizer_path=str(module.tokenizer.path))
         metrics: dict[str, float] = {}
         tables: dict[str, dict[str, dict[str, float]]] = {}
-        for name, loader in dm.test_loaders().items():
+        for name, loader in dm.test_loaders(limit).items():
             scores = Scores()
             for batch in loader:
                 if batch is not None:
