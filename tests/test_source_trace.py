@@ -118,7 +118,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = root / "run"
     cfg = compose_cfg("train", ["experiment=source_trace", *tiny_trace_overrides(corpus), "+model.net.backend.width=8",
                                 "model.net.embed_dim=32", "trainer.max_steps=60", "trainer.val_check_interval=3",
-                                "data.augment.mixup_prob=0.0",
+                                "data.augment.mixup_prob=0.0", "data.balance=false",
                                 "model.open_set_score=energy", "model.warmup_steps=5",
                                 "callbacks.early_stopping=null"], out)
     metrics = load_script("train").train(cfg)
@@ -272,3 +272,15 @@ def test_batches_are_sharded_over_ranks(tmp_path: Path) -> None:
             assert set(r0) | set(r1) == everything
         else:  # full training batches only (a batch of one clip breaks batch norm): 20 clips, 6 batches of 3
             assert set(r0) | set(r1) <= everything and len(r0) == len(r1) == 9
+
+
+def test_protocol_table_evaluates_then_reads_back_the_reports(trained: dict[str, Any], tmp_path: Path) -> None:
+    from benchmarks.source_trace_protocols import main
+
+    argv = [f"corpus={trained['corpus']}", f"models.main=[{trained['out'] / 'model'}]", "models.mono=[]",
+            f"out={tmp_path}", "threads=1"]
+    first = main(argv)
+    assert [r["protocol"] for r in first["rows"]] == ["main"] and first["rows"][0]["backend"] == "resnet"
+    assert (tmp_path / "run" / "main" / "report.json").is_file()
+    assert "| main | main | lfcc | resnet |" in (tmp_path / "source_trace_protocols.md").read_text()
+    assert main(argv)["rows"] == first["rows"]  # the second run reads the report back
