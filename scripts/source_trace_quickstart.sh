@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
-bash scripts/setup.sh trace
+bash scripts/setup.sh dev,trace
 py=.venv/bin/python
 export MAIN_JOB_MINUTES=${MAIN_JOB_MINUTES:-60}
 source scripts/time_budget.sh
