@@ -2,13 +2,14 @@
 
     python benchmarks/slt_ablation.py [decoder=runs/train/slt_sonar_default/model] [minutes=4]
         [fractions=[1.0,0.25,0.1]] [eval_clips=200] [out=runs/benchmarks/slt_ablation]
-        [figure=docs/figures/slt_ablation.png] [train_overrides=[...]]
+        [steps=null] [unpaired_lang=ita_Latn] [figure=docs/figures/slt_ablation.png] [train_overrides=[...]]
 
-Each run trains experiment=slt_sonar's pose encoder for ``minutes`` of wall time (the steps it reached go in the
-table) on the first ``fraction`` of the training clips (data.train_fraction, one fixed sample), against the frozen
-decoder of ``decoder`` (trained on text alone, so the runs differ only in what the pose encoder saw). *Coupled*: each
-clip is paired with a translation drawn from every corpus language and its poses are perturbed (speed, affine,
-jitter, frame drop, an occluded hand); *none*: the clips are paired with ``single_lang`` only and not perturbed.
+Each run trains experiment=slt_sonar's pose encoder for ``minutes`` of wall time, or ``steps`` steps if that comes
+first (the steps it reached go in the table; on a shared machine a fixed ``steps`` keeps the runs comparable), on
+the first ``fraction`` of the training clips (data.train_fraction, one fixed sample), against the frozen decoder of
+``decoder`` (trained on text alone, so the runs differ only in what the pose encoder saw). *Coupled*: each clip is
+paired with a translation drawn from every corpus language and its poses are perturbed (speed, affine, jitter,
+frame drop, an occluded hand); *none*: the clips are paired with ``single_lang`` only and not perturbed.
 Every run is scored on the same ``eval_clips`` held-out test clips (held-out sentences by held-out signers), greedy,
 in every language: chrF and BLEU (sacrebleu) and the embedding cosine. Finished runs are kept in ``out/rows.jsonl``
 and skipped on a re-run with the same settings. Writes ``out/ablation.{json,md}`` and the figure.
@@ -68,7 +69,8 @@ def run_config(setting: str, fraction: float, args: DictConfig, out: Path) -> Di
         cfg = compose("train", overrides=[
             "experiment=slt_sonar", f"data.train_fraction={fraction}", f"model.init_decoder={args.decoder}",
             "model.ae_weight=0", "model.decoder_steps=0", "data.ae_batch_size=0",
-            f"trainer.max_time=00:00:{seconds // 60:02d}:{seconds % 60:02d}", "trainer.max_steps=1000000",
+            f"trainer.max_time=00:00:{seconds // 60:02d}:{seconds % 60:02d}",
+            f"trainer.max_steps={int(args.steps) if args.get('steps') else 1000000}",
             "trainer.limit_val_batches=0", "trainer.min_epochs=0", "callbacks.early_stopping=null",
             "callbacks.model_checkpoint.monitor=null",
             "callbacks.progress_bar=null", "trainer.enable_progress_bar=false", "logger=csv", "test=false",
@@ -165,13 +167,17 @@ def plot(result: dict[str, Any], path: Path) -> None:
         xs = [100 * r["fraction"] for r in rows]
         axes[0].plot(xs, [r["chrf_mean"] for r in rows], style, label=setting)
         axes[1].plot(xs, [r["cos"] for r in rows], style, label=setting)
+        for ax, key in zip(axes, ("chrf_mean", "cos")):  # the steps each run reached in its minutes
+            for x, r in zip(xs, rows):
+                ax.annotate(f"{r['steps']}", (x, r[key]), textcoords="offset points", xytext=(4, 4), fontsize=7)
     for ax, label in zip(axes, ("chrF, mean over languages", "cosine to the target embedding")):
         ax.set_xscale("log")
         ax.set_xticks([10, 25, 100], ["10%", "25%", "100%"])
         ax.set(xlabel="share of the sign training clips", ylabel=label)
         ax.grid(alpha=0.3)
         ax.legend(title="coupled augmentation")
-    fig.suptitle(f"SONAR-SLT, held-out sentences by held-out signers; {result['minutes']} min of training a run")
+    fig.suptitle(f"SONAR-SLT, held-out sentences by held-out signers; {result['minutes']} min of training a run "
+                 "(numbers: steps reached)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path, "wb") as f:
@@ -186,7 +192,8 @@ def run(args: DictConfig) -> dict[str, Any]:
     out = ROOT / str(args.out)
     if not (ROOT / str(args.decoder) / "config.json").is_file():
         raise SystemExit(f"decoder={args.decoder}: no exported model there (train experiment=slt_sonar first)")
-    setting_key = {"minutes": float(args.minutes), "decoder": str(args.decoder), "eval_clips": int(args.eval_clips),
+    setting_key = {"minutes": float(args.minutes), **({"steps": int(args.steps)} if args.get("steps") else {}),
+                   "decoder": str(args.decoder), "eval_clips": int(args.eval_clips),
                    "single_lang": str(args.single_lang), "train_overrides": [str(x) for x in args.train_overrides]}
     done = {(r["setting"], r["fraction"]): r for r in read_jsonl_lenient(out / "rows.jsonl")
             if r.get("key") == setting_key}
