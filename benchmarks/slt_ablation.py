@@ -17,19 +17,16 @@ and skipped on a re-run with the same settings. Writes ``out/ablation.{json,md}`
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import hydra
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from hydra import compose
 from omegaconf import DictConfig, open_dict
 
 from common import runner
@@ -43,29 +40,13 @@ UNPAIRED = "coupled, unpaired"
 """The extra cell: coupled augmentation on all the clips, with ``unpaired_lang`` never paired with a clip."""
 
 
-@contextlib.contextmanager
-def _train_configs() -> Iterator[None]:
-    """configs/ as Hydra's search path for compose(), also inside this script's own @hydra.main."""
-    global_hydra = GlobalHydra.instance()
-    saved = global_hydra.hydra if global_hydra.is_initialized() else None
-    global_hydra.clear()
-    try:
-        with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
-            yield
-    finally:
-        global_hydra = GlobalHydra.instance()
-        global_hydra.clear()
-        if saved is not None:
-            global_hydra.initialize(saved)
-
-
 def run_config(setting: str, fraction: float, args: DictConfig, out: Path) -> DictConfig:
     """experiment=slt_sonar for one ablation cell: the pose encoder only, ``args.minutes`` of wall time."""
     seconds = round(float(args.minutes) * 60)
     plain = ["data.pipeline.augment=null", f"data.train_langs=[{args.single_lang}]"] if setting == "none" else []
     if setting == UNPAIRED:
         plain = [f"data.train_langs=[{','.join(x for x in corpus_langs(args) if x != args.unpaired_lang)}]"]
-    with _train_configs():
+    with runner.train_configs():
         cfg = compose("train", overrides=[
             "experiment=slt_sonar", f"data.train_fraction={fraction}", f"model.init_decoder={args.decoder}",
             "model.ae_weight=0", "model.decoder_steps=0", "data.ae_batch_size=0",
@@ -83,7 +64,7 @@ def run_config(setting: str, fraction: float, args: DictConfig, out: Path) -> Di
 
 def corpus_langs(args: DictConfig) -> list[str]:
     """The languages of the training clips' translations."""
-    with _train_configs():
+    with runner.train_configs():
         manifest = compose("train", overrides=["experiment=slt_sonar", *[str(x) for x in args.train_overrides]])
     runner.register_resolvers()
     first = Path(str(manifest.data.train_manifest)).read_text(encoding="utf-8").split("\n", 1)[0]

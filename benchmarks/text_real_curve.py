@@ -15,17 +15,14 @@ figure. Needs the corpora (python scripts/make_corpus.py corpus=text && ... corp
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from hydra import compose
 from omegaconf import DictConfig, open_dict
 
 from common import runner
@@ -58,23 +55,6 @@ def count_rows(manifest: Path) -> int:
         return sum(1 for line in f if line.strip())
 
 
-@contextlib.contextmanager
-def _train_configs() -> Iterator[None]:
-    """configs/ as Hydra's search path for compose(), also inside this script's own @hydra.main (configs/benchmarks):
-    its GlobalHydra is set aside and put back."""
-    global_hydra = GlobalHydra.instance()
-    saved = global_hydra.hydra if global_hydra.is_initialized() else None
-    global_hydra.clear()
-    try:
-        with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
-            yield
-    finally:
-        global_hydra = GlobalHydra.instance()  # initialize_config_dir's exit may have swapped the singleton
-        global_hydra.clear()
-        if saved is not None:
-            global_hydra.initialize(saved)
-
-
 def point_config(size: str, steps: int, out: Path, corpus: Path, overrides: list[str]) -> Any:
     """experiment=text_encoder_real for ``steps`` steps on the first ``size`` real rows (``all``, or 0: none)."""
     real = [f"data.train_manifest.real={corpus / 'parallel/train.jsonl'}", f"data.mono_dir.real={corpus / 'mono'}",
@@ -85,7 +65,7 @@ def point_config(size: str, steps: int, out: Path, corpus: Path, overrides: list
         data = ["data.train_weights={real: 0, generated: 1}"]
     else:
         data = [f"+data.train_rows={{real: {int(size)}}}", "data.train_weights=null"]
-    with _train_configs():
+    with runner.train_configs():
         cfg = compose("train", overrides=[
             "experiment=text_encoder_real", f"trainer.max_steps={steps}", "trainer.max_time=null", "test=false",
             "callbacks.early_stopping=null", f"data.tokenizer_path={out / 'tokenizer.model'}", *real, *data,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import hydra
 import torch
+from hydra.core.global_hydra import GlobalHydra
 from lightning import Callback
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
@@ -35,6 +37,23 @@ def compose(config_name: str, overrides: Sequence[str] = (), config_dir: str | P
             return hydra.compose(config_name, overrides=list(overrides))
     except HydraException as e:
         raise SystemExit(f"{config_name}: {e}") from e
+
+
+@contextlib.contextmanager
+def train_configs() -> Iterator[None]:
+    """configs/ as Hydra's search path for ``hydra.compose`` (of train.yaml), also inside a benchmark's own
+    @hydra.main (configs/benchmarks): that GlobalHydra is set aside and put back."""
+    global_hydra = GlobalHydra.instance()
+    saved = global_hydra.hydra if global_hydra.is_initialized() else None
+    global_hydra.clear()
+    try:
+        with hydra.initialize_config_dir(str(COMMAND_CONFIGS.parent), version_base="1.3"):
+            yield
+    finally:
+        global_hydra = GlobalHydra.instance()  # initialize_config_dir's exit may have swapped the singleton
+        global_hydra.clear()
+        if saved is not None:
+            global_hydra.initialize(saved)
 
 
 def require(cfg: DictConfig, command: str, folder: str = "scripts") -> DictConfig:
