@@ -27,7 +27,6 @@ from omegaconf import DictConfig
 from common import runner
 from common.io import append_jsonl, atomic_open, read_jsonl_lenient
 from speech.asr.beam import LanguageModels
-from speech.asr.ctc import pad_waves
 from speech.asr.extend import (
     AdapterConfig,
     Example,
@@ -39,6 +38,7 @@ from speech.asr.extend import (
     load_for_extension,
     transcribe,
 )
+from speech.features import pad_waves
 from text.char_lm import CharNgramLM
 from text.normalize import normalize_transcript
 

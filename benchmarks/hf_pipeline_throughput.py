@@ -177,9 +177,9 @@ def _ceiling(job: dict[str, Any], files: list[str]) -> Any:
     import torch
 
     from datamodules.bucketing import DurationBatchSampler
-    from speech.asr.ctc import pad_waves
     from speech.asr.longform import probe_duration
     from speech.audio import SAMPLE_RATE, decode_audio
+    from speech.features import pad_waves
 
     transcriber = _transcriber(job, "fp32")
     model, device = transcriber.model, transcriber.device

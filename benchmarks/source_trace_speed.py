@@ -34,7 +34,7 @@ from common import runner
 from common.io import atomic_open
 from datamodules.manifest import read_manifest
 from speech.audio import SAMPLE_RATE, load_audio
-from speech.source_trace.model import pad_batch
+from speech.features import pad_waves
 from speech.source_trace.tracer import SourceTracer
 
 log = logging.getLogger("source_trace_speed")
@@ -74,7 +74,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     @torch.inference_mode()
     def features(batch: list[np.ndarray]) -> Any:
-        return tracer.net.frontend(*pad_batch([torch.from_numpy(w) for w in batch]))
+        return tracer.net.frontend(*pad_waves(batch))
 
     bs, reps = int(cfg.batch_size), int(cfg.repeats)
     t_all = timed(tracer.trace_batch, waves, bs, reps)

@@ -32,6 +32,7 @@ from datamodules.speech import report_bad
 from speech.audio import SAMPLE_RATE, AudioError, load_audio
 from speech.augment import add_noise, apply_gain, coloured_noise, limit_peak, reverberate, synthetic_rir
 from speech.channels import CHANNELS, apply_channel
+from speech.features import pad_waves
 
 log = logging.getLogger(__name__)
 SPLITS = {"train": "train", "val": "dev", "test": "test"}
@@ -153,10 +154,7 @@ class Collate:
         good = [x for x in items if x is not None]
         if not good:
             return None
-        lens = torch.tensor([len(x["wave"]) for x in good])
-        wave = torch.zeros(len(good), int(lens.max()))
-        for i, x in enumerate(good):
-            wave[i, : len(x["wave"])] = x["wave"]
+        wave, lens = pad_waves([x["wave"] for x in good])
         batch = {"wave": wave, "wave_lens": lens, "source": torch.tensor([x["source"] for x in good]),
                  "family": torch.tensor([x["family"] for x in good]),
                  "meta": {k: [x["meta"][k] for x in good] for k in META}}

@@ -19,6 +19,7 @@ from datamodules.manifest import ManifestError
 from datamodules.speech import SpeechDataModule, load_row_audio
 from speech.audio import SAMPLE_RATE
 from speech.augment import Augment
+from speech.features import pad_waves
 
 
 class SpeakerDataset(Dataset):
@@ -71,10 +72,7 @@ def collate_whole(items: list[dict[str, Any] | None]) -> dict[str, Any] | None:
     good = [x for x in items if x is not None]
     if not good:
         return None
-    lens = torch.tensor([len(x["wave"]) for x in good])
-    wave = torch.zeros(len(good), int(lens.max()))
-    for i, x in enumerate(good):
-        wave[i, : len(x["wave"])] = x["wave"]
+    wave, lens = pad_waves([x["wave"] for x in good])
     return {"wave": wave, "wave_lens": lens, "speakers": [x["speaker"] for x in good],
             "langs": [x["lang"] for x in good], "audio": [x["audio"] for x in good]}
 

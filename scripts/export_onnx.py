@@ -16,8 +16,8 @@ import torch
 from omegaconf import DictConfig
 
 from common import runner
-from speech.asr.ctc import pad_waves
 from speech.asr.export import OnnxCTCModel, export_onnx, load_ctc, max_logprob_diff
+from speech.features import pad_waves
 
 log = logging.getLogger("export_onnx")
 

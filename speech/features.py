@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 import torchaudio
 from torch import Tensor, nn
@@ -59,3 +62,12 @@ class SpecAugment(nn.Module):
             s = (torch.rand(b, 1, device=dev) * (lens[:, None] - w).clamp_min(1)).long()
             keep &= ~((tr >= s) & (tr < s + w))[:, :, None]
         return feats * keep
+
+
+def pad_waves(waves: Sequence[np.ndarray | Tensor]) -> tuple[Tensor, Tensor]:
+    """Right-pad mono waveforms into [B, S] and their lengths."""
+    lens = torch.tensor([len(w) for w in waves], dtype=torch.long)
+    batch = torch.zeros(len(waves), int(lens.max()) if len(waves) else 0)
+    for i, w in enumerate(waves):
+        batch[i, : len(w)] = torch.as_tensor(w)
+    return batch, lens

@@ -151,7 +151,7 @@ def test_left_padding_does_not_change_logits() -> None:
     model = tiny_model()
     tok = model.tok
     w = waves(2)
-    from speech.asr.ctc import pad_waves
+    from speech.features import pad_waves
 
     wave, lens = pad_waves(w)
     audio, alens, _ = model.encode_audio(wave, lens)
@@ -169,7 +169,7 @@ def test_left_padding_does_not_change_logits() -> None:
 def test_beam_one_is_greedy_on_the_model() -> None:
     model = tiny_model(1)
     tok = model.tok
-    from speech.asr.ctc import pad_waves
+    from speech.features import pad_waves
 
     wave, lens = pad_waves(waves(3))
     with torch.no_grad():

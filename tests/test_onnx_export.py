@@ -12,11 +12,11 @@ from hydra import compose, initialize_config_dir
 
 from speech.asr import export as onnx_export
 from speech.asr.config import CTCModelConfig, conformer, wav2vec2, wav2vec2_tiny
-from speech.asr.ctc import pad_waves
 from speech.asr.export import OnnxCTCModel, export_onnx, max_logprob_diff
 from speech.asr.hub import save_pretrained
 from speech.asr.infer import Transcriber
 from speech.asr.model import CTCModel
+from speech.features import pad_waves
 from tests.helpers import ROOT, load_script
 from text.char_vocab import CharVocab
 

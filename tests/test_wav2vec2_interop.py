@@ -13,13 +13,14 @@ from transformers import Wav2Vec2Config as HFConfig
 from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC
 
 from speech.asr.config import CTCModelConfig
-from speech.asr.ctc import greedy_decode, pad_waves
+from speech.asr.ctc import greedy_decode
 from speech.asr.hub import load_model
 from speech.asr.infer import Transcriber
 from speech.asr.interop import fairseq2 as fs2
 from speech.asr.interop.hf import export_hf, load_hf, load_hf_encoder, main
 from speech.asr.model import CTCModel
 from speech.encoders.wav2vec2 import TransformerLayer, Wav2Vec2Config, Wav2Vec2Encoder, wav2vec2_tiny, xlsr_300m
+from speech.features import pad_waves
 from text.char_vocab import CharVocab
 
 TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "|", *"abcdefgh"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -36,10 +35,3 @@ def greedy_decode(logp: Tensor, lens: Tensor, vocab: CharVocab, langs: Sequence[
     return [" ".join(t.split()) for t in out]
 
 
-def pad_waves(waves: Sequence[np.ndarray | Tensor]) -> tuple[Tensor, Tensor]:
-    """Right-pad mono waveforms into [B, S] and their lengths."""
-    lens = torch.tensor([len(w) for w in waves], dtype=torch.long)
-    batch = torch.zeros(len(waves), int(lens.max()) if len(waves) else 0)
-    for i, w in enumerate(waves):
-        batch[i, : len(w)] = torch.as_tensor(w)
-    return batch, lens

@@ -33,10 +33,11 @@ from common.metrics import ErrorRates, format_table
 from datamodules.manifest import read_manifest
 from speech.asr.adapters import MODEL_TYPE, AdaptedCTCModel, AdapterConfig, load_adapted, save_adapted
 from speech.asr.beam import LanguageModels
-from speech.asr.ctc import greedy_decode, pad_waves
+from speech.asr.ctc import greedy_decode
 from speech.asr.extend_module import AdapterExtensionModule, Example, batch_plan, build_batch
 from speech.asr.hub import load_model
 from speech.audio import AudioError, load_audio
+from speech.features import pad_waves
 from text.char_lm import CharNgramLM
 from text.char_vocab import SPACE, CharVocab
 from text.normalize import normalize_transcript

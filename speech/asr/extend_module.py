@@ -16,8 +16,8 @@ from torch import Tensor
 
 from common.optim import adamw_warmup_cosine, decay_groups
 from speech.asr.adapters import AdaptedCTCModel
-from speech.asr.ctc import pad_waves
 from speech.audio import SAMPLE_RATE
+from speech.features import pad_waves
 from text.char_vocab import CharVocab
 
 Example = tuple[np.ndarray, str, str]

@@ -19,7 +19,7 @@ from common.io import read_json_object
 from common.registry import Registry
 from speech.asr.align import align_text, check_timestamps
 from speech.asr.beam import LanguageModels
-from speech.asr.ctc import greedy_decode, pad_waves
+from speech.asr.ctc import greedy_decode
 from speech.asr.foreign import suite_model_dir
 from speech.asr.hub import load_model
 from speech.asr.kenlm_decode import WordLMDecoders, require_pyctcdecode
@@ -28,6 +28,7 @@ from speech.asr.longform import WindowConfig, probe_duration, split_points, stit
 from speech.asr.model import CTCModel
 from speech.asr.precision import with_precision
 from speech.audio import SAMPLE_RATE, decode_audio
+from speech.features import pad_waves
 from text.char_vocab import CharVocab
 from text.langcodes import resolve_or_none
 

@@ -16,10 +16,10 @@ from torch import Tensor, nn
 from common.fit import FitSettings, StepStream
 from common.fit import fit as run_fit
 from datamodules.manifest import read_manifest
-from speech.asr.ctc import pad_waves
 from speech.asr.lid import LIDConfig, LIDHead, capture_hidden
 from speech.asr.lid_module import LIDHeadModule
 from speech.audio import SAMPLE_RATE, AudioError, load_audio
+from speech.features import pad_waves
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from speech.source_trace.backends import build_backend
@@ -59,10 +58,3 @@ class SourceTracerNet(nn.Module):
         return TraceOutput(self.source_head(h), self.family_head(h), emb)
 
 
-def pad_batch(waves: list[Tensor]) -> tuple[Tensor, Tensor]:
-    """Zero-padded [B, S] and lengths [B] from 1-D waves."""
-    lens = torch.tensor([len(w) for w in waves])
-    out = torch.zeros(len(waves), int(lens.max()))
-    for i, w in enumerate(waves):
-        out[i, : len(w)] = w
-    return out, lens

@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from speech.audio import SAMPLE_RATE, SILENCE_PEAK, load_audio
+from speech.features import pad_waves
 from speech.source_trace.calibration import Calibration
 from speech.source_trace.hub import load_tracer
-from speech.source_trace.model import SourceTracerNet, pad_batch
+from speech.source_trace.model import SourceTracerNet
 from speech.source_trace.report import UNKNOWN
 
 Audio = np.ndarray | torch.Tensor | str | os.PathLike[str]
@@ -93,7 +94,7 @@ class SourceTracer:
         """Traces of checked 16 kHz waves (see ``wave``)."""
         if not waves:
             return []
-        wave, lens = pad_batch([torch.from_numpy(w) for w in waves])
+        wave, lens = pad_waves(waves)
         out = self.net(wave.to(self.device), lens.to(self.device))
         cal = self.calibration
         logits, emb = out.source_logits.float().cpu(), out.embedding.float().cpu()

@@ -10,13 +10,13 @@ import numpy as np
 import torch
 
 from datamodules.manifest import read_manifest
-from speech.asr.ctc import pad_waves
 from speech.asr.infer import TRANSCRIBERS
 from speech.asr.llm.decode import decode_prompts, max_tokens
 from speech.asr.llm.hub import from_pretrained
 from speech.asr.llm.model import LLMASR
 from speech.asr.llm.tokens import EncodedAudio, build_sequence, pad_sequences
 from speech.audio import SAMPLE_RATE, AudioError, decode_audio, load_audio
+from speech.features import pad_waves
 from text.normalize import normalize_transcript
 
 MAX_CONTEXT = 10
