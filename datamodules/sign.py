@@ -236,14 +236,9 @@ class SignDataModule(L.LightningDataModule):
     def tokenizer(self) -> SentencePieceTokenizer:
         """The decoder's SentencePiece model, trained on the training texts when ``tokenizer_path`` is absent."""
         if self._tokenizer is None:
-            path = Path(self.hp.tokenizer_path)
-            if path.is_file():
-                self._tokenizer = SentencePieceTokenizer(path)
-            else:
-                texts = [t for _, t in self.ae_keys()]
-                self._tokenizer = SentencePieceTokenizer.train(texts, path, self.hp.vocab_size,
-                                                               langs=self.decoder_langs(), character_coverage=1.0)
-                log.info("trained a %d-piece decoder tokenizer: %s", len(self._tokenizer), path)
+            self._tokenizer = SentencePieceTokenizer.load_or_train(
+                self.hp.tokenizer_path, lambda: [t for _, t in self.ae_keys()], self.hp.vocab_size,
+                what="decoder tokenizer", langs=self.decoder_langs(), character_coverage=1.0)
         return self._tokenizer
 
     @property

@@ -166,14 +166,9 @@ class ParallelTextDataModule(L.LightningDataModule):
     def tokenizer(self) -> SentencePieceTokenizer:
         """The saved tokenizer, or one trained now on the training languages' monolingual text."""
         if self._tokenizer is None:
-            path = Path(self.hp.tokenizer_path)
-            if path.is_file():
-                self._tokenizer = SentencePieceTokenizer(path)
-            else:
-                self._tokenizer = SentencePieceTokenizer.train(
-                    self._tokenizer_texts(), path, self.hp.vocab_size, self.hp.tokenizer_type
-                )
-                log.info("trained a %d-piece tokenizer: %s", len(self._tokenizer), path)
+            self._tokenizer = SentencePieceTokenizer.load_or_train(
+                self.hp.tokenizer_path, self._tokenizer_texts, self.hp.vocab_size, model_type=self.hp.tokenizer_type
+            )
         return self._tokenizer
 
     def mono_texts(self, lang: str) -> list[str]:

@@ -113,9 +113,11 @@ def write_tiny_model(out: Path, corpus: Path) -> Path:
     from common import hub
     from music.clamp.config import clamp3_tiny
     from music.clamp.model import MODEL_TYPE, ClampModel
-    from music.clamp.module import train_description_tokenizer
+    from music.clamp.module import description_texts
+    from text.tokenizer import SentencePieceTokenizer
 
-    tok = train_description_tokenizer(str(corpus / "train.jsonl"), out / "tok" / "tokenizer.model", 300)
+    texts = description_texts(str(corpus / "train.jsonl"))
+    tok = SentencePieceTokenizer.train(texts, out / "tok" / "tokenizer.model", 300)
     wide = {k: 64 for k in TINY_NET if k.endswith("d_model") or k == "text_embed_dim"}
     net = ClampModel(clamp3_tiny(**{**TINY_NET, **wide, "text_vocab_size": len(tok)}))
     return hub.save_pretrained(net, out / "model", model_type=MODEL_TYPE, files={"tokenizer": tok})

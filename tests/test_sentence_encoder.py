@@ -40,6 +40,22 @@ def test_byte_fallback_covers_unseen_script(tokenizer: SentencePieceTokenizer) -
     assert any(p.startswith("<0x") for p in (tokenizer.sp.id_to_piece(i) for i in tokenizer.encode(unseen)[0]))
 
 
+def test_load_or_train_trains_once_then_loads_without_reading_text(tmp_path: Path) -> None:
+    path = tmp_path / "tok" / "tokenizer.model"
+    calls: list[int] = []
+
+    def texts() -> list[str]:
+        calls.append(1)
+        return TRAIN_TEXTS
+
+    first = SentencePieceTokenizer.load_or_train(path, texts, 300, langs=["deu_Latn"])
+    again = SentencePieceTokenizer.load_or_train(path, texts, 300, langs=["deu_Latn"])
+    assert calls == [1] and path.is_file()
+    assert again.encode(BATCH, lang="deu_Latn") == first.encode(BATCH, lang="deu_Latn")
+    with pytest.raises(ValueError, match="no text"):
+        SentencePieceTokenizer.load_or_train(tmp_path / "empty.model", list, 300)
+
+
 def test_language_tokens_and_padding(tokenizer: SentencePieceTokenizer) -> None:
     assert tokenizer.langs == ["deu_Latn"]
     plain, tagged = tokenizer.encode(["Katze"])[0], tokenizer.encode(["Katze"], lang="deu_Latn")[0]

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import sentencepiece as spm
 import torch
@@ -25,6 +27,7 @@ from common.io import atomic_open
 TOKENIZER_FILE = "tokenizer.model"
 EXTENSIONS_FILE = "tokenizer_extensions.json"
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+log = logging.getLogger(__name__)
 
 
 def lang_token(lang: str) -> str:
@@ -110,6 +113,19 @@ class SentencePieceTokenizer:
         with atomic_open(out_file, "wb") as f:
             f.write(buf.getvalue())
         return cls(out_file)
+
+    @classmethod
+    def load_or_train(
+        cls, path: str | Path, texts: Callable[[], Iterable[str]], vocab_size: int, what: str = "tokenizer",
+        **train_kwargs: Any,
+    ) -> SentencePieceTokenizer:
+        """The model at ``path``, or one trained now on ``texts()`` and written there (``what`` names it in the log).
+        ``texts`` is called only when training, so loading a saved model reads no corpus."""
+        if Path(path).is_file():
+            return cls(path)
+        tokenizer = cls.train(texts(), path, vocab_size, **train_kwargs)
+        log.info("trained a %d-piece %s: %s", len(tokenizer), what, path)
+        return tokenizer
 
     def save(self, out_dir: str | Path) -> Path:
         """Copy the model file (and any language extensions) into ``out_dir`` as ``tokenizer.model``."""

@@ -41,13 +41,11 @@ log = logging.getLogger(__name__)
 STAGES = ("symbolic", "audio")
 
 
-def train_description_tokenizer(manifest: str, out_file: str | Path, vocab_size: int) -> SentencePieceTokenizer:
-    """A SentencePiece model over every description (all languages) of a training manifest."""
+def description_texts(manifest: str) -> list[str]:
+    """Every description (all languages) of a training manifest: what the description tokenizer is trained on."""
     from datamodules.music import read_rows
 
-    texts = [t for row in read_rows(manifest, need=()) for t in row["texts"].values()]
-    Path(out_file).parent.mkdir(parents=True, exist_ok=True)
-    return SentencePieceTokenizer.train(texts, out_file, vocab_size=vocab_size)
+    return [t for row in read_rows(manifest, need=()) for t in row["texts"].values()]
 
 
 class ClampModule(L.LightningModule):
@@ -116,13 +114,11 @@ class ClampModule(L.LightningModule):
 
     @staticmethod
     def _tokenizer(path: str | None, manifest: str | None, vocab_size: int) -> SentencePieceTokenizer:
-        if path and Path(path).is_file():
-            return SentencePieceTokenizer(path)
-        if not path or not manifest:
+        if not path or not (Path(path).is_file() or manifest):
             raise ValueError("set model.tokenizer (a SentencePiece file, trained when missing) and "
                              "model.train_manifest (the descriptions it is trained on)")
-        log.info("CLaMP 3: training a %d-piece tokenizer on %s's descriptions", vocab_size, manifest)
-        return train_description_tokenizer(manifest, path, vocab_size)
+        return SentencePieceTokenizer.load_or_train(path, lambda: description_texts(str(manifest)), vocab_size,
+                                                    what=f"CLaMP 3 tokenizer of {manifest}'s descriptions")
 
     def train(self, mode: bool = True) -> ClampModule:
         super().train(mode)

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
-from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 
 from common import hub
@@ -91,12 +90,10 @@ def build(config: dict[str, Any]) -> ClipBaselineModel:
     return ClipBaselineModel(ClipBaselineConfig.from_dict(config))
 
 
-def train_caption_tokenizer(train_path: str, out_file: str | Path, vocab_size: int) -> SentencePieceTokenizer:
-    """A SentencePiece model over every caption (all languages, both kinds) of an image-text training set."""
-    texts = [t for row in image_text_rows(train_path) for by in row["captions"].values() if isinstance(by, dict)
-             for t in by.values() if isinstance(t, str)]
-    Path(out_file).parent.mkdir(parents=True, exist_ok=True)
-    return SentencePieceTokenizer.train(texts, out_file, vocab_size=vocab_size)
+def caption_texts(train_path: str) -> list[str]:
+    """Every caption (all languages, both kinds) of an image-text training set: the baseline tokenizer's text."""
+    return [t for row in image_text_rows(train_path) for by in row["captions"].values() if isinstance(by, dict)
+            for t in by.values() if isinstance(t, str)]
 
 
 class ClipBaselineModule(ImageTextModule):
@@ -133,9 +130,9 @@ class ClipBaselineModule(ImageTextModule):
                                         "is missing")
             if not train_path:
                 raise ValueError(f"model.tokenizer={tokenizer} does not exist and model.train_path is not set")
-            rank_zero_info(f"CLIP baseline: training a {vocab_size}-piece tokenizer on {train_path}'s captions")
-            train_caption_tokenizer(train_path, tokenizer, vocab_size)
-        self.tokenizer = SentencePieceTokenizer(tokenizer)
+        self.tokenizer = SentencePieceTokenizer.load_or_train(
+            tokenizer, lambda: caption_texts(str(train_path)), vocab_size,
+            what=f"CLIP baseline tokenizer of {train_path}'s captions")
         cfg["text"] = {**text, "vocab_size": len(self.tokenizer)}
         self.save_hyperparameters({
             "net": cfg, "tokenizer": str(tokenizer), "train_path": train_path, "vocab_size": vocab_size,
