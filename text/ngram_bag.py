@@ -27,21 +27,38 @@ def _hash(feature: str, buckets: int) -> int:
     return zlib.crc32(feature.encode("utf-8")) % buckets
 
 
-def piece_features(piece: str, orders: Sequence[int], buckets: int, width: int) -> list[int]:
-    """Rows of one piece: the piece itself, then its character n-grams (with ``<`` ``>`` marking its ends)."""
+def is_ideographic(ch: str) -> bool:
+    """Han, kana, hangul or a CJK compatibility character: scripts written without spaces, a word per 1-3 signs."""
+    o = ord(ch)
+    return (0x3040 <= o <= 0x30FF or 0x3400 <= o <= 0x9FFF or 0xAC00 <= o <= 0xD7AF or 0xF900 <= o <= 0xFAFF
+            or 0x20000 <= o <= 0x3134F)
+
+
+def piece_features(piece: str, orders: Sequence[int], buckets: int, width: int,
+                   cjk_orders: Sequence[int] = ()) -> list[int]:
+    """Rows of one piece: the piece itself, then its character n-grams (with ``<`` ``>`` marking its ends).
+
+    A piece with ideographs also gets its ``cjk_orders`` n-grams first (1: each sign alone, no end marks): in
+    Chinese a sign carries much of a word's meaning, and the 3-5-grams of a 1-2-sign piece are little but its ends.
+    """
     rows = [_hash("p:" + piece, buckets)]
     text = "<" + piece.lower() + ">"
-    for n in orders:
-        rows += [_hash(text[i:i + n], buckets) for i in range(len(text) - n + 1)]
+    extra = tuple(cjk_orders) if any(is_ideographic(c) for c in piece) else ()
+    for n in (*extra, *orders):
+        if n == 1:
+            rows += [_hash(c, buckets) for c in piece if c != "\u2581"]
+        else:
+            rows += [_hash(text[i:i + n], buckets) for i in range(len(text) - n + 1)]
     return rows[:width]
 
 
 class NgramBag(nn.Module):
     """Piece ids ``[B, T]`` (and their mask) to ``[B, dim]`` sentence vectors: mean of hashed n-gram rows + MLP."""
 
-    def __init__(self, vocab_size: int, buckets: int, dim: int, orders: Sequence[int], width: int):
+    def __init__(self, vocab_size: int, buckets: int, dim: int, orders: Sequence[int], width: int,
+                 cjk_orders: Sequence[int] = ()):
         super().__init__()
-        self.buckets, self.orders, self.width = buckets, tuple(orders), width
+        self.buckets, self.orders, self.width, self.cjk_orders = buckets, tuple(orders), width, tuple(cjk_orders)
         self.register_buffer("table", torch.full((vocab_size, width), -1, dtype=torch.long))
         self.rows = nn.Embedding(buckets, dim, sparse=True)
         nn.init.normal_(self.rows.weight, std=0.1)
@@ -59,7 +76,7 @@ class NgramBag(nn.Module):
         """Fill the feature rows of ids ``start ..`` from their piece strings (growing the table if needed)."""
         self.resize(start + len(pieces))
         for i, piece in enumerate(pieces):
-            feats = piece_features(piece, self.orders, self.buckets, self.width)
+            feats = piece_features(piece, self.orders, self.buckets, self.width, self.cjk_orders)
             self.table[start + i] = -1
             self.table[start + i, : len(feats)] = torch.tensor(feats)
 

@@ -48,9 +48,11 @@ class SentenceEncoderConfig:
     """Character n-gram lengths of each piece in the bag."""
     bag_width: int = 24
     """Most bag rows per piece (the piece itself first, then its n-grams)."""
+    bag_cjk_orders: tuple[int, ...] = ()
+    """Extra n-gram lengths, before ``bag_orders``, for pieces with Han, kana or hangul signs (1: each sign)."""
 
     def __post_init__(self) -> None:
-        self.bag_orders = tuple(self.bag_orders)  # JSON and YAML give lists
+        self.bag_orders, self.bag_cjk_orders = tuple(self.bag_orders), tuple(self.bag_cjk_orders)  # JSON, YAML: lists
         if self.num_layers == 0 and not self.bag_buckets:
             raise ValueError("a sentence encoder needs transformer layers, a bag (bag_buckets > 0), or both")
 
@@ -103,8 +105,8 @@ class SentenceEncoder(nn.Module):
         nn.init.normal_(self.pos_emb.weight, std=0.02)
         with torch.no_grad():
             self.tok_emb.weight[PAD_ID].zero_()
-        self.bag = (NgramBag(cfg.vocab_size, cfg.bag_buckets, cfg.embed_dim, cfg.bag_orders, cfg.bag_width)
-                    if cfg.bag_buckets else None)
+        self.bag = (NgramBag(cfg.vocab_size, cfg.bag_buckets, cfg.embed_dim, cfg.bag_orders, cfg.bag_width,
+                             cfg.bag_cjk_orders) if cfg.bag_buckets else None)
 
     def set_pieces(self, pieces: Sequence[str], start: int = 0) -> None:
         """Tell the bag which strings ids ``start ..`` stand for (a no-op without a bag)."""
