@@ -138,10 +138,20 @@ class ContrastiveLoss(nn.Module):
         return 0.5 * (loss + reverse)
 
 
-def info_nce(anchors: Tensor, candidates: Tensor, scale: float | Tensor, offset: int = 0) -> Tensor:
-    """Mean cross-entropy of ``scale * anchors [B, D] @ candidates [N, D].T``; anchor i's positive is ``offset + i``."""
+def info_nce(anchors: Tensor, candidates: Tensor, scale: float | Tensor, offset: int = 0,
+             exclude: Tensor | None = None) -> Tensor:
+    """Mean cross-entropy of ``scale * anchors [B, D] @ candidates [N, D].T``; anchor i's positive is ``offset + i``.
+    ``exclude [B, B]`` (bool): where set, candidate ``offset + j`` is left out of anchor i's softmax (never the
+    positive)."""
     logits = scale * anchors @ candidates.T  # [B, N]
     target = torch.arange(anchors.shape[0], device=anchors.device) + offset  # [B]
+    if exclude is not None:
+        rows = len(anchors)
+        off = exclude.to(logits.device, torch.bool) & ~torch.eye(rows, dtype=torch.bool, device=logits.device)
+        if bool(off.any()):
+            block = torch.zeros_like(logits, dtype=torch.bool)
+            block[:, offset : offset + rows] = off
+            logits = logits.masked_fill(block, float("-inf"))
     return F.cross_entropy(logits, target)
 
 
@@ -160,18 +170,23 @@ class InfoNCELoss(_ScaledLoss):
                  normalize: bool = True, gather: bool = True):
         super().__init__(temperature, learnable, max_scale, normalize, gather)
 
-    def forward(self, a: Tensor, b: Tensor) -> Tensor:
-        """Loss of paired embeddings ``a [B, D]`` and ``b [B, D]`` (row i of each is one pair, e.g. image and text)."""
+    def forward(self, a: Tensor, b: Tensor, exclude: Tensor | None = None) -> Tensor:
+        """Loss of paired embeddings ``a [B, D]`` and ``b [B, D]`` (row i of each is one pair, e.g. image and text).
+
+        ``exclude [B, B]`` (bool) marks pairs ``(a_i, b_j)`` that also match, e.g. a description that fits two tunes:
+        they are left out of both softmaxes instead of being pushed apart. Under DDP it covers this rank's rows;
+        the other ranks' rows stay negatives."""
         _check_pairs(a, b)
         if self.normalize:
             a, b = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
         scale = self.scale
+        back = None if exclude is None else exclude.T
         if not self.gather:
-            return 0.5 * (info_nce(a, b, scale) + info_nce(b, a, scale))
+            return 0.5 * (info_nce(a, b, scale, 0, exclude) + info_nce(b, a, scale, 0, back))
         all_a, offset = gather_with_grad(a)  # [W*B, D]
         all_b, _ = gather_with_grad(b)  # [W*B, D]
         # open_clip's local loss: this rank's rows against every column, in both directions.
-        return 0.5 * (info_nce(a, all_b, scale, offset) + info_nce(b, all_a, scale, offset))
+        return 0.5 * (info_nce(a, all_b, scale, offset, exclude) + info_nce(b, all_a, scale, offset, back))
 
 
 class SigmoidLoss(_ScaledLoss):

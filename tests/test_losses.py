@@ -36,6 +36,23 @@ def test_info_nce_is_cross_entropy_of_scaled_cosines() -> None:
     assert loss(a, a) < loss(a, a[torch.roll(torch.arange(6), 1)])
 
 
+def test_info_nce_exclude_leaves_other_matches_out_of_both_softmaxes() -> None:
+    a, b = _randn(4, 5, seed=5), _randn(4, 5, seed=6)
+    loss = InfoNCELoss(temperature=0.1)
+    exclude = torch.zeros(4, 4, dtype=torch.bool)
+    exclude[0, 2] = exclude[3, 1] = exclude[1, 1] = True  # (a_0, b_2) and (a_3, b_1) also match; a diagonal is ignored
+    an, bn = F.normalize(a, dim=1), F.normalize(b, dim=1)
+    logits = 10.0 * an @ bn.T
+    fwd = logits.clone()
+    fwd[0, 2] = fwd[3, 1] = -math.inf
+    back = logits.T.clone()
+    back[2, 0] = back[1, 3] = -math.inf
+    target = torch.arange(4)
+    expected = 0.5 * (F.cross_entropy(fwd, target) + F.cross_entropy(back, target))
+    torch.testing.assert_close(loss(a, b, exclude), expected)
+    torch.testing.assert_close(loss(a, b, torch.eye(4, dtype=torch.bool)), loss(a, b))
+
+
 def test_info_nce_gradient_reaches_the_temperature_and_is_clamped() -> None:
     a, b = F.normalize(_randn(6, 5, seed=3), dim=1), F.normalize(_randn(6, 5, seed=4), dim=1)
     loss = InfoNCELoss(temperature=0.07)

@@ -185,15 +185,8 @@ class ClampModule(L.LightningModule):
     @staticmethod
     def contrastive(loss: InfoNCELoss, music: Tensor, text: Tensor, fits: Tensor | None) -> Tensor:
         """Symmetric InfoNCE of ``music [B, E]`` and ``text [B, E]`` whose softmax leaves out the other tunes that a
-        description fits (``fits [B, B]``: text i fits tune j); plain ``InfoNCELoss`` when nothing else fits."""
-        off = None if fits is None else fits.to(music.device) & ~torch.eye(len(fits), dtype=torch.bool,
-                                                                            device=music.device)
-        if off is None or not bool(off.any()):
-            return loss(music, text)
-        logits = loss.scale * F.normalize(text, dim=-1) @ F.normalize(music, dim=-1).T  # [B, B] text x music
-        logits = logits.masked_fill(off, float("-inf"))
-        target = torch.arange(len(logits), device=logits.device)
-        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+        description fits (``fits [B, B]``: text i fits tune j)."""
+        return loss(music, text, None if fits is None else fits.T)
 
     def masked_patches(self, ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Patch states under random masking, and the masked-patch loss (character cross-entropy)."""
