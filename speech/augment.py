@@ -1,4 +1,4 @@
-"""Waveform augmentation for training utterances: speed, reverberation, noise, band-limiting and gain.
+"""Waveform augmentation for training utterances: prosody, voice source, speed, reverberation, noise, band, gain.
 
 Everything is generated on the fly (no noise or RIR downloads) and cheap enough for CPU DataLoader workers.
 ``Augment(cfg)(wave, rng)`` draws each step with its probability; the steps are small functions that take their
@@ -17,6 +17,7 @@ import soxr
 import torch
 
 from speech.audio import SAMPLE_RATE
+from speech.augment_voice import breathy, prosody, pseudo_whisper
 
 NOISE_KINDS = ("white", "pink", "brown", "babble")
 COLOUR_EXPONENT = {"white": 0.0, "pink": 1.0, "brown": 2.0}
@@ -59,6 +60,22 @@ class AugmentConfig:
     """Chance of a random gain."""
     gain_db: tuple[float, float] = (-10.0, 6.0)
     """Range of the gain (dB); a result past the peak ceiling is scaled down, not clipped."""
+    prosody_prob: float = 0.0
+    """Chance of an independent tempo change and pitch shift (phase vocoder + resampling)."""
+    tempo: tuple[float, float] = (0.65, 1.6)
+    """Range of the tempo factor (> 1 faster), drawn log-uniformly."""
+    semitones: tuple[float, float] = (-5.0, 5.0)
+    """Range of the pitch shift (semitones), drawn uniformly."""
+    whisper_prob: float = 0.0
+    """Chance of pseudo-whisper: the LPC envelope re-excited by noise (no voicing, no pitch)."""
+    whisper_tilt: tuple[float, float] = (0.0, 0.7)
+    """Range of the pre-emphasis applied to pseudo-whisper (whispers lack low-frequency energy)."""
+    breathy_prob: float = 0.0
+    """Chance of mixing the utterance with its noise-excited version (when pseudo-whisper did not apply)."""
+    breath_ratio: tuple[float, float] = (0.2, 0.6)
+    """Range of the noise-excited part's share of the level."""
+    lpc_order: int = 18
+    """LPC order of the envelope analysis (16 kHz: about 2 poles per kHz plus a few)."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -75,6 +92,10 @@ class AugmentConfig:
             raise ValueError(f"data.augment.noise_kinds={self.noise_kinds}: choose from {list(NOISE_KINDS)}")
         if self.rt60[0] <= 0 or self.babble_speakers[0] < 1 or self.babble_reservoir < 1:
             raise ValueError("data.augment: rt60 must be > 0, babble_speakers >= 1 and babble_reservoir >= 1")
+        if self.tempo[0] <= 0 or not 0.0 <= self.whisper_tilt[0] <= self.whisper_tilt[1] < 1.0:
+            raise ValueError("data.augment: tempo must be > 0 and whisper_tilt within [0, 1)")
+        if not 0.0 <= self.breath_ratio[0] <= self.breath_ratio[1] <= 1.0 or self.lpc_order < 1:
+            raise ValueError("data.augment: breath_ratio must be within [0, 1] and lpc_order >= 1")
 
     @classmethod
     def from_dict(cls, cfg: dict[str, Any]) -> AugmentConfig:
@@ -201,7 +222,8 @@ def limit_peak(wave: np.ndarray, peak: float = PEAK) -> np.ndarray:
 
 
 class Augment:
-    """Training-time augmentation: speed, reverb, noise, band-limit, gain, then a peak guard; each with its chance.
+    """Training-time augmentation: prosody, whisper or breathiness, speed, reverb, noise, band-limit, gain, then a
+    peak guard; each with its chance.
 
     Keeps a small reservoir of clean inputs as babble sources, so one instance per DataLoader worker.
     """
@@ -216,6 +238,13 @@ class Augment:
         x = x.astype(np.float32, copy=True)
         clean = x
         c = self.cfg
+        if c.prosody_prob and rng.random() < c.prosody_prob:
+            lo, hi = np.log(c.tempo[0]), np.log(c.tempo[1])
+            x = prosody(x, float(np.exp(rng.uniform(lo, hi))), rng.uniform(*c.semitones))
+        if c.whisper_prob and rng.random() < c.whisper_prob:
+            x = pseudo_whisper(x, rng, c.lpc_order, rng.uniform(*c.whisper_tilt))
+        elif c.breathy_prob and rng.random() < c.breathy_prob:
+            x = breathy(x, rng, rng.uniform(*c.breath_ratio), c.lpc_order)
         if c.speed_prob and rng.random() < c.speed_prob:
             x = speed_perturb(x, float(rng.choice(c.speeds)))
         if c.reverb_prob and rng.random() < c.reverb_prob:

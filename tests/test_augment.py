@@ -22,7 +22,8 @@ from speech.augment import (
 )
 from tests.helpers import compose_cfg, load_script, speechlike, tiny_overrides
 
-EVERYTHING = {"speed_prob": 1.0, "reverb_prob": 1.0, "noise_prob": 1.0, "bandlimit_prob": 1.0, "gain_prob": 1.0}
+EVERYTHING = {"speed_prob": 1.0, "reverb_prob": 1.0, "noise_prob": 1.0, "bandlimit_prob": 1.0, "gain_prob": 1.0,
+              "prosody_prob": 1.0, "whisper_prob": 1.0}
 
 
 def _snr_db(clean: np.ndarray, noisy: np.ndarray) -> float:

@@ -113,6 +113,16 @@ def load_encoder_weights(model: CTCModel, path: str | os.PathLike[str]) -> None:
     model.encoder.load_state_dict(state)
 
 
+def load_model_weights(model: CTCModel, vocab: CharVocab, path: str | os.PathLike[str]) -> None:
+    """Copy a suite model directory's whole network (encoder and head) into ``model``; vocabularies must agree."""
+    load_encoder_weights(model, path)
+    source, src_vocab = from_pretrained(path)
+    if src_vocab.tokens != vocab.tokens:
+        raise ValueError(f"{path}: its vocabulary ({len(src_vocab)} tokens) differs from the training data's "
+                         f"({len(vocab)}); start from its encoder only with model.init_encoder")
+    model.load_state_dict(source.state_dict())
+
+
 def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> tuple[Any, CharVocab]:
     """A model directory or a ``.ckpt`` file."""
     p = Path(path)

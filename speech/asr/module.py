@@ -14,7 +14,7 @@ from common.metrics import LanguageErrorRates, log_error_rates
 from common.optim import adamw_warmup_cosine, decay_groups
 from speech.asr.config import CTCModelConfig, SpecAugmentConfig
 from speech.asr.ctc import greedy_decode
-from speech.asr.hub import load_encoder_weights, save_pretrained
+from speech.asr.hub import load_encoder_weights, load_model_weights, save_pretrained
 from speech.asr.model import CTCModel
 from speech.encoders.conformer import ConformerConfig
 from speech.encoders.wav2vec2 import Wav2Vec2Config, Wav2Vec2Encoder
@@ -32,6 +32,8 @@ class ASRModule(L.LightningModule):
     ``encoder_type`` ("conformer" or "wav2vec2") says which architecture ``encoder`` describes.
     ``init_encoder``: a transformers wav2vec2 directory (XLS-R, MMS ...) or a suite model directory
     whose encoder weights start training; ``encoder`` must name the same shape (e.g. ``xlsr_300m``).
+    ``init_model``: a suite model directory with the same encoder and vocabulary whose whole network (encoder and
+    CTC head) starts training: fine-tuning, e.g. on augmented data.
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class ASRModule(L.LightningModule):
         encoder_type: str = "conformer",
         init_encoder: str | None = None,
         freeze_feature_extractor: bool = False,
+        init_model: str | None = None,
     ):
         super().__init__()
         tokens = vocab.tokens if isinstance(vocab, CharVocab) else list(vocab)
@@ -58,6 +61,7 @@ class ASRModule(L.LightningModule):
             "langs": list(langs or []), "lr": lr, "weight_decay": weight_decay, "betas": list(betas),
             "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio, "encoder_type": encoder_type,
             "init_encoder": init_encoder, "freeze_feature_extractor": freeze_feature_extractor,
+            "init_model": init_model,
         })
         self.vocab = CharVocab(tokens[3:], lang_chars)
         cfg = CTCModelConfig(
@@ -69,6 +73,8 @@ class ASRModule(L.LightningModule):
         self.net = CTCModel(cfg)
         if init_encoder:
             load_encoder_weights(self.net, init_encoder)
+        if init_model:
+            load_model_weights(self.net, self.vocab, init_model)
         if freeze_feature_extractor:
             if not isinstance(self.net.encoder, Wav2Vec2Encoder):
                 raise ValueError("freeze_feature_extractor needs encoder_type=wav2vec2")
