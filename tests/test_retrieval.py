@@ -163,6 +163,19 @@ def test_reindex_embeds_only_new_and_changed_files(toy_model: Path, tmp_path: Pa
     assert Retriever.from_pretrained(idx).search(["a bird sings"], 1)[0][0][0] == "animals.txt:4"
 
 
+def test_an_index_records_the_folder_it_was_built_from(toy_model: Path, tmp_path: Path) -> None:
+    from common.retrieval.engine import source_root
+
+    docs, idx = tmp_path / "docs", tmp_path / "elsewhere" / "idx"
+    write_docs(docs)
+    index_folder(docs, idx, toy_model, progress=False)
+    r = Retriever.from_pretrained(idx)
+    hit = r.search(["red cat"], 1)[0][0][0]
+    assert r.source_root == source_root(idx) == docs.resolve()
+    assert (r.source_root / hit.split(":")[0]).is_file()  # a result's file opens from there, wherever the index is
+    assert source_root(tmp_path / "nothing") is None
+
+
 def test_a_killed_index_run_resumes(toy_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     docs, idx = tmp_path / "docs", tmp_path / "idx"
     write_docs(docs)

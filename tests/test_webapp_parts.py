@@ -18,7 +18,7 @@ from common.runner import compose
 from tests.helpers import ROOT, load_script
 from tests.test_tts_synth import write_model
 from tests.webapp_data import write_asr
-from webapp.app import AppSettings, build_app
+from webapp.app import AppSettings, allowed_paths, build_app
 from webapp.discover import RETRIEVAL_INDEX, discover
 from webapp.tabs import TABS, tab
 from webapp.ui import message, user_errors
@@ -79,6 +79,18 @@ def test_only_tabs_with_models_are_built(folder: Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="nothing the app serves was found"):
         build_app(AppSettings(tmp_path / "empty"))
+
+
+def test_the_page_may_show_the_folders_that_found_indexes_were_built_from(tmp_path: Path) -> None:
+    media = tmp_path / "photos"
+    media.mkdir()
+    index = tmp_path / "models" / "idx"
+    index.mkdir(parents=True)
+    (index / "manifest.json").write_text(json.dumps({"format_version": 1, "source_root": str(media)}))
+    (index / "ids.txt").write_text("")
+    settings = AppSettings(tmp_path / "models")
+    assert str(media.resolve()) in allowed_paths(settings, discover(settings.models))
+    assert str(media.resolve()) not in allowed_paths(settings)
 
 
 def test_synthesis_reports_progress_once_per_solver_step() -> None:

@@ -18,7 +18,8 @@ import webapp  # noqa: F401  (sets Gradio's environment before gradio is importe
 
 import gradio as gr  # isort: skip
 
-from webapp.discover import Discovery, discover
+from common.retrieval.engine import source_root as index_source_root
+from webapp.discover import RETRIEVAL_INDEX, Discovery, discover
 from webapp.tabs import TABS, TabSpec
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,11 @@ def build_app(settings: AppSettings) -> Built:
     return Built(blocks, shown, found)
 
 
-def allowed_paths(settings: AppSettings) -> list[str]:
-    """Folders whose files the page may show (search results): the media folders and the models folder."""
-    return [str(Path(p).resolve()) for p in [*settings.media, settings.models]]
+def allowed_paths(settings: AppSettings, found: Discovery | None = None) -> list[str]:
+    """Folders whose files the page may show (search results): the media folders, the models folder, and the
+    folders that the found retrieval indexes were built from."""
+    roots = [index_source_root(f.path) for f in found.of_kind((RETRIEVAL_INDEX,))] if found is not None else []
+    return [str(Path(p).resolve()) for p in [*settings.media, settings.models, *(r for r in roots if r is not None)]]
 
 
 def launch(built: Built, settings: AppSettings, host: str = "127.0.0.1", port: int = 7860,
@@ -83,6 +86,6 @@ def launch(built: Built, settings: AppSettings, host: str = "127.0.0.1", port: i
     built.blocks.queue(default_concurrency_limit=1)  # one model call at a time on a small machine
     _, url, _ = built.blocks.launch(server_name=host, server_port=port, share=False, inbrowser=False,
                                     prevent_thread_lock=not block, show_error=True, quiet=not block,
-                                    allowed_paths=allowed_paths(settings), ssr_mode=False, pwa=False,
+                                    allowed_paths=allowed_paths(settings, built.discovery), ssr_mode=False, pwa=False,
                                     mcp_server=False, footer_links=[])
     return str(url)

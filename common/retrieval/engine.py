@@ -53,7 +53,7 @@ class Retriever:
 
     def __init__(self, dim: int, cfg: IndexConfig | None = None, model: ModelRef | None = None,
                  index: faiss.Index | None = None, ids: Sequence[str] = (), sources: Sequence[Source] = (),
-                 cache: str | Path | None = None):
+                 cache: str | Path | None = None, source_root: str | Path | None = None):
         if dim < 1:
             raise ValueError(f"dim must be positive, got {dim}")
         self.dim, self.cfg, self.model = dim, cfg or IndexConfig(), model
@@ -65,6 +65,8 @@ class Retriever:
         self.sources: list[Source] = list(sources)
         self.cache = None if cache is None else Path(cache)
         """Where the vectors of ``sources`` are kept (``None``: ``<dir>/cache/vectors`` on the first save)."""
+        self.source_root = None if source_root is None else Path(source_root)
+        """The folder that file ids are relative to (set by the folder indexer), so results can be opened."""
         self._positions = {i: n for n, i in enumerate(self.ids)}
         self._pending: list[tuple[Source, list[str], np.ndarray]] = []  # added batches not yet in the cache
         self._embedders: Embedders | None = None
@@ -204,6 +206,7 @@ class Retriever:
             "index_file": "index.faiss" if self.index is not None else None, "ids_file": "ids.txt",
             "sources_file": "sources.jsonl",
             "cache": str(cache.relative_to(path.resolve()) if cache.is_relative_to(path.resolve()) else cache),
+            "source_root": str(self.source_root.resolve()) if self.source_root is not None else None,
         }
         with atomic_open(path / MANIFEST, "w", encoding="utf-8") as f:
             json.dump(manifest, f, indent=2, ensure_ascii=False)
@@ -229,7 +232,9 @@ class Retriever:
             raise ValueError(f"{path}: index files disagree ({', '.join(f'{k} {v}' for k, v in sizes.items())}, "
                              f"dim {dim}); an interrupted write? Rebuild it with scripts/retrieve.py index")
         cache = Path(manifest["cache"])
-        r = cls(dim, cfg, ref, index, ids, sources, cache if cache.is_absolute() else path / cache)
+        root = manifest.get("source_root")
+        r = cls(dim, cfg, ref, index, ids, sources, cache if cache.is_absolute() else path / cache,
+                Path(root) if isinstance(root, str) else None)
         if model is not None:
             r.use_model(model, embedders)
         elif embedders:
@@ -246,6 +251,16 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path / MANIFEST}: format_version {manifest['format_version']} is newer than this "
                          f"code reads ({FORMAT_VERSION})")
     return manifest
+
+
+def source_root(path: str | Path) -> Path | None:
+    """The folder an index directory was built from (``None``: built from added vectors, an older index, or an
+    unreadable manifest), without loading the index."""
+    try:
+        root = read_manifest(Path(path)).get("source_root")
+    except (OSError, ValueError):
+        return None
+    return Path(root) if isinstance(root, str) else None
 
 
 def with_search_params(r: Retriever, overrides: Mapping[str, Any]) -> Retriever:

@@ -180,6 +180,7 @@ def index_folder(input_path: str | Path, index_dir: str | Path, model: str | Pat
     if dim is None:
         raise ValueError(f"input={input_path}: no file could be embedded (see {index_dir / 'failed.jsonl'})")
     retriever, report.action = update(old, files, want, ref, store, dim)
+    retriever.source_root = (input_path.parent if input_path.is_file() else input_path).resolve()
     retriever.save(index_dir)
     report.count = len(retriever)
     return report

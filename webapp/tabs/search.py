@@ -54,9 +54,11 @@ def entry_text(path: Path | None, key: str) -> str:
     return lines[n - 1].strip() if 0 < n <= len(lines) else ""
 
 
-def roots_for(index_dir: Path, settings: AppSettings) -> list[Path]:
-    """Where result files are looked up: the media folders, then beside the index (an index kept inside its folder)."""
-    return [Path(m).expanduser() for m in settings.media] + [index_dir.parent, index_dir]
+def roots_for(r: Retriever, index_dir: Path, settings: AppSettings) -> list[Path]:
+    """Where result files are looked up: the folder the index was built from, the media folders, then beside the
+    index (an index kept inside its folder)."""
+    built_from = [r.source_root] if r.source_root is not None else []
+    return built_from + [Path(m).expanduser() for m in settings.media] + [index_dir.parent, index_dir]
 
 
 def draw_score(path: Path, caption: str) -> tuple[str, str]:
@@ -139,6 +141,6 @@ def build(found: list[Found], settings: AppSettings) -> None:
         progress(0.7, desc="searching")
         hits = r.search(vectors[:1], int(k))[0]
         line = f"{len(hits)} of {len(r)} entries for {what}" if hits else f"The index is empty; nothing for {what}."
-        return [line, *show(r, hits, roots_for(index_dir, settings))]
+        return [line, *show(r, hits, roots_for(r, index_dir, settings))]
 
     run.click(search, [index, query, file, top_k], [info, gallery, *players, scores, abc, table])
