@@ -67,3 +67,24 @@ def test_one_run_times_offline_online_and_open_clip_train(vision: dict[str, Path
     # The LLM ran in the online loop only: each caption language of each of its 3 steps, up to 4 captions each.
     langs = EmbeddingCache.open(str(vision["cache"])).langs("short")
     assert len(langs) > 1 and len(calls) == 3 * len(langs) and all(0 < n <= 4 for n in calls)
+
+
+def test_the_text_space_figures_on_the_tiny_cache(vision: dict[str, Path]) -> None:
+    from benchmarks import flame_text_space
+
+    result = flame_text_space.main([f"cache={vision['cache']}", f"captions={vision['corpus']}/folder/test"])
+    eng = result["langs"]["eng_Latn"]
+    assert eng["xling_r1"] == 1.0  # English against itself
+    assert len(result["langs"]) > 1 and result["rows"] > 2
+    for m in result["langs"].values():
+        assert 0 <= m["xling_r1"] <= 1 and -1 <= m["cos_mean"] <= m["cos_nn"] <= 1
+        assert all(0 <= m[f"{p}_{a}"] <= 1 for p in ("nn", "chance") for a in flame_text_space.ATTRIBUTES)
+
+
+def test_nearest_neighbours_that_share_an_attribute_are_counted() -> None:
+    from benchmarks.flame_text_space import space_stats
+
+    q = torch.nn.functional.normalize(torch.tensor([[1.0, 0.1], [1.0, 0.0], [0.0, 1.0], [0.1, 1.0]]), dim=-1)
+    objs = [{"colour": "red"}, {"colour": "red"}, {"colour": "blue"}, {"colour": "green"}]
+    m = space_stats(q, q, objs)
+    assert m["nn_colour"] == 0.5 and m["chance_colour"] == pytest.approx(2 / 12) and m["xling_r1"] == 1.0

@@ -1,0 +1,98 @@
+"""What the frozen LLM's caption space separates: the ceiling FLAME's image side trains against.
+
+    python benchmarks/flame_text_space.py [cache=data/vision/flame_cache] [captions=data/vision/folder/test]
+        [kind=short] [output=<json>]
+
+Reads the cached facet vectors of one split (no LLM, no image model) and, per caption language, their query vectors
+(the normalised facet mean, as FLAME retrieves with):
+
+- ``xling_r1``: the caption as a query among the English captions of the split, R@1 of its own scene. An image
+  embedded exactly onto its English caption's vector scores this text->image R@1 in that language, so it bounds what
+  a perfect image side reaches without pulling the languages together.
+- ``nn_<attribute>``: how often a caption's nearest other caption (another scene, same language) shares the first
+  object's colour, shape, count, size or position, against ``chance_<attribute>`` (a random other scene). Near chance:
+  the LLM's vector barely encodes that attribute, and no image side can be retrieved by it.
+- ``cos_mean``, ``cos_nn``: mean cosine of two different captions and of each caption to its nearest other one (a
+  crowded space has both near 1).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig
+
+from common import runner
+from common.io import atomic_open
+from datamodules.image_text import read_rows
+from vision.flame.cache import EmbeddingCache
+from vision.flame.model import facet_query
+
+ATTRIBUTES = ("colour", "shape", "count", "size", "position")
+
+
+def first_object(row: dict[str, Any]) -> dict[str, Any]:
+    objs = (row.get("attributes") or {}).get("objects") or [{}]
+    return objs[0]
+
+
+def space_stats(queries: torch.Tensor, english: torch.Tensor, objects: list[dict[str, Any]]) -> dict[str, float]:
+    """The figures of one language's unit query vectors ``[N, D]`` against English ``[N, D]`` (row i: scene i)."""
+    n = queries.shape[0]
+    eye = torch.eye(n, dtype=torch.bool)
+    cross = queries @ english.T  # [N, N]
+    out = {"xling_r1": (cross.argmax(1) == torch.arange(n)).float().mean().item()}
+    sims = (queries @ queries.T).masked_fill(eye, float("-inf"))  # [N, N], self excluded
+    nn = sims.argmax(1)  # [N]
+    out["cos_nn"] = sims.max(1).values.mean().item()
+    out["cos_mean"] = (queries @ queries.T)[~eye].mean().item()
+    for a in ATTRIBUTES:
+        vals = [o.get(a) for o in objects]
+        same = torch.tensor([[x == y for y in vals] for x in vals]) & ~eye  # [N, N]
+        out[f"nn_{a}"] = same[torch.arange(n), nn].float().mean().item()
+        out[f"chance_{a}"] = (same.sum() / (n * (n - 1))).item()
+    return out
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    cache = EmbeddingCache.open(str(cfg.cache))
+    rows = read_rows(Path(str(cfg.captions)))[: int(cfg.n)]
+    ids, kind = [r["id"] for r in rows], str(cfg.kind)
+    objects = [first_object(r) for r in rows]
+    langs = cache.langs(kind)
+    if str(cfg.source) not in langs:
+        raise SystemExit(f"{cfg.cache}: no {cfg.source} {kind} captions to compare with")
+    queries = {lang: facet_query(cache.lookup(ids, lang, kind), "mean") for lang in langs}  # each [N, D]
+    result: dict[str, Any] = {"cache": str(cfg.cache), "captions": str(cfg.captions), "kind": kind, "rows": len(ids),
+                              "llm": cache.manifest.get("llm_path"), "langs": {}}
+    cols = ["xling_r1", "cos_mean", "cos_nn", *(f"nn_{a}" for a in ATTRIBUTES)]
+    print(f"{len(ids)} scenes of {cfg.captions}, {kind} captions, LLM {result['llm']}")
+    print(f"{'lang':<10}" + "".join(f"{c:>12}" for c in cols))
+    for lang in langs:
+        m = space_stats(queries[lang], queries[str(cfg.source)], objects)
+        result["langs"][lang] = m
+        print(f"{lang:<10}" + "".join(f"{m[c]:>12.3f}" for c in cols), flush=True)
+    chance = result["langs"][langs[0]]
+    print(f"{'chance':<10}{'':>36}" + "".join(f"{chance[f'chance_{a}']:>12.3f}" for a in ATTRIBUTES))
+    if cfg.output:
+        with atomic_open(cfg.output, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+    return result
+
+
+@hydra.main(version_base="1.3", config_path="../configs/benchmarks", config_name="flame_text_space")
+def _cli(cfg: DictConfig) -> None:
+    run(runner.require(cfg, "flame_text_space", "benchmarks"))
+
+
+def main(argv: list[str]) -> dict[str, Any]:
+    """``python benchmarks/flame_text_space.py`` in-process, ``argv`` its ``key=value`` words."""
+    return runner.compose_and_run("flame_text_space", argv, run, runner.BENCHMARK_CONFIGS, "benchmarks")
+
+
+if __name__ == "__main__":
+    _cli()
