@@ -46,3 +46,24 @@ def test_the_setting_survives_save_and_load(tmp_path: Path) -> None:
     assert loaded.cfg.bag_cjk_orders == (1, 2)
     ids, mask = tok.batch(["显示余额"], "cmn_Hans")
     assert torch.equal(net(ids, mask), loaded(ids, mask))
+
+
+def test_tokenizer_coverage_decides_whether_rare_signs_fall_back_to_bytes(tmp_path: Path) -> None:
+    from datamodules.text import ParallelTextDataModule
+
+    common, rare = "选择一个图片文件显示余额", "龘靐齉爩"
+    mono = tmp_path / "mono"
+    mono.mkdir()
+    (mono / "cmn_Hans.txt").write_text("\n".join([common] * 400 + [rare]) + "\n", encoding="utf-8")
+    (mono / "eng_Latn.txt").write_text("select an image file\nshow the balance\n" * 200, encoding="utf-8")
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text('{"id": "0", "texts": {"eng_Latn": "show the balance", "cmn_Hans": "显示余额"}}\n')
+
+    def byte_pieces(coverage: float) -> int:
+        dm = ParallelTextDataModule(str(manifest), mono_dir=str(mono), vocab_size=300, tokenizer_coverage=coverage,
+                                    tokenizer_path=str(tmp_path / f"tok{coverage}.model"), held_out=[])
+        ids = dm.tokenizer.encode([rare], "cmn_Hans")[0]
+        return sum(dm.tokenizer.sp.id_to_piece(i).startswith("<0x") for i in ids)
+
+    assert byte_pieces(0.99) > 0
+    assert byte_pieces(1.0) == 0
