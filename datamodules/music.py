@@ -106,10 +106,13 @@ class MusicDataModule(L.LightningDataModule):
     def __init__(self, train_manifest: str, val_manifest: str, test_manifest: str | None = None,
                  extra_test: dict[str, str] | None = None, modalities: list[str] | tuple[str, ...] = ("abc", "midi"),
                  langs: list[str] | None = None, batch_size: int = 32, num_workers: int = 0, seed: int = 0,
-                 bad_input_log: str | None = None):
+                 bad_input_log: str | None = None, extra_train: list[str] | None = None, extra_train_repeat: int = 1):
         """
         Args:
             extra_test: more evaluation splits by name (``test_combo``: attribute combinations never trained on).
+            extra_train: more training manifests, mixed into ``train_manifest``'s rows (``corpus=music_real``'s
+                ``train_real.jsonl``: real tunes).
+            extra_train_repeat: how many times each extra training row is seen per epoch (oversamples a small one).
             modalities: the files every row must have (``abc``, ``midi``, ``audio``).
             langs: description languages to use (None: all).
         """
@@ -132,8 +135,13 @@ class MusicDataModule(L.LightningDataModule):
     def rows(self, stage: str) -> list[dict[str, Any]]:
         """The usable rows of one split (``train``, ``val``, ``test`` or an ``extra_test`` name)."""
         if stage not in self._rows:
-            self._rows[stage] = read_rows(self.manifest(stage), tuple(self.hp.modalities), self.hp.langs,
-                                          self.hp.bad_input_log)
+            need = tuple(self.hp.modalities)
+            rows = read_rows(self.manifest(stage), need, self.hp.langs, self.hp.bad_input_log)
+            if stage == "train":
+                for extra in self.hp.get("extra_train") or []:
+                    rows += read_rows(extra, need, self.hp.langs, self.hp.bad_input_log) * int(
+                        self.hp.get("extra_train_repeat", 1))
+            self._rows[stage] = rows
         return self._rows[stage]
 
     def loader(self, stage: str, train: bool = False) -> DataLoader:

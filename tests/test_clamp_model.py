@@ -152,7 +152,8 @@ def test_zero_shot_picks_the_nearest_prompt() -> None:
     music = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.6, 0.4]])
     attrs: list[dict[str, Any]] = [{"genre": "jig"}, {"genre": "reel"}, {"genre": "reel"}, {}]
     got = zero_shot_accuracy(embed_text, music, attrs, "genre", {"genre": ["a {value}", "a {value} tune"]})
-    assert got == {"accuracy": pytest.approx(2 / 3), "chance": pytest.approx(2 / 3), "classes": 2.0}
+    assert got == {"accuracy": pytest.approx(2 / 3), "chance": pytest.approx(2 / 3), "classes": 2.0,
+                   "recall/jig": 1.0, "recall/reel": 0.5}
 
 
 def test_zero_shot_prompts_are_the_corpus_descriptions_in_each_language() -> None:

@@ -82,9 +82,12 @@ def _instrument(lex: Lex, name: str, clause: bool, gender: str, rng: random.Rand
 def _phrase(lex: Lex, facet: str, a: dict[str, Any], clause: bool, gender: str, rng: random.Random) -> str:
     """One attribute as a modifier of the noun phrase, or as a sentence."""
     kind = "cl" if clause else "mod"
-    fill = {"t": lex["tonic"][a["key"]], "tl": lex["tonic"][a["key"]].lower(), "m": a["meter"], "n": a["tempo"],
-            "beats": _count_noun(lex["beats"], int(a["tempo"])) if "beats" in lex else "",
-            "i": _instrument(lex, a["instrument"], clause, gender, rng)}
+    # a real tune's header gives only some attributes (music_real): fill only what is there; a generated tune has
+    # them all, so its wording (and the rng draws) are unchanged
+    tonic = lex["tonic"][a["key"]] if "key" in a else ""
+    fill = {"t": tonic, "tl": tonic.lower(), "m": a.get("meter", ""), "n": a.get("tempo", ""),
+            "beats": _count_noun(lex["beats"], int(a["tempo"])) if "beats" in lex and "tempo" in a else "",
+            "i": _instrument(lex, a["instrument"], clause, gender, rng) if "instrument" in a else ""}
     if facet == "key":
         template = _pick(lex[f"key_{kind}"][a["mode"]], gender, rng)
     elif facet == "meter":

@@ -49,8 +49,15 @@ class Collector:
         return sorted(n.removeprefix("text:") for n in self.ids if n.startswith("text:"))
 
 
-def retrieve(c: Collector, query: str, target: str, ks: Sequence[int] = KS) -> dict[str, float] | None:
-    """MRR and hit@k of ``query`` embeddings finding the ``target`` of their own row; None without pairs."""
+def retrieve(c: Collector, query: str, target: str, ks: Sequence[int] = KS,
+             fits: dict[str, set[str]] | None = None, any_fit: bool = False) -> dict[str, float] | None:
+    """MRR and hit@k of ``query`` embeddings finding the ``target`` of their own row; None without pairs.
+
+    ``fits`` (row id -> the ids of the other tunes its description also fits) makes the scoring duplicate-aware:
+    those tunes leave the ranking (the "filtered" rank of knowledge-base completion, as training leaves them out of
+    the softmax), and ``chance_mrr`` is then the mean chance over what remains. With ``any_fit`` every tune the
+    description fits counts as found instead (hit@1: the share of queries whose first tune fits them).
+    """
     q_ids, q = c.get(query)
     t_ids, t = c.get(target)
     where = {i: n for n, i in enumerate(t_ids)}
@@ -58,31 +65,56 @@ def retrieve(c: Collector, query: str, target: str, ks: Sequence[int] = KS) -> d
     if not keep or len(t_ids) < 2:
         return None
     scores = (q[keep] @ t.T).numpy()  # [Q, C]
-    metrics = retrieval_metrics(scores, [where[q_ids[n]] for n in keep], ks)
-    return {k: v for k, v in metrics.items() if not k.startswith("recall")} | {"queries": float(len(keep))}
+    relevant: list[Any] = [where[q_ids[n]] for n in keep]
+    extra: dict[str, float] = {}
+    if fits is not None:
+        others = [[where[j] for j in fits.get(q_ids[n], ()) if j in where and j != q_ids[n]] for n in keep]
+        if any_fit:
+            relevant = [[r, *o] for r, o in zip(relevant, others)]
+            extra["chance_hit@1"] = sum((1 + len(o)) / len(t_ids) for o in others) / len(keep)
+        else:
+            floor = float(scores.min()) - 1.0  # below every candidate: they rank after the own tune
+            for row, o in enumerate(others):
+                scores[row, o] = floor
+            extra["chance_mrr"] = sum(chance_mrr(len(t_ids) - len(o)) for o in others) / len(keep)
+    metrics = retrieval_metrics(scores, relevant, ks)
+    return {k: v for k, v in metrics.items() if not k.startswith("recall")} | extra | {"queries": float(len(keep))}
 
 
-def retrieval_metrics_by_lang(c: Collector, target: str) -> dict[str, dict[str, float]]:
-    """Text->``target`` metrics per description language."""
+def fits_of(rows: Sequence[dict[str, Any]]) -> dict[str, set[str]]:
+    """Row id -> the ids of the other rows its description also fits (``datamodules.music.description_fits``)."""
+    from datamodules.music import description_fits
+
+    return {a["id"]: {b["id"] for b in rows if b is not a and description_fits(a, b)} for a in rows}
+
+
+def retrieval_metrics_by_lang(c: Collector, target: str, fits: dict[str, set[str]] | None = None,
+                              any_fit: bool = False) -> dict[str, dict[str, float]]:
+    """Text->``target`` metrics per description language (duplicate-aware with ``fits``, see ``retrieve``)."""
     out = {}
     for lang in c.langs():
-        got = retrieve(c, f"text:{lang}", target)
+        got = retrieve(c, f"text:{lang}", target, fits=fits, any_fit=any_fit)
         if got is not None:
             out[lang] = got
     return out
 
 
-def retrieval_table(c: Collector) -> dict[str, float]:
+def retrieval_table(c: Collector, fits: dict[str, set[str]] | None = None) -> dict[str, float]:
     """Flat metrics: ``<split-less name>/<lang>/<metric>`` for text->each modality, mean over languages, and
-    audio<->ABC both ways."""
+    audio<->ABC both ways. With ``fits``, also ``text_<target>_fits`` (other tunes the description fits leave the
+    ranking) and ``text_<target>_anyfit`` (any tune it fits counts), each with its chance level."""
     out: dict[str, float] = {}
+    variants = [("", False)] + ([("_fits", False), ("_anyfit", True)] if fits is not None else [])
     for target in TARGETS:
-        by_lang = retrieval_metrics_by_lang(c, target)
-        for lang, metrics in by_lang.items():
-            out.update({f"text_{target}/{lang}/{k}": v for k, v in metrics.items() if k != "queries"})
-        if by_lang:
-            for k in ("mrr", *(f"hit@{k}" for k in KS)):
-                out[f"text_{target}/mean/{k}"] = sum(m[k] for m in by_lang.values()) / len(by_lang)
+        for suffix, any_fit in variants:
+            by_lang = retrieval_metrics_by_lang(c, target, fits if suffix else None, any_fit)
+            name = f"text_{target}{suffix}"
+            for lang, metrics in by_lang.items():
+                out.update({f"{name}/{lang}/{k}": v for k, v in metrics.items() if k != "queries"})
+            if by_lang:
+                chance = [k for k in ("chance_mrr", "chance_hit@1") if k in next(iter(by_lang.values()))]
+                for k in ("mrr", *(f"hit@{k}" for k in KS), *chance):
+                    out[f"{name}/mean/{k}"] = sum(m[k] for m in by_lang.values()) / len(by_lang)
     for q, t in (("audio", "abc"), ("abc", "audio"), ("audio", "abc_bare"), ("midi", "abc"), ("audio", "midi")):
         got = retrieve(c, q, t)
         if got is not None:
@@ -103,11 +135,15 @@ def format_table(metrics: dict[str, float], split: str) -> str:
     head = "".join(f"{lang[:3]:>7}" for lang in langs) + f"{'mean':>7}{'hit@1':>7}{'hit@10':>7}"
     lines = [f"{split}: text -> target MRR by description language (hit@1 and hit@10 of the mean)",
              f"  {'target':<14}{head}"]
-    for target in TARGETS:
+    for target in [t + s for t in TARGETS for s in ("", "_fits", "_anyfit")]:
         if f"text_{target}/mean/mrr" in metrics:
             row = "".join(f"{metrics.get(f'text_{target}/{lang}/mrr', float('nan')):7.3f}" for lang in langs)
             mean = "".join(f"{metrics[f'text_{target}/mean/{k}']:7.3f}" for k in ("mrr", "hit@1", "hit@10"))
-            lines.append(f"  {target:<14}{row}{mean}")
+            chance = [f"{k} {metrics[f'text_{target}/mean/{k}']:.3f}" for k in ("chance_mrr", "chance_hit@1")
+                      if f"text_{target}/mean/{k}" in metrics]
+            lines.append(f"  {target:<14}{row}{mean}" + (f"  ({', '.join(chance)})" if chance else ""))
+    if "text_abc_fits/mean/mrr" in metrics:
+        lines.append("  _fits: other tunes the description fits leave the ranking; _anyfit: any tune it fits counts")
     pairs = sorted({k.rsplit("/", 1)[0] for k in metrics if k.count("/") == 1 and not k.startswith("text_")})
     if pairs:
         lines.append("  cross-modal (query_target: MRR against chance, hit@1, hit@10)")
@@ -126,6 +162,12 @@ def format_table(metrics: dict[str, float], split: str) -> str:
                           for lang in prompt_langs)
             name = f"{mod.removeprefix('zeroshot_')} {attr}"
             lines.append(f"  {name:<22}{row}{metrics[f'{mod}/{attr}/chance']:8.3f}")
+        for mod, attr in shots:
+            if attr.startswith("genre"):
+                recall = {k.rsplit("/", 1)[1]: v for k, v in metrics.items() if k.startswith(f"{mod}/{attr}/")
+                          and "/recall/" in k}
+                lines.append(f"  {mod.removeprefix('zeroshot_')} {attr} recall (all prompts): "
+                             + ", ".join(f"{v} {r:.3f}" for v, r in recall.items()))
     return "\n".join(lines)
 
 
@@ -135,7 +177,11 @@ def zero_shot(embed_text: Callable[[list[str]], Tensor], c: Collector, attribute
               cache: dict[str, Tensor] | None = None) -> dict[str, float]:
     """Zero-shot accuracy of each attribute in ``ZERO_SHOT`` on each modality's embeddings, with the corpus's prompts
     in each description language and all together (or with ``templates``: ``zeroshot_<m>/<attr>/templates/...``),
-    and the majority-class rate (``.../chance``). ``cache`` keeps prompt embeddings between calls (splits)."""
+    the majority-class rate (``.../chance``) and, for all prompts together, each value's recall
+    (``.../all/recall/<value>``). The classes are the values the split has; where a split lacks some of the
+    corpus's genres (real tunes), ``genre_all`` also chooses among all of them. ``cache`` keeps prompt embeddings
+    between calls (splits)."""
+    from datamodules.corpus.music_forms import FORMS
     from datamodules.corpus.music_text import LANGS
     from music.clamp.zeroshot import zero_shot_accuracy
 
@@ -158,12 +204,19 @@ def zero_shot(embed_text: Callable[[list[str]], Tensor], c: Collector, attribute
         if not ids:
             continue
         rows = [attributes.get(i, {}) for i in ids]
-        for attr in ZERO_SHOT:
+        tasks: list[tuple[str, str, list[Any] | None]] = [(a, a, None) for a in ZERO_SHOT]
+        genres = {r.get("genre") for r in rows} - {None}
+        if genres and genres < set(FORMS):
+            tasks.append(("genre_all", "genre", sorted(FORMS)))
+        for label, attr, classes in tasks:
             for name, langs_ in prompt_langs:
-                got = zero_shot_accuracy(embed_cached, emb, rows, attr, templates, langs_)
+                got = zero_shot_accuracy(embed_cached, emb, rows, attr, templates, langs_, classes)
                 if got:
-                    out[f"zeroshot_{modality}/{attr}/{name}/accuracy"] = got["accuracy"]
-                    out[f"zeroshot_{modality}/{attr}/chance"] = got["chance"]
+                    out[f"zeroshot_{modality}/{label}/{name}/accuracy"] = got["accuracy"]
+                    out[f"zeroshot_{modality}/{label}/chance"] = got["chance"]
+                    if name in ("all", "templates"):
+                        out.update({f"zeroshot_{modality}/{label}/{name}/{k}": v for k, v in got.items()
+                                    if k.startswith("recall/")})
     return out
 
 
@@ -185,8 +238,10 @@ def evaluate_model(cfg: Any, ckpt: str) -> dict[str, float]:
             continue
         rows = read_rows(manifest, need=("abc",), langs=cfg.data.get("langs"))
         c = encoder.collect(rows, bare_fields=LABEL_FIELDS)
-        metrics = retrieval_table(c) | zero_shot(encoder.embed_texts, c, {r["id"]: r["attributes"] for r in rows},
-                                                 cfg.model.get("zero_shot_templates"), cache=prompts)
+        # real tunes share genre and key: score duplicate-aware beside the plain ranking
+        metrics = retrieval_table(c, fits_of(rows))
+        metrics |= zero_shot(encoder.embed_texts, c, {r["id"]: r["attributes"] for r in rows},
+                             cfg.model.get("zero_shot_templates"), cache=prompts)
         print(format_table(metrics, split))
         results.update({f"{split}/{k}": v for k, v in metrics.items()})
     write_json(Path(cfg.paths.output_dir) / "retrieval.json", {"checkpoint": ckpt, "metrics": results})

@@ -82,15 +82,21 @@ def classify(music: Tensor, classes: Tensor) -> np.ndarray:
 def zero_shot_accuracy(embed_text: Callable[[list[str]], Tensor], music: Tensor,
                        attributes: Sequence[Mapping[str, Any]], attribute: str,
                        templates: Mapping[str, Sequence[str]] | None = None,
-                       langs: Sequence[str] | None = None) -> dict[str, float]:
-    """Accuracy over the pieces that have ``attribute``, the classes being every value among them, and chance."""
+                       langs: Sequence[str] | None = None, classes: Sequence[Any] | None = None) -> dict[str, float]:
+    """Accuracy over the pieces that have ``attribute``, the classes being every value among them (or ``classes``,
+    which must hold them all), chance (the majority class's share) and each present value's recall
+    (``recall/<value>``)."""
     keep = [i for i, a in enumerate(attributes) if a.get(attribute) is not None]
     if not keep:
         return {}
     labels = [attributes[i][attribute] for i in keep]
-    values = sorted(set(labels), key=str)
+    values = list(classes) if classes is not None else sorted(set(labels), key=str)
+    missing = set(labels) - set(values)
+    if missing:
+        raise ValueError(f"zero-shot {attribute}: values {sorted(map(str, missing))} are not among the classes")
     pred = classify(music[keep], class_embeddings(embed_text, attribute, values, templates, langs))
     truth = np.array([values.index(v) for v in labels])
     counts = np.bincount(truth, minlength=len(values))
+    recall = {f"recall/{v}": float((pred[truth == n] == n).mean()) for n, v in enumerate(values) if counts[n]}
     return {"accuracy": float((pred == truth).mean()), "chance": float(counts.max() / counts.sum()),
-            "classes": float(len(values))}
+            "classes": float(len(values))} | recall
