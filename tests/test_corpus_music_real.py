@@ -71,6 +71,13 @@ M:C|
 L:1/8
 K:D
 fe|dfaf gfed|cABc dcBA|
+X:4
+T:The Lark in the Morning
+R:jig
+M:6/8
+L:1/8
+K:D
+AFA AFA|BGB BdB|AFA AFA|fed BAG|
 """
 
 
@@ -136,7 +143,7 @@ def test_build_splits_reports_failures_and_never_trains_on_held_out_books(tmp_pa
     assert not trained & {title_key(r["title"]) for r in rows["test_real"] + rows["test_heldout"]}
     # Drowsy Maggie is in both books: held out only when the book's copy went to test_real
     maggie_trained = title_key("Drowsy Maggie") in trained
-    assert stats["heldout_namesakes_dropped"] == int(maggie_trained)
+    assert stats["dropped"] == {"heldout_namesakes": int(maggie_trained), "test_duplicates": 1}  # the second Lark
     failed = [json.loads(x) for x in (out / "failed.jsonl").read_text().splitlines()]
     reasons = {f["source"]: f["error"] for f in failed}
     assert "no K:" in reasons["book/tunes.abc:X3"] and "strathspey" in reasons["book/tunes.abc:X4"]

@@ -87,7 +87,7 @@ class MusicRealConfig:
 def title_key(title: str) -> str:
     """A title normalised for matching namesakes across books: no dance word, article, punctuation or case."""
     t = strip_genre(title).lower()
-    t = re.sub(r"\b(the|a|an|no\.?\s*\d+)\b", " ", t)
+    t = re.sub(r"\b(the|a|an)\b", " ", t)
     return re.sub(r"[^a-z0-9]+", "", t)
 
 
@@ -135,24 +135,35 @@ def read_collections(cfg: MusicRealConfig) -> tuple[list[dict[str, Any]], list[d
     return jobs, failed
 
 
-def assign_splits(jobs: list[dict[str, Any]], cfg: MusicRealConfig) -> tuple[dict[str, list[dict[str, Any]]], int]:
-    """Jobs per split (ids made unique) and how many held-out tunes were dropped as namesakes of train_real."""
+def assign_splits(jobs: list[dict[str, Any]], cfg: MusicRealConfig) -> tuple[dict[str, list[dict[str, Any]]],
+                                                                              dict[str, int]]:
+    """Jobs per split (ids made unique), and how many tunes were dropped: held-out tunes named like a train_real
+    tune (``heldout_namesakes``), and second copies of a title within a test split (``test_duplicates``: some
+    books hold a tune twice, e.g. O'Neill's files that overlap)."""
     out: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     seen: Counter[str] = Counter()
     for job in jobs:
         seen[job["id"]] += 1
         if seen[job["id"]] > 1:
             job["id"] += f"_{seen[job['id']]}"
+        job["title_key"] = title_key(job["title"]) or job["id"]  # an untitled tune is its own
+    dropped = {"heldout_namesakes": 0, "test_duplicates": 0}
+    titles: dict[str, set[str]] = {s: set() for s in SPLITS}
+    # the tune collections first, so that every train_real title is known when the held-out books are read
+    ordered = [j for j in jobs if j["collection"] in cfg.tune_collections]
+    ordered += [j for j in jobs if j["collection"] in cfg.heldout and j["collection"] not in cfg.tune_collections]
+    for job in ordered:
         if job["collection"] in cfg.tune_collections:
-            out["test_real" if in_test(title_key(job["title"]), cfg) else "train_real"].append(job)
-    trained = {title_key(j["title"]) for j in out["train_real"]}
-    dropped = 0
-    for job in jobs:
-        if job["collection"] in cfg.heldout and job["collection"] not in cfg.tune_collections:
-            if title_key(job["title"]) in trained:
-                dropped += 1
-            else:
-                out["test_heldout"].append(job)
+            split = "test_real" if in_test(job["title_key"], cfg) else "train_real"
+        else:
+            split = "test_heldout"
+        if split == "test_heldout" and job["title_key"] in titles["train_real"]:
+            dropped["heldout_namesakes"] += 1
+        elif split != "train_real" and job["title_key"] in titles[split]:
+            dropped["test_duplicates"] += 1
+        else:
+            out[split].append(job)
+            titles[split].add(job["title_key"])
     return out, dropped
 
 
@@ -217,7 +228,7 @@ def build_music_real(cfg: MusicRealConfig) -> dict[str, Any]:
     write_jsonl(root / "failed.jsonl", failed)
     reasons = Counter(re.sub(r"^[^:]+:X[^:]*: ", "", r["error"]) for r in failed)
     stats: dict[str, Any] = {"config": asdict(cfg), "langs": list(cfg.langs), "splits": {}, "failed": len(failed),
-                             "failed_by_reason": dict(reasons.most_common()), "heldout_namesakes_dropped": dropped,
+                             "failed_by_reason": dict(reasons.most_common()), "dropped": dropped,
                              "described": ["genre", "key", "mode", "meter", "tempo (where Q: gives it)"]}
     log.info("music_real: %d tunes read, %d skipped (failed.jsonl)", len(jobs), len(failed))
     for split in SPLITS:
