@@ -2,8 +2,9 @@
 # The CLaMP 3 family's one command, 60 minutes on 2 cores: set up, build the music corpus (corpus=music: ABC, MIDI,
 # audio and descriptions in seven languages) unless it exists, train the symbolic stage (experiment=clamp3_symbolic),
 # the audio stage from it (experiment=clamp3_audio: audio-text only, text bridges audio and ABC) and the comparison
-# model trained on audio-ABC pairs (model.pair_audio_symbolic=true), evaluate all three on the held-out tunes, and
-# print the retrieval table.
+# model trained on audio-ABC pairs (model.pair_audio_symbolic=true), evaluate all three on the held-out tunes (the
+# symbolic model also on test_real: real tunes from Ryan's Mammoth Collection, corpus=music_real, built when missing;
+# the held-out tune books, test_heldout, take ~10 more minutes: see docs/clamp.md), and print the retrieval table.
 #   bash scripts/clamp_quickstart.sh [train.py overrides for every stage ...]
 # Budgets (minutes, environment): MAIN_JOB_MINUTES=60 for the whole job; CLAMP_AUDIO_MINUTES=8 for each audio-stage
 # model; CLAMP_PAIRS=0 skips the comparison model; the symbolic stage gets what is left less the audio stages and 6
@@ -39,6 +40,11 @@ else
   echo "[clamp] building the music corpus ($data)"
   $py scripts/make_corpus.py corpus=music corpus.out_dir="$data" "${corpus_args[@]}"
 fi
+real_args=(data.extra_test.test_real=null data.extra_test.test_heldout=null)
+if [ "${CLAMP_SMOKE:-0}" != 1 ]; then
+  [ -f data/music_real/corpus.json ] || $py scripts/make_corpus.py corpus=music_real   # 30 s, no audio
+  real_args=(data.extra_test.test_real=data/music_real/test_real.jsonl data.extra_test.test_heldout=null)
+fi
 t1=$(date +%s)
 
 sym=runs/train/clamp3_symbolic_$tag
@@ -67,8 +73,11 @@ t3=$(date +%s)
 
 for run in "${runs[@]}"; do
   exp=clamp3_audio; [[ $run == clamp3_symbolic* ]] && exp=clamp3_symbolic
+  # the real tunes have no audio, and the audio stage leaves the symbolic branch and text as they were
+  real=(data.extra_test.test_real=null data.extra_test.test_heldout=null)
+  [ $exp = clamp3_symbolic ] && real=("${real_args[@]}")
   echo "[clamp] evaluating $run on the held-out tunes"
-  $py scripts/eval.py experiment=$exp ckpt_path="runs/train/$run/model" run_name="$run" "${data_args[@]}"
+  $py scripts/eval.py experiment=$exp ckpt_path="runs/train/$run/model" run_name="$run" "${data_args[@]}" "${real[@]}"
 done
 t4=$(date +%s)
 
@@ -82,10 +91,11 @@ rows = [("text->ABC MRR", "text_abc/mean/mrr"), ("text->ABC, no R:/%%MIDI MRR", 
         ("audio->ABC MRR", "audio_abc/mrr"), ("ABC->audio MRR", "abc_audio/mrr"),
         ("audio->ABC chance MRR", "audio_abc/chance_mrr"), ("zero-shot key (all langs)", "zeroshot_abc/key/all/accuracy"),
         ("zero-shot meter (all langs)", "zeroshot_abc/meter/all/accuracy"),
-        ("zero-shot genre (all langs)", "zeroshot_abc/genre/all/accuracy")]
+        ("zero-shot genre (all langs)", "zeroshot_abc/genre/all/accuracy"),
+        ("text->ABC MRR, duplicate-aware", "text_abc_fits/mean/mrr")]
 runs = sys.argv[1:]
 got = {r: json.load(open(f"runs/eval/{r}/retrieval.json"))["metrics"] for r in runs}
-for split in ("test", "test_combo"):
+for split in ("test", "test_combo", "test_real"):
     print(f"{split:<30}" + "".join(f"{r.removeprefix('clamp3_'):>24}" for r in runs))
     for label, key in rows:
         vals = [got[r].get(f"{split}/{key}") for r in runs]
