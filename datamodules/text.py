@@ -102,6 +102,7 @@ class ParallelTextDataModule(L.LightningDataModule):
         vocab_size: int = 8000,
         tokenizer_type: str = "unigram",
         tokenizer_coverage: float = 0.9995,
+        tokenizer_normalization: str = "nmt_nfkc",
         langs: list[str] | None = None,
         held_out: list[str] | None = None,
         batch_size: int = 128,
@@ -116,7 +117,8 @@ class ParallelTextDataModule(L.LightningDataModule):
         """``train_manifest``: one path or ``{name: path}`` mixed by ``train_weights`` (``{name: weight}``, shares
         of the training rows) after ``train_rows`` (``{name: n}``) keeps each source's first ``n`` rows;
         ``mono_dir``: one folder or several; ``tokenizer_coverage``: SentencePiece's share of characters that get
-        pieces (the rest fall back to bytes; 1.0 for Chinese beside alphabets); ``ood_manifest``: a second test
+        pieces (the rest fall back to bytes; 1.0 for Chinese beside alphabets); ``tokenizer_normalization``:
+        SentencePiece's rule, kept in the model (``nmt_nfkc_cf`` also folds case); ``ood_manifest``: a second test
         split (held-out domains) that ``evaluate`` scores beside ``test_manifest``."""
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -170,7 +172,7 @@ class ParallelTextDataModule(L.LightningDataModule):
         if self._tokenizer is None:
             self._tokenizer = SentencePieceTokenizer.load_or_train(
                 self.hp.tokenizer_path, self._tokenizer_texts, self.hp.vocab_size, model_type=self.hp.tokenizer_type,
-                character_coverage=self.hp.tokenizer_coverage,
+                character_coverage=self.hp.tokenizer_coverage, normalization=self.hp.tokenizer_normalization,
             )
         return self._tokenizer
 

@@ -67,3 +67,23 @@ def test_tokenizer_coverage_decides_whether_rare_signs_fall_back_to_bytes(tmp_pa
 
     assert byte_pieces(0.99) > 0
     assert byte_pieces(1.0) == 0
+
+
+def test_tokenizer_normalization_can_fold_case(tmp_path: Path) -> None:
+    from datamodules.text import ParallelTextDataModule
+
+    mono = tmp_path / "mono"
+    mono.mkdir()
+    (mono / "eng_Latn.txt").write_text("Show the Balance\nshow the balance\nSelect a file\n" * 100, encoding="utf-8")
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text('{"id": "0", "texts": {"eng_Latn": "show the balance", "deu_Latn": "Saldo anzeigen"}}\n')
+
+    def ids(rule: str) -> tuple[list[int], list[int]]:
+        dm = ParallelTextDataModule(str(manifest), mono_dir=str(mono), vocab_size=60, tokenizer_normalization=rule,
+                                    tokenizer_path=str(tmp_path / f"{rule}.model"), held_out=[])
+        return dm.tokenizer.encode(["Show the Balance"])[0], dm.tokenizer.encode(["show the balance"])[0]
+
+    upper, lower = ids("nmt_nfkc_cf")
+    assert upper == lower
+    upper, lower = ids("nmt_nfkc")
+    assert upper != lower
