@@ -110,14 +110,40 @@ def time_stretch(wave: np.ndarray, rate: float) -> np.ndarray:
     return _istft(stretched, max(round(len(x) / rate), 1))
 
 
-def prosody(wave: np.ndarray, tempo: float, semitones: float, sr: int = SAMPLE_RATE) -> np.ndarray:
+def restore_formants(wave: np.ndarray, shift: float, order: int = 18) -> np.ndarray:
+    """Undo a frequency scaling by ``shift`` in the spectral envelope only, keeping the harmonics where they are.
+
+    Each frame's LPC envelope ``E`` is replaced by ``E(f * shift)``: after resampling moved every frequency by
+    ``shift``, this puts the formants back while the pitch stays moved.
+    """
+    x = _check(wave, "restore_formants")
+    if shift == 1.0 or len(x) < N_FFT:
+        return x.copy()
+    spec = _stft(x)
+    env = lpc_envelope((spec.abs() ** 2).numpy(), order)  # [F, T]
+    bins = np.arange(env.shape[0], dtype=np.float64)
+    src = np.clip(bins * shift, 0, env.shape[0] - 1)
+    lo = np.floor(src).astype(int)
+    hi = np.minimum(lo + 1, env.shape[0] - 1)
+    frac = (src - lo)[:, None]
+    warped = (1 - frac) * env[lo] + frac * env[hi]
+    out = _istft(spec * torch.from_numpy((warped / np.maximum(env, 1e-8)).astype(np.float32)), len(x))
+    level, target = np.sqrt(np.mean(out.astype(np.float64) ** 2)), np.sqrt(np.mean(x.astype(np.float64) ** 2))
+    return out * np.float32(target / level) if level > 0 else out
+
+
+def prosody(
+    wave: np.ndarray, tempo: float, semitones: float, sr: int = SAMPLE_RATE, keep_formants: bool = True
+) -> np.ndarray:
     """Change tempo by ``tempo`` (faster when > 1) and pitch by ``semitones``, independently, in one pass.
 
     Resampling by ``2**(semitones/12)`` moves pitch and duration together; the phase vocoder first stretches by
-    the rate that leaves the requested tempo after it.
+    the rate that leaves the requested tempo after it. Resampling also moves the formants (a shorter or longer
+    vocal tract); ``keep_formants`` puts them back, so only the voice's pitch changes.
     """
     shift = 2.0 ** (semitones / 12.0)
     x = time_stretch(wave, tempo / shift)
     if shift == 1.0:
         return x
-    return soxr.resample(x, sr * shift, sr).astype(np.float32)
+    y = soxr.resample(x, sr * shift, sr).astype(np.float32)
+    return restore_formants(y, shift) if keep_formants else y

@@ -152,3 +152,18 @@ def test_init_model_copies_the_whole_network_and_checks_the_vocabulary(tmp_path:
         assert torch.equal(a, b), k
     with pytest.raises(ValueError, match=r"m: its vocabulary .* differs.*init_encoder"):
         ASRModule(TINY, vocab=[*VOCAB[:-1], "d"], langs=["eng_Latn"], init_model=str(tmp_path / "m"))
+
+
+def test_pitch_shift_keeps_the_formant_unless_asked_not_to() -> None:
+    x = vowel(1.0, f0=110.0, formants=(800.0,))
+
+    def formant(y: np.ndarray) -> float:  # the envelope's peak, from LPC on the middle of the utterance
+        mid = y[len(y) // 2 - 256 : len(y) // 2 + 256].astype(np.float64)
+        env = lpc_envelope((np.abs(np.fft.rfft(mid * np.hanning(512))) ** 2)[:, None], order=10)[:, 0]
+        return float(np.argmax(env) * SAMPLE_RATE / 512)
+
+    assert abs(formant(x) - 800) < 60
+    up = 2 ** (5 / 12)
+    kept, moved = prosody(x, 1.0, 5.0), prosody(x, 1.0, 5.0, keep_formants=False)
+    assert abs(formant(kept) - 800) < 80 and abs(formant(moved) - 800 * up) < 100
+    assert abs(peak_hz(kept, 120, 180) - 110 * up) < 5  # the pitch moved either way
