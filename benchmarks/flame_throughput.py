@@ -91,10 +91,12 @@ class ClipOnCache(nn.Module):
 
 class OpenClipBatches:
     """``(images, text features)`` batches as open_clip_train's ``data['train'].dataloader`` yields them: one
-    caption language per image, drawn at random, its facet mean. It continues one iterator across epochs."""
+    caption language per image, drawn at random, its facet mean. It continues one iterator across calls and starts
+    the loader's next epoch when one ends (as Lightning's loop does), so any number of steps reads any data."""
 
     def __init__(self, loader: Any, batch_size: int):
-        self.it, self.batch_size, self.num_batches = iter(loader), batch_size, 0
+        self.loader, self.batch_size, self.num_batches = loader, batch_size, 0
+        self.it = iter(loader)
 
     @property
     def num_samples(self) -> int:
@@ -102,7 +104,10 @@ class OpenClipBatches:
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         for _ in range(self.num_batches):
-            batch = next(self.it)
+            batch = next(self.it, None)
+            if batch is None:  # the epoch ended
+                self.it = iter(self.loader)
+                batch = next(self.it)
             groups = [facet_query(by["short"], "mean") for _, by in sorted(batch["text_emb"].items())]
             means = torch.stack(groups, dim=1)  # [B, L, D]
             pick = torch.randint(means.shape[1], (means.shape[0],))

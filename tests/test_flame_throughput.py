@@ -57,8 +57,10 @@ def test_one_run_times_offline_online_and_open_clip_train(vision: dict[str, Path
     monkeypatch.setattr(FacetEncoder, "forward", lambda self, captions: calls.append(len(captions)) or
                         forward(self, captions))
     out = tmp_path / "tp.json"
-    result = bench.main([f"cache={vision['cache']}", f"data={vision['corpus']}/shards/train", *TINY, "batch_size=4",
-                         "shuffle_buffer=4", "steps=2", "online_steps=2", "warmup=1", "threads=1",
+    # One 16-image shard: 4 batches an epoch, so the 6 offline and open_clip steps run into a second epoch.
+    shard = f"{vision['corpus']}/shards/train/shard-000000.tar"
+    result = bench.main([f"cache={vision['cache']}", f"data={shard}", *TINY, "batch_size=4",
+                         "shuffle_buffer=4", "steps=5", "online_steps=2", "warmup=1", "threads=1",
                          "precision=32-true", f"output={out}"])
     assert json.loads(out.read_text()) == result
     rates = result["steps_per_s"]
