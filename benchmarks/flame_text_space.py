@@ -2,6 +2,7 @@
 
     python benchmarks/flame_text_space.py [cache=data/vision/flame_cache] [captions=data/vision/folder/test]
         [kind=short] [output=<json>]
+    python benchmarks/flame_text_space.py llm=<causal LM dir> n=300     # no cache: the LLM encodes n scenes' captions
 
 Reads the cached facet vectors of one split (no LLM, no image model) and, per caption language, their query vectors
 (the normalised facet mean, as FLAME retrieves with):
@@ -30,6 +31,7 @@ from common import runner
 from common.io import atomic_open
 from datamodules.image_text import read_rows
 from vision.flame.cache import EmbeddingCache
+from vision.flame.facets import FacetEncoder, facet_set
 from vision.flame.model import facet_query
 
 ATTRIBUTES = ("colour", "shape", "count", "size", "position")
@@ -58,19 +60,33 @@ def space_stats(queries: torch.Tensor, english: torch.Tensor, objects: list[dict
     return out
 
 
-def run(cfg: DictConfig) -> dict[str, Any]:
+def encoded(cfg: DictConfig, rows: list[dict[str, Any]], kind: str) -> tuple[dict[str, torch.Tensor], str | None]:
+    """Unit query vectors ``{lang: [N, D]}`` of the rows' captions, from the cache or (``llm`` set) the LLM itself
+    with the named facet set of ``kind``; and the LLM's directory."""
+    if cfg.llm:
+        enc = FacetEncoder(str(cfg.llm), facet_set(kind))
+        langs = sorted(rows[0]["captions"])
+        texts = {lang: [r["captions"][lang][kind] for r in rows] for lang in langs}
+        return {lang: facet_query(enc.encode(t, 64), "mean") for lang, t in texts.items()}, str(cfg.llm)
     cache = EmbeddingCache.open(str(cfg.cache))
+    ids = [r["id"] for r in rows]
+    queries = {lang: facet_query(cache.lookup(ids, lang, kind), "mean") for lang in cache.langs(kind)}
+    return queries, cache.manifest.get("llm_path")
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    torch.set_num_threads(int(cfg.threads))
     rows = read_rows(Path(str(cfg.captions)))[: int(cfg.n)]
-    ids, kind = [r["id"] for r in rows], str(cfg.kind)
+    kind = str(cfg.kind)
     objects = [first_object(r) for r in rows]
-    langs = cache.langs(kind)
+    queries, llm = encoded(cfg, rows, kind)  # each [N, D]
+    langs = sorted(queries)
     if str(cfg.source) not in langs:
-        raise SystemExit(f"{cfg.cache}: no {cfg.source} {kind} captions to compare with")
-    queries = {lang: facet_query(cache.lookup(ids, lang, kind), "mean") for lang in langs}  # each [N, D]
-    result: dict[str, Any] = {"cache": str(cfg.cache), "captions": str(cfg.captions), "kind": kind, "rows": len(ids),
-                              "llm": cache.manifest.get("llm_path"), "langs": {}}
+        raise SystemExit(f"{cfg.llm or cfg.cache}: no {cfg.source} {kind} captions to compare with")
+    result: dict[str, Any] = {"cache": None if cfg.llm else str(cfg.cache), "captions": str(cfg.captions),
+                              "kind": kind, "rows": len(rows), "llm": llm, "langs": {}}
     cols = ["xling_r1", "cos_mean", "cos_nn", *(f"nn_{a}" for a in ATTRIBUTES)]
-    print(f"{len(ids)} scenes of {cfg.captions}, {kind} captions, LLM {result['llm']}")
+    print(f"{len(rows)} scenes of {cfg.captions}, {kind} captions, LLM {result['llm']}")
     print(f"{'lang':<10}" + "".join(f"{c:>12}" for c in cols))
     for lang in langs:
         m = space_stats(queries[lang], queries[str(cfg.source)], objects)

@@ -75,6 +75,10 @@ def test_the_text_space_figures_on_the_tiny_cache(vision: dict[str, Path]) -> No
     from benchmarks import flame_text_space
 
     result = flame_text_space.main([f"cache={vision['cache']}", f"captions={vision['corpus']}/folder/test"])
+    direct = flame_text_space.main([f"llm={vision['llm']}", f"captions={vision['corpus']}/folder/test", "threads=1"])
+    assert direct["langs"].keys() == result["langs"].keys() and direct["rows"] == result["rows"]
+    for lang, m in direct["langs"].items():  # the LLM itself gives what its cache holds (float16 there)
+        assert m["cos_mean"] == pytest.approx(result["langs"][lang]["cos_mean"], abs=1e-3)
     eng = result["langs"]["eng_Latn"]
     assert eng["xling_r1"] == 1.0  # English against itself
     assert len(result["langs"]) > 1 and result["rows"] > 2
