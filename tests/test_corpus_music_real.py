@@ -84,6 +84,8 @@ AFA AFA|BGB BdB|AFA AFA|fed BAG|
 def test_a_book_splits_on_x_and_headers_become_attributes() -> None:
     tunes = split_tunes(BOOK)
     assert [n for n, _ in tunes] == ["1", "2", "3", "4", "5"]
+    assert split_tunes("T:Lone\nM:2/4\nK:D\nAB|") == [("1", "T:Lone\nM:2/4\nK:D\nAB|\n")]
+    assert split_tunes("% only a comment\n") == []
     kesh = parse_tune(*tunes[0], "book")
     assert kesh.attributes == {"genre": "jig", "key": "G", "mode": "major", "meter": "6/8", "tempo": 110,
                                "tempo_word": "fast"}

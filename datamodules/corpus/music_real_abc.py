@@ -57,7 +57,10 @@ class RealTune:
 
 
 def split_tunes(text: str) -> list[tuple[str, str]]:
-    """A tune book's ``(X number, tune text)`` pairs; text before the first ``X:`` is the file header."""
+    """A tune book's ``(X number, tune text)`` pairs; text before the first ``X:`` is the file header. A file with no
+    ``X:`` at all is one tune (numbered 1) when it has a ``K:`` line."""
+    if not re.search(r"^X:", text, flags=re.MULTILINE):
+        return [("1", text.strip() + "\n")] if re.search(r"^K:", text, flags=re.MULTILINE) else []
     tunes: list[tuple[str, list[str]]] = []
     for line in text.splitlines():
         m = re.match(r"^X:\s*(\S*)", line)
