@@ -18,6 +18,7 @@ import logging
 import random
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -169,11 +170,9 @@ def render_tune(job: dict[str, Any], root: str, cfg: MusicCorpusConfig) -> dict[
     return {**row, "attributes": attrs, "meaning": meaning.to_json(), "texts": texts}
 
 
-def _counts(rows: list[dict[str, Any]], key: str) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for r in rows:
-        out[str(r["attributes"][key])] = out.get(str(r["attributes"][key]), 0) + 1
-    return dict(sorted(out.items()))
+def attribute_counts(rows: list[dict[str, Any]], key: str) -> dict[str, int]:
+    """How many rows have each value of ``attributes[key]`` (``"None"`` where a row lacks it), sorted by value."""
+    return dict(sorted(Counter(str(r["attributes"].get(key)) for r in rows).items()))
 
 
 @CORPUS_BUILDERS.register("music")
@@ -207,7 +206,8 @@ def build_music_corpus(cfg: MusicCorpusConfig) -> dict[str, Any]:
     for split in SPLITS:
         rows = [by_id[j["id"]] for j in jobs[split] if "error" not in by_id[j["id"]]]
         write_jsonl(root / f"{split}.jsonl", rows)
-        stats["splits"][split] = {"tunes": len(rows), "genre": _counts(rows, "genre"), "mode": _counts(rows, "mode"),
+        stats["splits"][split] = {"tunes": len(rows), "genre": attribute_counts(rows, "genre"),
+                                  "mode": attribute_counts(rows, "mode"),
                                   "audio_seconds": round(sum(r.get("duration", 0.0) for r in rows), 1)}
         log.info("music corpus: %s written (%d tunes)", split, len(rows))
     stats["build_seconds"] = round(time.perf_counter() - t0, 1)

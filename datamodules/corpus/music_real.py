@@ -31,9 +31,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import soundfile as sf
+
 from common.commands import CORPUS_BUILDERS
 from common.io import atomic_open, write_jsonl
-from datamodules.corpus.music import _write_if_changed
+from datamodules.corpus.music import _write_if_changed, attribute_counts
 from datamodules.corpus.music_real_abc import TuneError, clean_tune, midi_abc, parse_tune, split_tunes, strip_genre
 from datamodules.corpus.music_render import SOUNDFONT, RenderError, abc_to_midi, check_tools, midi_to_audio
 from datamodules.corpus.music_text import LANGS, TuneMeaning, realise
@@ -182,18 +184,12 @@ def render_real(job: dict[str, Any], root: str, cfg: MusicRealConfig) -> dict[st
                 row["duration"] = round(midi_to_audio(base / rel["midi"], base / rel["audio"], job["source"],
                                                       cfg.soundfont, cfg.excerpt_seconds, cfg.gain), 3)
             else:
-                import soundfile as sf
-
                 row["duration"] = round(float(sf.info(str(base / rel["audio"])).duration), 3)
             row["audio"] = rel["audio"]
     except (RenderError, OSError, RuntimeError) as e:
         return {"id": rid, "source": job["source"], "collection": job["collection"], "error": str(e)}
     meaning, texts = describe_real(job["attributes"], cfg.langs, f"{cfg.seed}:{rid}")
     return {**row, "attributes": job["attributes"], "meaning": meaning.to_json(), "texts": texts}
-
-
-def _counts(rows: list[dict[str, Any]], key: str) -> dict[str, int]:
-    return dict(sorted(Counter(str(r["attributes"].get(key)) for r in rows).items()))
 
 
 @CORPUS_BUILDERS.register("music_real")
@@ -235,8 +231,8 @@ def build_music_real(cfg: MusicRealConfig) -> dict[str, Any]:
         rows = [by_id[j["id"]] for j in splits[split] if "error" not in by_id[j["id"]]]
         write_jsonl(root / f"{split}.jsonl", rows)
         stats["splits"][split] = {"tunes": len(rows), "collections": dict(Counter(r["collection"] for r in rows)),
-                                  "genre": _counts(rows, "genre"), "mode": _counts(rows, "mode"),
-                                  "meter": _counts(rows, "meter"), "with_tempo": sum("tempo" in r["attributes"]
+                                  "genre": attribute_counts(rows, "genre"), "mode": attribute_counts(rows, "mode"),
+                                  "meter": attribute_counts(rows, "meter"), "with_tempo": sum("tempo" in r["attributes"]
                                                                                      for r in rows)}
     stats["build_seconds"] = round(time.perf_counter() - t0, 1)
     with atomic_open(stats_path, "w", encoding="utf-8") as f:
