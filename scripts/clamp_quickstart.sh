@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The CLaMP 3 family's one command, 60 minutes on 2 cores: set up, build the music corpus (corpus=music: ABC, MIDI,
-# audio and descriptions in seven languages) unless it exists, train the symbolic stage (experiment=clamp3_symbolic),
+# audio and descriptions in seven languages) and the real tunes (corpus=music_real: Ryan's Mammoth Collection and three
+# more tune books, ABC and MIDI) unless they exist, train the symbolic stage (experiment=clamp3_symbolic, on the
+# generated tunes with Ryan's train_real mixed in),
 # the audio stage from it (experiment=clamp3_audio: audio-text only, text bridges audio and ABC) and the comparison
 # model trained on audio-ABC pairs (model.pair_audio_symbolic=true), evaluate all three on the held-out tunes (the
-# symbolic model also on test_real: real tunes from Ryan's Mammoth Collection, corpus=music_real, built when missing;
+# symbolic model also on test_real, Ryan's tunes whose titles training never saw;
 # the held-out tune books, test_heldout, take ~10 more minutes: see docs/clamp.md), and print the retrieval table.
 #   bash scripts/clamp_quickstart.sh [train.py overrides for every stage ...]
 # Budgets (minutes, environment): MAIN_JOB_MINUTES=60 for the whole job; CLAMP_AUDIO_MINUTES=8 for each audio-stage
@@ -26,7 +28,7 @@ if [ "${CLAMP_SMOKE:-0}" = 1 ]; then
   data=runs/clamp_smoke/music; tag=smoke; audio_minutes=1
   corpus_args=(corpus.train=40 corpus.dev=8 corpus.test=12 corpus.test_combo=8 corpus.holdout_combos=2)
   train_args=(trainer.max_steps=4 trainer.val_check_interval=2 data.batch_size=8 model.mlm_only_steps=2
-              model.vocab_size=500)
+              model.vocab_size=500 'data.extra_train=[]')
 fi
 budget() { printf '00:%02d:%02d:00' $(($1 / 60)) $(($1 % 60)); }  # minutes -> DD:HH:MM:SS
 resume() { [ -f "$1/checkpoints/last.ckpt" ] && echo "ckpt_path=last" || true; }

@@ -103,7 +103,7 @@ def tiny_overrides(root: Path, init_dir: Path | None = None) -> list[str]:
     """Hydra overrides pointing ``data=music`` at a tiny corpus (and the audio stage at a tiny symbolic model)."""
     init = [f"model.init_encoder={init_dir}"] if init_dir else []
     return [f"data.train_manifest={root}/train.jsonl", f"data.val_manifest={root}/dev.jsonl",
-            f"data.test_manifest={root}/test.jsonl", "data.extra_test={}", "data.batch_size=8",
+            f"data.test_manifest={root}/test.jsonl", "data.extra_test={}", "data.extra_train=[]", "data.batch_size=8",
             "model.vocab_size=300", "model.audio_cache=null", *init]
 
 
