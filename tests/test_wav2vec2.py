@@ -138,6 +138,32 @@ def test_inference_conv_path_matches_the_batched_training_path(norm: str) -> Non
         assert not each[b, n:].any()  # frames past the end are zeros
 
 
+@pytest.mark.parametrize("norm", ["group", "layer"])
+def test_bf16_inference_unfolds_each_convolution_into_one_matmul(norm: str) -> None:
+    enc = _tiny(norm, normalize_wave=True)
+    for conv in enc.feature_extractor.convs:  # trained-like biases, so the unfolded path must add them too
+        if conv.bias is not None:
+            torch.nn.init.normal_(conv.bias, std=0.1)
+    lens = torch.tensor([12_000, 7_777, 300])
+    wave = torch.randn(3, 12_000) * (torch.arange(12_000)[None] < lens[:, None])
+    calls: list[object] = []
+    conv0 = enc.feature_extractor.convs[0]
+    conv0.register_forward_hook(lambda *_: calls.append(1))
+    with torch.no_grad():
+        ref, ref_lens = enc.extract_features(wave, lens)  # fp32 convolutions
+        assert calls
+        calls.clear()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast, fast_lens = enc.extract_features(wave, lens)
+    assert not calls  # no convolution module ran: every layer was a matmul over unfolded windows
+    assert fast.dtype == torch.bfloat16 and fast.shape == ref.shape and fast_lens.tolist() == ref_lens.tolist()
+    assert ref_lens.tolist() == [37, 24, 0]
+    for b, n in enumerate(ref_lens.tolist()[:2]):
+        scale = ref[b, :n].abs().max()
+        assert (fast[b, :n].float() - ref[b, :n]).abs().max() < 0.05 * scale  # bf16 rounding, not a different sum
+    assert not fast[1, 24:].any() and not fast[2].any()  # frames past the end are zeros
+
+
 def test_unpadded_batch_attends_without_a_mask_and_gives_the_masked_result() -> None:
     enc = _tiny("group")
     x, lens = torch.randn(2, 50, enc.cfg.d_model), torch.tensor([50, 50])

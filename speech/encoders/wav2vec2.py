@@ -150,6 +150,14 @@ class ConvFeatureExtractor(nn.Module):
         lens = self.output_lens(wave_lens)
         width = int(self.output_lens(torch.tensor(wave.shape[-1])))  # the frames of the padded batch
         out = wave.new_zeros(wave.shape[0], width, self.cfg.conv_dims[-1])  # [B, T, C]
+        if wave.device.type == "cpu" and torch.is_autocast_enabled("cpu") and \
+                torch.get_autocast_dtype("cpu") == torch.bfloat16:
+            weights = self._unfolded_weights(torch.bfloat16)
+            out = out.to(torch.bfloat16)
+            for b, n in enumerate(wave_lens.tolist()):
+                if int(lens[b]) > 0:
+                    out[b, : int(lens[b])] = self._frames_unfolded(wave[b, :n], weights)
+            return out, lens
         for b, n in enumerate(wave_lens.tolist()):
             if int(lens[b]) == 0:
                 continue
@@ -167,6 +175,54 @@ class ConvFeatureExtractor(nn.Module):
                 torch.ops.aten.gelu_(x)
             out[b, : x.shape[-1]] = x[0].T  # [T_b, C]
         return out, lens
+
+    def _unfolded_weights(self, dtype: torch.dtype) -> list[Tensor]:
+        """Each convolution's weight [C_out, C_in, k] as the matrix [k * C_in, C_out] its unfolded windows meet."""
+        return [conv.weight.detach().permute(2, 1, 0).reshape(-1, conv.out_channels).to(dtype) for conv in self.convs]
+
+    def _frames_unfolded(self, wave: Tensor, weights: list[Tensor]) -> Tensor:
+        """One utterance [S] to frames [T, C] time-major, each convolution one matmul over its windows.
+
+        CPU bf16 inference: the windows of a [T, C] time-major signal are rows of a strided view (a copy only where
+        windows overlap), so every layer is a single bf16 matmul, which runs on the matrix units of CPUs that have
+        them (AMX); oneDNN's bf16 convolutions over [C, T] were barely faster than fp32 (benchmarks/
+        hf_pipeline_throughput.py). The first layer's group norm is folded into its weights (``_fold_group_norm``).
+        """
+        x = wave[:, None]  # [S, 1], fp32 until the first matmul
+        for i, (conv, w, k, s) in enumerate(zip(self.convs, weights, self.cfg.conv_kernels, self.cfg.conv_strides)):
+            t, c = (x.shape[0] - k) // s + 1, x.shape[1]
+            windows = x.as_strided((t, k * c), (s * c, 1))  # row j: input rows j*s .. j*s+k-1, end to end
+            windows = windows if k == s else windows.contiguous()
+            if i == 0 and self.cfg.feature_norm != "layer":
+                w, bias = self._fold_group_norm(windows, w.dtype)
+                x = torch.addmm(bias, windows.to(w.dtype), w)  # [T_0, C]: convolved and normalised
+            else:
+                x = windows.to(w.dtype) @ w if conv.bias is None else torch.addmm(conv.bias.to(w.dtype), windows, w)
+            if self.cfg.feature_norm == "layer":
+                norm = self.norms[i]
+                assert isinstance(norm, nn.LayerNorm)
+                x = F.layer_norm(x, norm.normalized_shape, norm.weight.to(x.dtype), norm.bias.to(x.dtype), norm.eps)
+            torch.ops.aten.gelu_(x)
+        return x
+
+    def _fold_group_norm(self, windows: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """The first convolution with its per-channel group norm folded in, as (weight [k, C], bias [C]).
+
+        The first layer maps each window (k samples) linearly to C channels, so every channel's mean and variance
+        over the utterance follow from the windows' k-vector mean and k x k covariance (fp32): the norm costs no
+        pass over the [T, C] activations, the widest of the model.
+        """
+        conv, group = self.convs[0], self.norms[0]
+        assert isinstance(group, nn.GroupNorm)
+        w = conv.weight[:, 0, :].T.float()  # [k, C]
+        mu = windows.mean(0)
+        centred = windows - mu
+        cov = centred.T @ centred / windows.shape[0]  # [k, k]
+        mean = mu @ w + (conv.bias if conv.bias is not None else 0.0)
+        var = ((cov @ w) * w).sum(0)  # [C]: w_c' cov w_c
+        scale = group.weight * torch.rsqrt(var + group.eps)
+        bias = (conv.bias if conv.bias is not None else 0.0) * scale + group.bias - mean * scale
+        return (w * scale).to(dtype), bias.to(dtype)
 
     def _masked_instance_norm(self, x: Tensor, lens: Tensor) -> Tensor:
         """GroupNorm with one group per channel, with statistics over each utterance's valid frames only."""
