@@ -242,7 +242,8 @@ def run_side(side: str, job: dict[str, Any]) -> dict[str, Any]:
 
 
 def profile_suite(job: dict[str, Any], mode: str) -> None:
-    """cProfile of the suite transcribing the files in ``mode`` (after a warm-up): the costliest calls, by own time."""
+    """cProfile of the suite transcribing the files in ``mode`` (after a warm-up): the costliest calls by own time,
+    then the suite's own functions by cumulative time (what lies outside the model's forward shows there)."""
     import cProfile
     import pstats
 
@@ -254,6 +255,7 @@ def profile_suite(job: dict[str, Any], mode: str) -> None:
     prof = cProfile.Profile()
     prof.runcall(run, job["files"])
     pstats.Stats(prof).sort_stats("tottime").print_stats(12)
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(str(ROOT), 25)
     print_ceiling(fp32_ceiling(job["model"], int(job["threads"])))
 
 

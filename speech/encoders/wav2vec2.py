@@ -196,8 +196,10 @@ class ConvFeatureExtractor(nn.Module):
             if i == 0 and self.cfg.feature_norm != "layer":
                 w, bias = self._fold_group_norm(windows, w.dtype)
                 x = torch.addmm(bias, windows.to(w.dtype), w)  # [T_0, C]: convolved and normalised
+            elif conv.bias is None:
+                x = windows.to(w.dtype) @ w
             else:
-                x = windows.to(w.dtype) @ w if conv.bias is None else torch.addmm(conv.bias.to(w.dtype), windows, w)
+                x = torch.addmm(conv.bias.to(w.dtype), windows.to(w.dtype), w)
             if self.cfg.feature_norm == "layer":
                 norm = self.norms[i]
                 assert isinstance(norm, nn.LayerNorm)
