@@ -216,14 +216,16 @@ class ConvFeatureExtractor(nn.Module):
         """
         conv, group = self.convs[0], self.norms[0]
         assert isinstance(group, nn.GroupNorm)
-        w = conv.weight[:, 0, :].T.float()  # [k, C]
-        mu = windows.mean(0)
-        centred = windows - mu
-        cov = centred.T @ centred / windows.shape[0]  # [k, k]
-        mean = mu @ w + (conv.bias if conv.bias is not None else 0.0)
-        var = ((cov @ w) * w).sum(0)  # [C]: w_c' cov w_c
-        scale = group.weight * torch.rsqrt(var + group.eps)
-        bias = (conv.bias if conv.bias is not None else 0.0) * scale + group.bias - mean * scale
+        with torch.autocast(windows.device.type, enabled=False):  # statistics in fp32: autocast would round them
+            w = conv.weight[:, 0, :].T.float()  # [k, C]
+            windows = windows.float()
+            mu = windows.mean(0)
+            centred = windows - mu
+            cov = centred.T @ centred / windows.shape[0]  # [k, k]
+            mean = mu @ w + (conv.bias if conv.bias is not None else 0.0)
+            var = ((cov @ w) * w).sum(0)  # [C]: w_c' cov w_c
+            scale = group.weight * torch.rsqrt(var + group.eps)
+            bias = (conv.bias if conv.bias is not None else 0.0) * scale + group.bias - mean * scale
         return (w * scale).to(dtype), bias.to(dtype)
 
     def _masked_instance_norm(self, x: Tensor, lens: Tensor) -> Tensor:
