@@ -183,28 +183,32 @@ class ConvFeatureExtractor(nn.Module):
     def _frames_unfolded(self, wave: Tensor, weights: list[Tensor]) -> Tensor:
         """One utterance [S] to frames [T, C] time-major, each convolution one matmul over its windows.
 
-        CPU bf16 inference: the windows of a [T, C] time-major signal are rows of a strided view (a copy only where
-        windows overlap), so every layer is a single bf16 matmul, which runs on the matrix units of CPUs that have
-        them (AMX); oneDNN's bf16 convolutions over [C, T] were barely faster than fp32 (benchmarks/
-        hf_pipeline_throughput.py). The first layer's group norm is folded into its weights (``_fold_group_norm``).
+        CPU bf16 inference: the windows of a [T, C] time-major signal are rows of a strided view, so every layer is
+        a bf16 matmul, which runs on the matrix units of CPUs that have them (AMX); oneDNN's bf16 convolutions over
+        [C, T] were barely faster than fp32 (benchmarks/hf_pipeline_throughput.py). Windows that overlap by one row
+        (kernel 3, stride 2) take two matmuls instead of a copy; the first layer's group norm is folded into its
+        weights (``_fold_group_norm``).
         """
         x = wave[:, None]  # [S, 1], fp32 until the first matmul
         for i, (conv, w, k, s) in enumerate(zip(self.convs, weights, self.cfg.conv_kernels, self.cfg.conv_strides)):
             t, c = (x.shape[0] - k) // s + 1, x.shape[1]
             windows = x.as_strided((t, k * c), (s * c, 1))  # row j: input rows j*s .. j*s+k-1, end to end
-            windows = windows if k == s else windows.contiguous()
+            bias = conv.bias
             if i == 0 and self.cfg.feature_norm != "layer":
-                w, bias = self._fold_group_norm(windows, w.dtype)
-                x = torch.addmm(bias, windows.to(w.dtype), w)  # [T_0, C]: convolved and normalised
-            elif conv.bias is None:
-                x = windows.to(w.dtype) @ w
+                w, bias = self._fold_group_norm(windows, w.dtype)  # bias: the conv's and the norm's, folded
+            if k == s + 1:  # rows j*s .. j*s+s-1 of each window, then its last row (the next window's first)
+                y = x.as_strided((t, s * c), (s * c, 1)).to(w.dtype) @ w[: s * c]
+                y.addmm_(windows[:, s * c :].to(w.dtype), w[s * c :])
+                if bias is not None:
+                    y.add_(bias.to(y.dtype))
             else:
-                x = torch.addmm(conv.bias.to(w.dtype), windows.to(w.dtype), w)
+                windows = (windows if k == s else windows.contiguous()).to(w.dtype)
+                y = windows @ w if bias is None else torch.addmm(bias.to(w.dtype), windows, w)
             if self.cfg.feature_norm == "layer":
                 norm = self.norms[i]
                 assert isinstance(norm, nn.LayerNorm)
-                x = F.layer_norm(x, norm.normalized_shape, norm.weight.to(x.dtype), norm.bias.to(x.dtype), norm.eps)
-            torch.ops.aten.gelu_(x)
+                y = F.layer_norm(y, norm.normalized_shape, norm.weight.to(y.dtype), norm.bias.to(y.dtype), norm.eps)
+            x = torch.ops.aten.gelu_(y)
         return x
 
     def _fold_group_norm(self, windows: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
