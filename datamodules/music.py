@@ -30,7 +30,8 @@ def read_rows(manifest: str | Path, need: tuple[str, ...] = ("abc",), langs: lis
     """The usable rows of a manifest, paths made absolute; bad lines and rows without ``need`` are reported."""
     path = Path(manifest)
     if not path.is_file():
-        raise FileNotFoundError(f"music manifest {path} does not exist (scripts/make_corpus.py corpus=music makes it, corpus=music_real the real tunes)")
+        raise FileNotFoundError(f"music manifest {path} does not exist (scripts/make_corpus.py corpus=music makes it; "
+                                "corpus=music_real makes the real tunes)")
     unknown = set(need) - set(MODALITIES)
     if unknown:
         raise ValueError(f"unknown modalities {sorted(unknown)}; choose from {', '.join(MODALITIES)}")
