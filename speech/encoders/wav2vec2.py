@@ -178,7 +178,11 @@ class ConvFeatureExtractor(nn.Module):
 
     def _unfolded_weights(self, dtype: torch.dtype) -> list[Tensor]:
         """Each convolution's weight [C_out, C_in, k] as the matrix [k * C_in, C_out] its unfolded windows meet."""
-        return [conv.weight.detach().permute(2, 1, 0).reshape(-1, conv.out_channels).to(dtype) for conv in self.convs]
+        return [c.weight.detach().permute(2, 1, 0).reshape(-1, c.out_channels).to(dtype) for c in self._convs()]
+
+    def _convs(self) -> list[nn.Conv1d]:
+        """The convolutions, typed."""
+        return [conv for conv in self.convs if isinstance(conv, nn.Conv1d)]
 
     def _frames_unfolded(self, wave: Tensor, weights: list[Tensor]) -> Tensor:
         """One utterance [S] to frames [T, C] time-major, each convolution one matmul over its windows.
@@ -190,7 +194,7 @@ class ConvFeatureExtractor(nn.Module):
         weights (``_fold_group_norm``).
         """
         x = wave[:, None]  # [S, 1], fp32 until the first matmul
-        for i, (conv, w, k, s) in enumerate(zip(self.convs, weights, self.cfg.conv_kernels, self.cfg.conv_strides)):
+        for i, (conv, w, k, s) in enumerate(zip(self._convs(), weights, self.cfg.conv_kernels, self.cfg.conv_strides)):
             t, c = (x.shape[0] - k) // s + 1, x.shape[1]
             windows = x.as_strided((t, k * c), (s * c, 1))  # row j: input rows j*s .. j*s+k-1, end to end
             bias = conv.bias
@@ -218,7 +222,7 @@ class ConvFeatureExtractor(nn.Module):
         over the utterance follow from the windows' k-vector mean and k x k covariance (fp32): the norm costs no
         pass over the [T, C] activations, the widest of the model.
         """
-        conv, group = self.convs[0], self.norms[0]
+        conv, group = self._convs()[0], self.norms[0]
         assert isinstance(group, nn.GroupNorm)
         with torch.autocast(windows.device.type, enabled=False):  # statistics in fp32: autocast would round them
             w = conv.weight[:, 0, :].T.float()  # [k, C]
