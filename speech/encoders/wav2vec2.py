@@ -230,10 +230,9 @@ class ConvFeatureExtractor(nn.Module):
             mu = windows.mean(0)
             centred = windows - mu
             cov = centred.T @ centred / windows.shape[0]  # [k, k]
-            mean = mu @ w + (conv.bias if conv.bias is not None else 0.0)
             var = ((cov @ w) * w).sum(0).clamp_min(0.0)  # [C]: w_c' cov w_c (>= 0 but for rounding)
             scale = group.weight * torch.rsqrt(var + group.eps)
-            bias = (conv.bias if conv.bias is not None else 0.0) * scale + group.bias - mean * scale
+            bias = group.bias - (mu @ w) * scale  # the channel means; a conv bias would cancel in the norm
         return (w * scale).to(dtype), bias.to(dtype)
 
     def _masked_instance_norm(self, x: Tensor, lens: Tensor) -> Tensor:
