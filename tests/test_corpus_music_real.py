@@ -224,6 +224,18 @@ def test_real_tunes_mix_into_training_and_the_real_splits_are_evaluated(tmp_path
     assert ids[:4] == ["gen0", "gen1", "gen2", "gen3"] and sorted(ids[4:]) == ["real0", "real0", "real1", "real1",
                                                                                 "real2", "real2"]
     assert [r["id"] for r in dm.rows("val")] == ["dev0", "dev1"]
+    # a broken line of the extra manifest is reported and skipped; a missing one is named with its corpus command
+    real = Path(manifest("real", 2))
+    real.write_text(real.read_text(encoding="utf-8") + "{broken\n", encoding="utf-8")
+    log = tmp_path / "bad.jsonl"
+    dm = MusicDataModule(manifest("gen", 4), manifest("dev", 2), extra_train=[str(real)], batch_size=4,
+                         bad_input_log=str(log))
+    assert [r["id"] for r in dm.rows("train")] == ["gen0", "gen1", "gen2", "gen3", "real0", "real1"]
+    reasons = [json.loads(line)["reason"] for line in log.read_text().splitlines()]
+    assert len(reasons) == 1 and reasons[0].startswith("bad manifest line")
+    dm = MusicDataModule(manifest("gen", 4), manifest("dev", 2), extra_train=[str(tmp_path / "none.jsonl")])
+    with pytest.raises(FileNotFoundError, match=r"none\.jsonl does not exist .*corpus=music_real"):
+        dm.rows("train")
     # the default data config evaluates the real-tune splits beside the generated ones
     cfg = OmegaConf.load(Path(__file__).parents[1] / "configs" / "data" / "music.yaml")
     extra = OmegaConf.to_container(cfg.extra_test, resolve=False)
