@@ -3,7 +3,7 @@
     python benchmarks/hf_pipeline_throughput.py [model=<Wav2Vec2ForCTC dir | suite CTC model dir>]
         [input=<manifest.jsonl | folder>] [n=300] [min_s=1] [max_s=30] [modes=fp32,bf16,int8,onnx]
         [max_batch_seconds=120] [hf_batch_size=1] [threads=2] [device=cpu|cuda]
-        [out=runs/bench/hf_pipeline_throughput.json] [profile=fp32|bf16|int8]
+        [rounds=4] [out=runs/bench/hf_pipeline_throughput.json] [profile=fp32|bf16|int8]
 
 A Hydra app (configs/benchmarks/hf_pipeline_throughput.yaml); ``modes=fp32,bf16`` is read as a list.
 ``profile=<mode>`` profiles the suite alone in that mode on the same files (cProfile, the twelve costliest calls
@@ -19,8 +19,11 @@ Input: with ``input=`` the first ``n`` files of a manifest (whose text gives eac
 references, normalised as scripts/score.py does) or folder; else N files of mixed ``min_s``-``max_s`` s, made of
 data/speech/**/*.wav clips concatenated, or synthetic audio when there are none.
 
-Sides, each in its own subprocess with ``threads`` threads, so its peak RSS (getrusage in the child) is its own,
-and each warmed up on one second of audio before the clock starts:
+Sides, each in its own process with ``threads`` threads, so its peak RSS (VmHWM in the child) is its own,
+and each loaded and warmed up on one second of audio before the clock starts. The sides then take turns: the
+files are split into ``rounds`` chunks (every ``rounds``-th file), and each round runs every side on one chunk,
+in an order rotated each round, so that a CPU whose speed drifts over minutes (this VM's does, by up to a third)
+slows every side alike. A side's wall time is the sum of its rounds; the per-round speed-ups show the spread:
 
 - transformers: ``pipeline("automatic-speech-recognition")`` on the same paths, default batch size 1, since
   wav2vec2-base (group norm) has no padding mask in transformers. The pipeline decodes each file with ffmpeg;
@@ -171,9 +174,9 @@ def _suite(job: dict[str, Any], mode: str) -> tuple[Any, Any]:
     return transcriber, run
 
 
-def _ceiling(job: dict[str, Any], files: list[str]) -> Any:
-    """The fp32 model forward alone over the suite's batches of ``files``, read and padded now (outside the
-    clock): a function that runs them and returns no transcripts (any paths it is given serve as warm-up)."""
+def _ceiling(job: dict[str, Any], chunks: list[list[str]]) -> Any:
+    """The fp32 model forward alone over the suite's batches of each chunk of files, read and padded now (outside
+    the clock): a function that runs a chunk's batches and returns no transcripts (other paths: warm-up)."""
     import torch
 
     from datamodules.bucketing import DurationBatchSampler
@@ -183,14 +186,18 @@ def _ceiling(job: dict[str, Any], files: list[str]) -> Any:
 
     transcriber = _transcriber(job, "fp32")
     model, device = transcriber.model, transcriber.device
-    durations = [probe_duration(f) or 0.0 for f in files]  # as transcribe_to_file batches them
-    sampler = DurationBatchSampler(durations, float(job["max_batch_seconds"]), num_buckets=1, shuffle=False)
-    waves = [decode_audio(f, SAMPLE_RATE) for f in files]
-    batches = [pad_waves([waves[i] for i in b]) for b in sampler]
+
+    def batches(files: list[str]) -> list[Any]:
+        durations = [probe_duration(f) or 0.0 for f in files]  # as transcribe_to_file batches them
+        sampler = DurationBatchSampler(durations, float(job["max_batch_seconds"]), num_buckets=1, shuffle=False)
+        waves = [decode_audio(f, SAMPLE_RATE) for f in files]
+        return [pad_waves([waves[i] for i in b]) for b in sampler]
+
+    ready = {tuple(chunk): batches(chunk) for chunk in chunks}
 
     @torch.inference_mode()
     def run(paths: list[str]) -> list[str]:
-        todo = batches if paths == files else [pad_waves([decode_audio(p, SAMPLE_RATE) for p in paths])]
+        todo = ready.get(tuple(paths)) or [pad_waves([decode_audio(p, SAMPLE_RATE) for p in paths])]
         for wave, lens in todo:
             model(wave.to(device), lens.to(device))
         if device.type == "cuda":
@@ -200,14 +207,25 @@ def _ceiling(job: dict[str, Any], files: list[str]) -> Any:
     return run
 
 
-def run_side(side: str, job: dict[str, Any]) -> dict[str, Any]:
-    """Load, warm up and transcribe in this process; report times, transcripts and peak RSS."""
+def peak_rss_mb() -> float:
+    """This process's peak resident memory: Linux's VmHWM, which starts afresh at exec (getrusage's maxrss keeps
+    the parent's from before the fork, so every side would report at least the parent's)."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 2**20)
+
+
+def serve_side(side: str, job: dict[str, Any], conn: Any) -> None:
+    """One side in its own process: load and warm up, then transcribe each chunk of files ``conn`` sends (None
+    ends), answering (seconds, transcripts); last, its threads and peak memory."""
     import torch
 
     from speech.audio import write_audio
 
     torch.set_num_threads(int(job["threads"]))
-    files: list[str] = job["files"]
     t0 = time.perf_counter()
     batch = 0
     if side == "transformers":
@@ -224,21 +242,61 @@ def run_side(side: str, job: dict[str, Any]) -> dict[str, Any]:
             arrays = ({"raw": sf.read(p, dtype="float32")[0], "sampling_rate": 16_000} for p in paths)
             return [o["text"] for o in pipe(arrays, batch_size=batch)]
     elif side == "ceiling_fp32":
-        run = _ceiling(job, files)
+        run = _ceiling(job, job["chunks"])
     else:
         _, run = _suite(job, side.removeprefix("suite_"))
-    warm = BENCH / "warmup_1s.wav"
+    warm = BENCH / f"warmup_1s_{side}.wav"
     write_audio(warm, np.random.default_rng(1).standard_normal(16_000).astype(np.float32) * 0.1)
     t1 = time.perf_counter()
     run([str(warm)])
     t2 = time.perf_counter()
-    rss_ready = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    texts = run(files)
-    t3 = time.perf_counter()
-    return {"side": side, "load_s": t1 - t0, "warmup_s": t2 - t1, "wall_s": t3 - t2, "texts": texts,
-            "threads": torch.get_num_threads(), "rss_ready_mb": rss_ready, "batch": batch,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if job["device"] == "cuda" else None}
+    conn.send({"load_s": t1 - t0, "warmup_s": t2 - t1, "batch": batch, "rss_ready_mb": peak_rss_mb()})
+    while (chunk := conn.recv()) is not None:
+        start = time.perf_counter()
+        texts = run(chunk)
+        conn.send((time.perf_counter() - start, texts))
+    conn.send({"threads": torch.get_num_threads(),
+               "peak_rss_mb": peak_rss_mb(),
+               "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if job["device"] == "cuda" else None})
+
+
+def run_sides(sides: list[str], job: dict[str, Any], rounds: int) -> dict[str, dict[str, Any]]:
+    """Every side in its own process, all loaded first; then ``rounds`` rounds, each giving every side the same
+    chunk of the files (every ``rounds``-th file), the sides in an order rotated each round. A CPU whose speed
+    drifts over minutes (a VM) then slows every side alike, instead of whichever ran last."""
+    import multiprocessing
+
+    files: list[str] = job["files"]
+    chunks = [files[r::rounds] for r in range(rounds) if files[r::rounds]]
+    ctx = multiprocessing.get_context("spawn")
+    procs: dict[str, Any] = {}
+    conns: dict[str, Any] = {}
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        for side in sides:  # loaded one at a time, so that each load has the CPU
+            conns[side], child = ctx.Pipe()
+            procs[side] = ctx.Process(target=serve_side, args=(side, {**job, "chunks": chunks}, child))
+            procs[side].start()
+            results[side] = {"side": side, **conns[side].recv(), "round_s": [], "texts_by_file": {}}
+        for r, chunk in enumerate(chunks):
+            for side in sides[r % len(sides):] + sides[: r % len(sides)]:
+                conns[side].send(chunk)
+                seconds, texts = conns[side].recv()
+                results[side]["round_s"].append(seconds)
+                results[side]["texts_by_file"].update(zip(chunk, texts))
+        for side in sides:
+            conns[side].send(None)
+            results[side] |= conns[side].recv()
+            procs[side].join()
+    finally:
+        for proc in procs.values():
+            if proc.is_alive():
+                proc.kill()
+    for result in results.values():
+        by_file = result.pop("texts_by_file")
+        result["wall_s"] = sum(result["round_s"])
+        result["texts"] = [by_file[f] for f in files] if by_file else []
+    return results
 
 
 def profile_suite(job: dict[str, Any], mode: str) -> None:
@@ -400,7 +458,8 @@ def compare(results: dict[str, dict[str, Any]], ref_side: str, audio_s: float, r
     for side, r in results.items():
         row = {k: r[k] for k in ("load_s", "warmup_s", "wall_s", "peak_rss_mb", "rss_ready_mb", "batch", "peak_gpu_mb")}
         row |= {"rtf": r["wall_s"] / audio_s, "audio_s_per_s": audio_s / r["wall_s"],
-                "speedup": ref["wall_s"] / r["wall_s"], "rss_ratio": r["peak_rss_mb"] / ref["peak_rss_mb"]}
+                "speedup": ref["wall_s"] / r["wall_s"], "rss_ratio": r["peak_rss_mb"] / ref["peak_rss_mb"],
+                "round_s": r["round_s"], "round_speedups": [a / b for a, b in zip(ref["round_s"], r["round_s"])]}
         if ceiling is not None:
             row["of_ceiling"] = ceiling["wall_s"] / r["wall_s"]
         if r["texts"]:
@@ -448,15 +507,12 @@ def print_targets(rows: dict[str, dict[str, Any]], ref_side: str, n: int) -> Non
                   f"({100 * (row['cer_vs_references'] - base):+.2f} points; target <= 0.2)"
                   if base is not None and row.get("cer_vs_references") is not None
                   else f"CER vs {ref_side} {100 * row[f'cer_vs_{ref_side}']:.2f}% (no references)")
-        print(f"target {side} >= 3x the pipeline: {row['speedup']:.2f}x {ref_side}; {change}")
+        rounds = sorted(row["round_speedups"])
+        spread = f" (rounds {rounds[0]:.2f}-{rounds[-1]:.2f}x)" if len(rounds) > 1 else ""
+        print(f"target {side} >= 3x the pipeline: {row['speedup']:.2f}x {ref_side}{spread}; {change}")
 
 
 def main(cfg: DictConfig) -> None:
-    if cfg.side is not None:  # child process
-        child = json.loads(Path(cfg.job).read_text(encoding="utf-8"))
-        result = run_side(cfg.side, child)
-        Path(child["result"]).write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
-        return
     from common.io import atomic_open
     from speech.audio import audio_duration
 
@@ -477,13 +533,7 @@ def main(cfg: DictConfig) -> None:
         return
     sides = [*(["transformers"] if hf else []), *(["ceiling_fp32"] if "fp32" in modes else []),
              *(f"suite_{m}" for m in modes if m in SUITE_MODES), *(["onnx"] if onnx else [])]
-    results = {}
-    for side in sides:
-        res_path = BENCH / f"result_{side}.json"
-        job_path = BENCH / f"job_{side}.json"
-        job_path.write_text(json.dumps({**job, "result": str(res_path)}), encoding="utf-8")
-        subprocess.run([sys.executable, __file__, f"side={side}", f"job={job_path}"], check=True, cwd=ROOT)
-        results[side] = json.loads(res_path.read_text(encoding="utf-8"))
+    results = run_sides(sides, job, max(1, int(cfg.rounds)))
     with_texts = [s for s in sides if s != "ceiling_fp32"]
     if not with_texts:
         raise SystemExit("modes: nothing transcribes (give fp32, bf16, int8 or onnx)")
@@ -493,6 +543,7 @@ def main(cfg: DictConfig) -> None:
     summary: dict[str, Any] = {"model": str(model), "hf_model": hf, "onnx": onnx, "input": cfg.input, "files": n,
                                "min_s": float(cfg.min_s), "max_s": float(cfg.max_s), "audio_s": audio_s,
                                "threads": threads, "device": device, "max_batch_seconds": float(cfg.max_batch_seconds),
+                               "rounds": int(cfg.rounds),
                                "reference_side": ref_side, "load_avg_1_5_15": load, "sides": rows}
     print(f"{n} files, {audio_s / 60:.1f} min of audio, model {model}, {threads} threads, device {device}, "
           f"load average {load[0]:.1f}")

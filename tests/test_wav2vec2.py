@@ -173,6 +173,30 @@ def test_bf16_inference_unfolds_each_convolution_into_one_matmul(norm: str) -> N
     assert not fast[1, 24:].any() and not fast[2].any()  # frames past the end are zeros
 
 
+def test_bf16_inference_runs_few_matmul_shapes_whatever_the_lengths() -> None:
+    enc = _tiny("group")
+    fe = enc.feature_extractor
+    frames = range(1, 3_001)
+    sizes = {f: fe.output_lens(torch.tensor(fe._bucket_samples(f))).item() for f in frames}
+    assert all(f <= sizes[f] <= f + max(1, f // 8) for f in frames)  # at most 1/8 more frames than needed
+    assert len(set(sizes.values())) <= 16 + 8 * 8  # 8 sizes an octave (exact below 16 frames), not 3,000
+    shapes: set[tuple[int, ...]] = set()
+    mm = torch.Tensor.__matmul__
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        def record(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # bf16 runs on oneDNN (fp32 statistics: BLAS)
+            if a.dtype == torch.bfloat16:
+                shapes.add(tuple(a.shape))
+            return mm(a, b)
+
+        torch.Tensor.__matmul__ = record  # type: ignore[method-assign]
+        try:
+            for n in range(10_640, 11_920, 128):  # ten lengths of 33-36 frames: one bucket, 36 frames
+                enc.extract_features(torch.randn(1, n), torch.tensor([n]))
+        finally:
+            torch.Tensor.__matmul__ = mm  # type: ignore[method-assign]
+    assert 0 < len(shapes) <= len(enc.cfg.conv_kernels)
+
+
 def test_unpadded_batch_attends_without_a_mask_and_gives_the_masked_result() -> None:
     enc = _tiny("group")
     x, lens = torch.randn(2, 50, enc.cfg.d_model), torch.tensor([50, 50])
@@ -201,6 +225,8 @@ def test_reduced_precision_modes_stay_close_to_fp32(precision: str) -> None:
     assert (out - ref).abs().max() < 0.2  # close, not exact: these modes are never the default
     if precision == "int8":
         assert not any(type(m) is torch.nn.Linear for m in fast.modules())
+    else:  # cast once, not by autocast at every batch
+        assert all(m.weight.dtype == torch.bfloat16 for m in fast.modules() if isinstance(m, torch.nn.Linear))
 
 
 def test_unknown_precision_is_named() -> None:

@@ -6,6 +6,7 @@ Padding is exact: a padded utterance gives the frames it gives alone.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -155,8 +156,10 @@ class ConvFeatureExtractor(nn.Module):
             weights = self._unfolded_weights(torch.bfloat16)
             out = out.to(torch.bfloat16)
             for b, n in enumerate(wave_lens.tolist()):
-                if int(lens[b]) > 0:
-                    out[b, : int(lens[b])] = self._frames_unfolded(wave[b, :n], weights)
+                t = int(lens[b])
+                if t > 0:
+                    padded = F.pad(wave[b, :n], (0, self._bucket_samples(t) - n))
+                    out[b, :t] = self._frames_unfolded(padded, weights, n)[:t]
             return out, lens
         for b, n in enumerate(wave_lens.tolist()):
             if int(lens[b]) == 0:
@@ -180,26 +183,39 @@ class ConvFeatureExtractor(nn.Module):
         """Each convolution's weight [C_out, C_in, k] as the matrix [k * C_in, C_out] its unfolded windows meet."""
         return [c.weight.detach().permute(2, 1, 0).reshape(-1, c.out_channels).to(dtype) for c in self._convs()]
 
+    def _bucket_samples(self, frames: int) -> int:
+        """Samples to run an utterance of ``frames`` frames on: its frames rounded up to one of 8 sizes an octave.
+
+        oneDNN compiles a matmul kernel for each new shape (10-15 ms here, as long as the matmul of a few seconds
+        of audio), and every utterance length would be a new shape in each layer; rounded up, a job meets a few
+        dozen shapes and compiles each once, for at most 1/8 more front-end work. The padding's frames are cut off:
+        a valid frame's window lies inside the utterance.
+        """
+        step = 1 << max(0, frames.bit_length() - 4)  # frames in [8 step, 16 step): 8 buckets an octave
+        hop = math.prod(self.cfg.conv_strides)
+        return self.receptive_field() + (-(-frames // step) * step - 1) * hop
+
     def _convs(self) -> list[nn.Conv1d]:
         """The convolutions, typed."""
         return [conv for conv in self.convs if isinstance(conv, nn.Conv1d)]
 
-    def _frames_unfolded(self, wave: Tensor, weights: list[Tensor]) -> Tensor:
+    def _frames_unfolded(self, wave: Tensor, weights: list[Tensor], valid: int | None = None) -> Tensor:
         """One utterance [S] to frames [T, C] time-major, each convolution one matmul over its windows.
 
         CPU bf16 inference: the windows of a [T, C] time-major signal are rows of a strided view, so every layer is
         a bf16 matmul, which runs on the matrix units of CPUs that have them (AMX); oneDNN's bf16 convolutions over
         [C, T] were barely faster than fp32 (benchmarks/hf_pipeline_throughput.py). Windows that overlap by one row
         (kernel 3, stride 2) take two matmuls instead of a copy; the first layer's group norm is folded into its
-        weights (``_fold_group_norm``).
+        weights (``_fold_group_norm``), with statistics over the windows of the first ``valid`` samples (all
+        of ``wave`` by default; the rest is padding).
         """
         x = wave[:, None]  # [S, 1], fp32 until the first matmul
         for i, (conv, w, k, s) in enumerate(zip(self._convs(), weights, self.cfg.conv_kernels, self.cfg.conv_strides)):
             t, c = (x.shape[0] - k) // s + 1, x.shape[1]
             windows = x.as_strided((t, k * c), (s * c, 1))  # row j: input rows j*s .. j*s+k-1, end to end
             bias = conv.bias
-            if i == 0 and self.cfg.feature_norm != "layer":
-                w, bias = self._fold_group_norm(windows, w.dtype)  # bias: the conv's and the norm's, folded
+            if i == 0 and self.cfg.feature_norm != "layer":  # bias: the conv's and the norm's, folded
+                w, bias = self._fold_group_norm(windows[: ((valid or len(wave)) - k) // s + 1], w.dtype)
             if k == s + 1:  # rows j*s .. j*s+s-1 of each window, then its last row (the next window's first)
                 y = x.as_strided((t, s * c), (s * c, 1)).to(w.dtype) @ w[: s * c]
                 y.addmm_(windows[:, s * c :].to(w.dtype), w[s * c :])
