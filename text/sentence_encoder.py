@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from common import hub
+from common.layers import Dropout
 from text.ngram_bag import NgramBag
 from text.tokenizer import PAD_ID, TOKENIZER_FILE, SentencePieceTokenizer
 
@@ -93,7 +94,7 @@ class SentenceEncoder(nn.Module):
         self.cfg = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=PAD_ID)
         self.pos_emb = nn.Embedding(cfg.max_length, cfg.d_model)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         layer = nn.TransformerEncoderLayer(
             cfg.d_model, cfg.num_heads, cfg.ffn_dim, cfg.dropout, activation="gelu", batch_first=True, norm_first=True
         )

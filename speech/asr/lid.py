@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from common import hub
+from common.layers import Dropout
 
 WEIGHTS, META = "lid.safetensors", "lid.json"
 """Files of a LID head inside a model directory."""
@@ -48,8 +49,8 @@ class LIDHead(nn.Module):
         d = cfg.d_model
         self.norm = nn.LayerNorm(d)
         self.attn = nn.Sequential(nn.Linear(d, cfg.attn_dim), nn.Tanh(), nn.Linear(cfg.attn_dim, 1))
-        self.mlp = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(2 * d, cfg.hidden), nn.GELU(),
-                                 nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, len(cfg.langs)))
+        self.mlp = nn.Sequential(Dropout(cfg.dropout), nn.Linear(2 * d, cfg.hidden), nn.GELU(),
+                                 Dropout(cfg.dropout), nn.Linear(cfg.hidden, len(cfg.langs)))
 
     def pool(self, hidden: Tensor, lens: Tensor) -> Tensor:
         """Attention-weighted mean and standard deviation of the real frames: [B, T, D] -> [B, 2D]."""

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from common.layers import Dropout
+
 
 @dataclass
 class ConformerConfig:
@@ -62,8 +64,8 @@ class RotaryAttention(nn.Module):
 class FeedForward(nn.Sequential):
     def __init__(self, d: int, mult: int, dropout: float):
         super().__init__(
-            nn.LayerNorm(d), nn.Linear(d, d * mult), nn.SiLU(), nn.Dropout(dropout),
-            nn.Linear(d * mult, d), nn.Dropout(dropout),
+            nn.LayerNorm(d), nn.Linear(d, d * mult), nn.SiLU(), Dropout(dropout),
+            nn.Linear(d * mult, d), Dropout(dropout),
         )
 
 
@@ -77,7 +79,7 @@ class ConvModule(nn.Module):
         self.dw = nn.Conv1d(d, d, kernel, padding=kernel // 2, groups=d)
         self.dw_norm = nn.LayerNorm(d)
         self.pw2 = nn.Conv1d(d, d, 1)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         y = F.glu(self.pw1(self.norm(x).transpose(1, 2)), dim=1)  # [B, D, T]
@@ -94,7 +96,7 @@ class ConformerBlock(nn.Module):
         self.ff1 = FeedForward(d, cfg.ff_mult, cfg.dropout)
         self.attn_norm = nn.LayerNorm(d)
         self.attn = RotaryAttention(d, cfg.num_heads, cfg.dropout)
-        self.attn_drop = nn.Dropout(cfg.dropout)
+        self.attn_drop = Dropout(cfg.dropout)
         self.conv = ConvModule(d, cfg.conv_kernel, cfg.dropout)
         self.ff2 = FeedForward(d, cfg.ff_mult, cfg.dropout)
         self.norm = nn.LayerNorm(d)
@@ -135,7 +137,7 @@ class ConformerEncoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.subsample = ConvSubsampling(cfg.n_mels, cfg.d_model, cfg.subsampling)
-        self.proj_drop = nn.Dropout(cfg.dropout)
+        self.proj_drop = Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(ConformerBlock(cfg) for _ in range(cfg.num_layers))
 
     def forward(self, feats: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:

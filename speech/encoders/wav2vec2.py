@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from common.layers import Dropout
+
 
 @dataclass
 class Wav2Vec2Config:
@@ -330,7 +332,7 @@ class TransformerLayer(nn.Module):
         self.attn_norm = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
         self.fc1, self.fc2 = nn.Linear(d, cfg.ffn_dim), nn.Linear(cfg.ffn_dim, d)
         self.ffn_norm = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.adapter = LanguageAdapter(d, cfg.adapter_dim) if cfg.adapter_dim and cfg.pre_norm else None
 
     def _ffn(self, x: Tensor) -> Tensor:
@@ -364,7 +366,7 @@ class Wav2Vec2Encoder(nn.Module):
         # Post-LN normalises after adding positions; pre-LN normalises the transformer's output.
         self.norm = nn.LayerNorm(d, eps=cfg.layer_norm_eps)
         self.layers = nn.ModuleList(TransformerLayer(cfg) for _ in range(cfg.num_layers))
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
 
     def output_lens(self, wave_lens: Tensor) -> Tensor:
         """Frames produced for waveforms of ``wave_lens`` samples."""

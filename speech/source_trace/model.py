@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from common.layers import Dropout
 from speech.source_trace.backends import build_backend
 from speech.source_trace.config import SourceTracerConfig
 from speech.source_trace.frontends import Frontend
@@ -43,7 +44,7 @@ class SourceTracerNet(nn.Module):
         self.cfg = cfg
         self.frontend = Frontend(cfg.frontend)
         self.backend = build_backend(cfg.backend, self.frontend.dim, cfg.embed_dim)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.source_head = nn.Linear(cfg.embed_dim, len(cfg.sources))
         self.family_head = nn.Linear(cfg.embed_dim, len(cfg.families))
 

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from common.layers import Dropout
 from speech.tts.config import FlowTTSConfig
 
 
@@ -71,9 +72,9 @@ class Block(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(cfg.dim), nn.LayerNorm(cfg.dim)
         self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim)
         self.out = nn.Linear(cfg.dim, cfg.dim)
-        self.ff = nn.Sequential(nn.Linear(cfg.dim, cfg.ff_mult * cfg.dim), nn.GELU(), nn.Dropout(cfg.dropout),
+        self.ff = nn.Sequential(nn.Linear(cfg.dim, cfg.ff_mult * cfg.dim), nn.GELU(), Dropout(cfg.dropout),
                                 nn.Linear(cfg.ff_mult * cfg.dim, cfg.dim))
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
 
     def forward(self, h: Tensor, attn_mask: Tensor, rot: tuple[Tensor, Tensor]) -> Tensor:
         b, n, d = h.shape

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from common.layers import Dropout
 from text.tokenizer import EOS_ID, PAD_ID
 from vision.sign.config import DecoderConfig
 
@@ -32,7 +33,7 @@ class TextDecoder(nn.Module):
         self.memory_pos = nn.Parameter(torch.zeros(cfg.prefix_len, d))
         self.tok_emb = nn.Embedding(cfg.vocab_size, d, padding_idx=PAD_ID)
         self.pos_emb = nn.Embedding(cfg.max_length, d)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         layer = nn.TransformerDecoderLayer(d, cfg.num_heads, cfg.ffn_dim, cfg.dropout, activation="gelu",
                                            batch_first=True, norm_first=True)
         self.layers = nn.TransformerDecoder(layer, cfg.num_layers)

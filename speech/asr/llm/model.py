@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from common.layers import Dropout
 from speech.asr.llm.config import DecoderLMConfig, LLMASRConfig
 from speech.asr.llm.tokens import ByteTokenizer, EncodedAudio
 from speech.encoders.conformer import ConformerEncoder, _rotate
@@ -61,7 +62,7 @@ class DecoderBlock(nn.Module):
         self.attn = CausalSelfAttention(d, cfg.num_heads, cfg.dropout)
         self.norm2 = nn.LayerNorm(d)
         self.ff = nn.Sequential(nn.Linear(d, cfg.ff_mult * d), nn.GELU(), nn.Linear(cfg.ff_mult * d, d))
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
 
     def forward(
         self, x: Tensor, pos: Tensor, key_mask: Tensor | None, past: tuple[Tensor, Tensor] | None
