@@ -180,6 +180,8 @@ def test_bf16_inference_runs_few_matmul_shapes_whatever_the_lengths() -> None:
     sizes = {f: fe.output_lens(torch.tensor(fe._bucket_samples(f))).item() for f in frames}
     assert all(f <= sizes[f] <= f + max(1, f // 8) for f in frames)  # at most 1/8 more frames than needed
     assert len(set(sizes.values())) <= 16 + 8 * 8  # 8 sizes an octave (exact below 16 frames), not 3,000
+    for n in range(400, 20_000, 37):  # padded, never cut: samples past the last frame count in the norm statistics
+        assert fe._bucket_samples(int(fe.output_lens(torch.tensor(n)))) >= n
     shapes: set[tuple[int, ...]] = set()
     mm = torch.Tensor.__matmul__
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):

@@ -160,7 +160,7 @@ class ConvFeatureExtractor(nn.Module):
             for b, n in enumerate(wave_lens.tolist()):
                 t = int(lens[b])
                 if t > 0:
-                    padded = F.pad(wave[b, :n], (0, self._bucket_samples(t) - n))
+                    padded = F.pad(wave[b, :n], (0, self._bucket_samples(t) - n))  # >= 0
                     out[b, :t] = self._frames_unfolded(padded, weights, n)[:t]
             return out, lens
         for b, n in enumerate(wave_lens.tolist()):
@@ -195,7 +195,9 @@ class ConvFeatureExtractor(nn.Module):
         """
         step = 1 << max(0, frames.bit_length() - 4)  # frames in [8 step, 16 step): 8 buckets an octave
         hop = math.prod(self.cfg.conv_strides)
-        return self.receptive_field() + (-(-frames // step) * step - 1) * hop
+        # The longest input with that many frames, so never shorter than the utterance (whose samples past its last
+        # frame still enter the first layer's norm statistics).
+        return self.receptive_field() + -(-frames // step) * step * hop - 1
 
     def _convs(self) -> list[nn.Conv1d]:
         """The convolutions, typed."""
