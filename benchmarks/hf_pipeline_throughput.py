@@ -22,8 +22,9 @@ data/speech/**/*.wav clips concatenated, or synthetic audio when there are none.
 Sides, each in its own process with ``threads`` threads, so its peak RSS (VmHWM in the child) is its own,
 and each loaded and warmed up on one second of audio before the clock starts. The sides then take turns: the
 files are split into ``rounds`` chunks (every ``rounds``-th file), and each round runs every side on one chunk,
-in an order rotated each round, so that a CPU whose speed drifts over minutes (this VM's does, by up to a third)
-slows every side alike. A side's wall time is the sum of its rounds; the per-round speed-ups show the spread:
+in an order rotated each round, so that a CPU whose speed drifts over minutes (this VM's does, up to 2x)
+slows every side alike. A side's wall time is the sum of its rounds; the per-round speed-ups show the spread.
+All sides are alive at once (wav2vec2-base with every mode: ~13 GB of RSS in all; fewer ``modes`` hold less):
 
 - transformers: ``pipeline("automatic-speech-recognition")`` on the same paths, default batch size 1, since
   wav2vec2-base (group norm) has no padding mask in transformers. The pipeline decodes each file with ffmpeg;
