@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from datamodules.corpus.text_real import RealTextCorpusConfig, build_real_text_corpus
-from datamodules.corpus.text_real_sources import clean_message, clean_pair, locale_to_lang, read_mo
+from datamodules.corpus.text_real_sources import clean_message, clean_pair, libreoffice_message, locale_to_lang, read_mo
 from tests.helpers import compose_cfg, load_script
 
 WORDS = ["apple", "banana", "cherry", "delta", "echo", "forest", "garden", "harbor", "island", "jungle", "kettle",
@@ -175,6 +175,10 @@ def test_deterministic_and_reuses_output(fake: RealTextCorpusConfig) -> None:
     first = build_real_text_corpus(fake)
     again = build_real_text_corpus(fake)
     assert again["splits"] == first["splits"]
+    serial = RealTextCorpusConfig(**{**vars(fake), "workers": 1, "out_dir": f"{fake.out_dir}_serial"})
+    assert build_real_text_corpus(serial)["splits"] == first["splits"]
+    for split in ("train", "test_ood"):
+        assert _rows(Path(serial.out_dir), split) == _rows(Path(fake.out_dir), split)
     fake.seed = 1
     with pytest.raises(FileExistsError, match="overwrite=true"):
         build_real_text_corpus(fake)
@@ -269,3 +273,48 @@ def test_curve_points_use_the_chosen_corpus_for_fixed_steps(tmp_path: Path) -> N
     assert curve.pivot_errors(matrix)["deu_Latn"] == pytest.approx(0.2)
     assert curve.other_pairs_mean(matrix, ["deu_Latn", "fra_Latn"]) == pytest.approx(0.3)
     assert curve.other_pairs_mean(matrix, ["deu_Latn"]) is None
+
+
+def test_libreoffice_markup_is_cleaned() -> None:
+    """LibreOffice marks accelerators with ~ and fills holes with $(ARG1) or %1: the first is cut, the rest refused."""
+    assert libreoffice_message("~Insert the chart now") == "Insert the chart now"
+    assert libreoffice_message("表格(~T)") == "表格"
+    for bad in ("Cannot open $(ARG1) now", "Page %1 of %2 here"):
+        assert libreoffice_message(bad) is None, bad
+    assert clean_message('Template file "~a" can not be read') == 'Template file "~a" can not be read'  # not LO
+
+
+def _help_page(path: Path, paragraphs: dict[str, str]) -> None:
+    body = "".join(f'<p id="{k}" class="paragraph">{v}</p>' for k, v in paragraphs.items())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"<html><body><h1 id='hd_id1'>Heading</h1><div>{body}</div>"
+                    "<script>alert('never run')</script></body></html>", encoding="utf-8")
+
+
+def test_libreoffice_interface_and_help_pages_align(fake: RealTextCorpusConfig) -> None:
+    """The interface's catalogs under program/resource, and help paragraphs paired with English by page and id."""
+    root = Path(fake.src_dir) / "unpacked"
+    write_mo(root / "libreoffice-l10n-de/usr/lib/libreoffice/program/resource/de/LC_MESSAGES/sc.mo",
+             {"SC_ID\x04~Sort the cell range now": "Zellbereich jetzt ~sortieren", "Sheet %1 of the range": "Blatt %1"})
+    english = {f"par_id{i}": f"Choose the {w} <span class='emph'>cell</span> style here" for i, w in enumerate(WORDS)}
+    german = {k: f"Wählen Sie hier die {v.split()[2]}-Zellvorlage" for k, v in english.items()}
+    del german["par_id3"]  # a paragraph the translation lacks
+    german["par_id999"] = "Ein Absatz ohne englisches Gegenstück hier"
+    _help_page(root / "libreoffice-help-en-us/usr/share/libreoffice/help/en-US/text/scalc/01/a.html", english)
+    _help_page(root / "libreoffice-help-de/usr/share/libreoffice/help/de/text/scalc/01/a.html", german)
+    _help_page(root / "libreoffice-help-pt-br/usr/share/libreoffice/help/pt-BR/text/scalc/01/a.html",
+               {k: f"Escolha o estilo {v.split()[2]} aqui" for k, v in english.items()})
+    fake.packages = ["libreoffice-l10n-de", "libreoffice-help-de", "libreoffice-help-pt-br"]
+    fake.heldout_packages, fake.dev, fake.test = [], 0, 0
+    stats = build_real_text_corpus(fake)
+    rows = {r["texts"]["eng_Latn"]: r for r in _rows(Path(fake.out_dir), "train")}
+    assert rows["Sort the cell range now"]["texts"]["deu_Latn"] == "Zellbereich jetzt sortieren"
+    assert not any("Sheet" in e for e in rows)
+    row = rows["Choose the banana cell style here"]
+    assert row["texts"] == {"eng_Latn": "Choose the banana cell style here", "por_Latn": "Escolha o estilo banana aqui",
+                            "deu_Latn": "Wählen Sie hier die banana-Zellvorlage"}
+    assert row["meaning"] == {"source": "libreoffice-help-de", "domain": "text/scalc/01/a.html#par_id1",
+                              "msgid": "Choose the banana cell style here"}
+    assert "deu_Latn" not in rows["Choose the delta cell style here"]["texts"]
+    assert not any("ohne" in t for r in rows.values() for t in r["texts"].values())
+    assert [s["catalogs"] for s in stats["sources"][:3]] == [1, 1, 1]

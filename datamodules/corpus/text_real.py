@@ -13,12 +13,18 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
+from functools import partial
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 from common.commands import CORPUS_BUILDERS
 from common.io import atomic_open, write_jsonl
+from datamodules.corpus import text_real_help as helpdocs
 from datamodules.corpus import text_real_sources as src
 from datamodules.corpus.text import _write_lines, existing_corpus
 from datamodules.corpus.text_real_extra import cldr_rows, mono_words
@@ -72,6 +78,8 @@ class RealTextCorpusConfig:
     """Most frequent wordfreq words per language appended to mono/<lang>.txt (0 = none)."""
     seed: int = 0
     """Seed of the split."""
+    workers: int = 2
+    """Processes that read packages (the corpus is the same for any number)."""
     overwrite: bool = False
     """Rebuild even when the outputs exist."""
 
@@ -89,16 +97,9 @@ def reserved(system_dir: Path) -> tuple[set[str], set[str]]:
     return domains, {c.casefold() for c in map(src.clean_message, ids) if c}
 
 
-def read_package(tree: Path, name: str, cfg: RealTextCorpusConfig, system: tuple[set[str], set[str]],
-                 report: dict[str, Any]) -> Rows:
-    """Aligned rows of one unpacked package's catalogs; skipped and unreadable catalogs go into ``report``."""
-    found = src.catalogs(tree / "usr/share/locale")
-    if not found:
-        report["skipped"].append(f"{name}: no gettext catalogs under usr/share/locale")
-    system_dir = Path(cfg.system_locale_dir)
-    if any((system_dir / loc / "LC_MESSAGES" / p.name).exists() for _, loc, p in found):
-        report["skipped"].append(f"{name}: its catalogs are installed under {system_dir} (reserved)")
-        return {}
+def _catalog_messages(found: list[tuple[str, str, Path]], system: tuple[set[str], set[str]], system_dir: Path,
+                      report: dict[str, Any]) -> Iterator[tuple[str, str, str, str]]:
+    """(domain, lang, msgid, msgstr) of a package's catalogs, the best-ranked locale of a language first."""
     best: dict[tuple[str, str], list[tuple[int, str, Path]]] = {}
     for domain, loc, path in found:
         mapped = src.locale_to_lang(loc)
@@ -109,7 +110,6 @@ def read_package(tree: Path, name: str, cfg: RealTextCorpusConfig, system: tuple
                                      else f"{path}: English variant")
         else:
             best.setdefault((domain, mapped[0]), []).append((mapped[1], loc, path))
-    rows: Rows = {}
     for (domain, lang), cands in sorted(best.items()):
         for _, _, path in sorted(cands):  # best-ranked locale first; others only fill its gaps
             try:
@@ -119,48 +119,103 @@ def read_package(tree: Path, name: str, cfg: RealTextCorpusConfig, system: tuple
                 report["errors"].append(str(e))
                 continue
             report["catalogs"] += 1
+            libreoffice = src.LIBREOFFICE_ROOT in path.as_posix()
             for msgid, msgstr in catalog.items():
-                pair = src.clean_pair(msgid, msgstr, lang, cfg.min_words, cfg.max_words)
-                if pair is None:
-                    continue
-                if pair[0].casefold() in system[1]:
-                    report["reserved_messages"] += 1  # the system's own English message: reserved test text
-                    continue
-                row = rows.setdefault(pair[0].casefold(), {
-                    "meaning": {"source": name, "domain": domain, "msgid": msgid}, "texts": {PIVOT: pair[0]}})
-                row["texts"].setdefault(lang, pair[1])
+                if libreoffice:
+                    msgid, msgstr = src.libreoffice_message(msgid) or "", src.libreoffice_message(msgstr) or ""
+                yield domain, lang, msgid, msgstr
+
+
+def _help_messages(tree: Path, english: Path | None, report: dict[str, Any]) -> Iterator[tuple[str, str, str, str]]:
+    """(page#id, lang, English, translation) of a package's LibreOffice help pages (English from ``english``)."""
+    for loc, folder in helpdocs.help_locales(tree):
+        mapped = src.locale_to_lang(loc)
+        if mapped is not None and mapped[0] == PIVOT:
+            continue  # the English pages themselves
+        if mapped is None or english is None:
+            why = f"locale {loc!r} has no suite language code" if mapped is None else "no English pages to pair with"
+            report["skipped"].append(f"{folder}: {why}")
+            continue
+        report["catalogs"] += 1
+        for key, eng, text in helpdocs.help_pairs(folder, english / helpdocs.HELP_ROOT / "en-US"):
+            yield key, mapped[0], eng, text
+
+
+def read_package(tree: Path, name: str, cfg: RealTextCorpusConfig, system: tuple[set[str], set[str]],
+                 report: dict[str, Any], english_help: Path | None = None) -> Rows:
+    """Aligned rows of a package's catalogs and help pages; skipped and unreadable ones go into ``report``."""
+    found = src.package_catalogs(tree)
+    if not found and not helpdocs.help_locales(tree):
+        report["skipped"].append(f"{name}: no gettext catalogs under {' or '.join(src.CATALOG_ROOTS)}, "
+                                 f"and no help pages under {helpdocs.HELP_ROOT}")
+    system_dir = Path(cfg.system_locale_dir)
+    if any((system_dir / loc / "LC_MESSAGES" / p.name).exists() for _, loc, p in found):
+        report["skipped"].append(f"{name}: its catalogs are installed under {system_dir} (reserved)")
+        return {}
+    rows: Rows = {}
+    messages = chain(_catalog_messages(found, system, system_dir, report), _help_messages(tree, english_help, report))
+    for domain, lang, msgid, msgstr in messages:
+        pair = src.clean_pair(msgid, msgstr, lang, cfg.min_words, cfg.max_words)
+        if pair is None:
+            continue
+        if pair[0].casefold() in system[1]:
+            report["reserved_messages"] += 1  # the system's own English message: reserved test text
+            continue
+        row = rows.setdefault(pair[0].casefold(), {
+            "meaning": {"source": name, "domain": domain, "msgid": msgid}, "texts": {PIVOT: pair[0]}})
+        row["texts"].setdefault(lang, pair[1])
     return rows
+
+
+def _unpacked(name: str, base: Path, report: dict[str, Any]) -> Path:
+    """The package's unpacked tree, fetched and unpacked when it is not there (RuntimeError when that fails)."""
+    tree = base / "unpacked" / name
+    if not tree.is_dir():
+        deb = src.download(name, base / "debs")
+        report["deb"] = deb.name
+        src.unpack(deb, tree)
+    return tree
+
+
+def _read_one(name: str, cfg: RealTextCorpusConfig, system: tuple[set[str], set[str]]) -> tuple[dict[str, Any], Rows]:
+    """The report and rows of one package, fetched and unpacked as needed."""
+    report: dict[str, Any] = {"source": name, "kind": "debian package", "catalogs": 0, "skipped": [], "errors": [],
+                              "reserved_messages": 0}
+    if src.installed(name):
+        report["skipped"].append(f"{name}: installed on this machine (reserved)")
+        return report, {}
+    base = Path(cfg.src_dir)
+    try:
+        tree = _unpacked(name, base, report)
+        english = None
+        if helpdocs.help_locales(tree) and not src.installed(helpdocs.ENGLISH_HELP):
+            english = _unpacked(helpdocs.ENGLISH_HELP, base, {})
+    except RuntimeError as e:
+        log.warning("%s", e)
+        report["errors"].append(str(e))
+        return report, {}
+    report["licence"] = src.licence(tree, name)
+    got = read_package(tree, name, cfg, system, report, english)
+    report["rows"] = len(got)
+    return report, got
 
 
 def read_packages(names: list[str], cfg: RealTextCorpusConfig, system: tuple[set[str], set[str]],
                   provenance: list[dict[str, Any]]) -> Rows:
-    """Rows of several packages, fetched and unpacked as needed (the first package to have a message keeps it)."""
-    rows: Rows = {}
+    """Rows of several packages, read by ``cfg.workers`` processes (the first package to have a message keeps it)."""
     base = Path(cfg.src_dir)
-    for name in names:
-        report: dict[str, Any] = {"source": name, "kind": "debian package", "catalogs": 0, "skipped": [],
-                                  "errors": [], "reserved_messages": 0}
-        provenance.append(report)
-        tree = base / "unpacked" / name
-        if src.installed(name):
-            report["skipped"].append(f"{name}: installed on this machine (reserved)")
-            continue
-        try:
-            if not tree.is_dir():
-                deb = src.download(name, base / "debs")
-                report["deb"] = deb.name
-                src.unpack(deb, tree)
-        except RuntimeError as e:
-            log.warning("%s", e)
-            report["errors"].append(str(e))
-            continue
-        report["licence"] = src.licence(tree, name)
-        got = read_package(tree, name, cfg, system, report)
-        report["rows"] = len(got)
-        for key, row in got.items():
-            old = rows.setdefault(key, row)
-            for lang, text in row["texts"].items():
-                old["texts"].setdefault(lang, text)
+    src.prefetch([n for n in names if not (base / "unpacked" / n).is_dir() and not src.installed(n)], base / "debs")
+    if helpdocs.ENGLISH_HELP not in names and any(n.startswith("libreoffice-help-") for n in names):
+        _unpacked(helpdocs.ENGLISH_HELP, base, {})  # once, before the workers that pair with it
+    read = partial(_read_one, cfg=cfg, system=system)
+    rows: Rows = {}
+    with ProcessPoolExecutor(cfg.workers) if cfg.workers > 1 else nullcontext() as pool:
+        for report, got in (pool.map(read, names) if pool else map(read, names)):
+            provenance.append(report)
+            for key, row in got.items():
+                old = rows.setdefault(key, row)
+                for lang, text in row["texts"].items():
+                    old["texts"].setdefault(lang, text)
     return rows
 
 
@@ -209,8 +264,10 @@ def choose_langs(splits: dict[str, list], cfg: RealTextCorpusConfig) -> list[str
 
 
 def config_record(cfg: RealTextCorpusConfig) -> dict[str, Any]:
-    """The config as stats.json records it; heldout_first only when set, so corpora built before it still match."""
+    """The config as stats.json records it: heldout_first only when set, so corpora built before it still match, and
+    never workers (the output does not depend on it)."""
     record = asdict(cfg)
+    del record["workers"]
     if not record["heldout_first"]:
         del record["heldout_first"]
     return record

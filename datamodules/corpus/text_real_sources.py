@@ -95,11 +95,23 @@ def read_mo(path: Path) -> dict[str, str]:
         raise ValueError(f"{path}: not a readable gettext .mo catalog ({e})") from e
 
 
+# Where packages keep their catalogs: the gettext tree, and LibreOffice's own (libreoffice-l10n-<locale>).
+LIBREOFFICE_ROOT = "usr/lib/libreoffice/program/resource"
+CATALOG_ROOTS = ("usr/share/locale", LIBREOFFICE_ROOT)
+_LIBREOFFICE_HOLE = re.compile(r"\$\(|%\d")
+_LIBREOFFICE_ACCEL = re.compile(r"\s*[(（]~[^\W_][)）]|~(?=[^\W_])")
+
+
 def catalogs(root: Path) -> list[tuple[str, str, Path]]:
     """(domain, locale, path) of every catalog under a locale folder (``<locale>/LC_MESSAGES/<domain>.mo``)."""
     if not root.is_dir():
         return []
     return sorted((p.stem, p.parent.parent.name, p) for p in root.glob("*/LC_MESSAGES/*.mo"))
+
+
+def package_catalogs(tree: Path) -> list[tuple[str, str, Path]]:
+    """catalogs() of every CATALOG_ROOTS folder of an unpacked package."""
+    return [c for sub in CATALOG_ROOTS for c in catalogs(tree / sub)]
 
 
 _PLACEHOLDER = re.compile(r"%(\d+\$)?[-+ #0']*(\d+|\*)?(\.\d+)?(hh|h|ll|l|L|q|j|z|t|I64|I)?[diouxXeEfFgGaAcspn%]"
@@ -130,6 +142,14 @@ def clean_message(text: str) -> str | None:
         return None
     letters = sum(unicodedata.category(c)[0] == "L" for c in text)
     return text if letters >= 0.5 * len(text.replace(" ", "")) else None
+
+
+def libreoffice_message(text: str) -> str | None:
+    """A LibreOffice message with its ~ accelerators cut, or None when it has a hole ($(ARG1), %1) to fill.
+
+    Only LibreOffice's catalogs get this: elsewhere ~ is not an accelerator (Scheme's ``~a`` is a hole).
+    """
+    return None if _LIBREOFFICE_HOLE.search(text) else _LIBREOFFICE_ACCEL.sub("", text)
 
 
 def script_share(text: str, lang: str) -> float:
@@ -170,6 +190,14 @@ def download(package: str, debs: Path) -> Path:
     if done.returncode != 0 or not found:
         raise RuntimeError(f"apt-get download {package} failed: {done.stderr.strip() or done.stdout.strip()}")
     return found[-1]
+
+
+def prefetch(packages: list[str], debs: Path) -> None:
+    """Fetch the missing .debs of many packages in one ``apt-get download`` (a failure is left to ``download``)."""
+    missing = [p for p in packages if not any(debs.glob(f"{p}_*.deb"))]
+    if missing:
+        debs.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["apt-get", "download", *missing], cwd=debs, capture_output=True, text=True)
 
 
 def unpack(deb: Path, tree: Path) -> None:
