@@ -1,11 +1,14 @@
 """Language extension by distillation: xsim error of a held-out language against the number of parallel pairs.
 
     python benchmarks/text_extension_curve.py model=<text encoder dir> [lang=tur_Latn] [sizes=[50,100,200,500]]
-        [steps=300] [lr=3e-3] [data=data/text/parallel] [out=runs/bench/text_extension] [threads=1]
-        [new_pieces=1000] [update=new|all] [init=aligned|spelled] [fold_case=true] [mono=]   (text.extend's)
+        [steps=300] [lr=3e-3] [batch_size=32] [data=data/text/parallel] [test=<parallel .jsonl>] [limit=1000]
+        [out=runs/bench/text_extension] [threads=1]
+        [new_pieces=1000] [update=new|all] [init=aligned|spelled] [fold_case=true] [mono=] [bag_rows=65536]
+        (the last line: text.extend's)
 
-For each size, distils the encoder onto ``lang`` from the first N pairs of train.eng_Latn-<lang>.tsv, then measures
-xsim (ratio margin) on the test split: eng<->lang, and lang<->every trained language (mean of both directions).
+For each size, distils the encoder onto ``lang`` from the first N pairs of ``data``/train.eng_Latn-<lang>.tsv, then
+measures xsim (ratio margin) on ``test`` (default ``data``/test.jsonl; real text: e.g. the held-out packages'
+test_ood.jsonl): eng<->lang, and lang<->every trained language (mean of both directions).
 Prints a table and writes curve.json and curve.png.
 """
 
@@ -21,24 +24,23 @@ from omegaconf import DictConfig
 
 from common import runner
 from common.io import atomic_open
-from datamodules.text import aligned_sets, read_parallel
-from text.distill import embed
 from text.extend import extend, read_pairs, recipe_options
-from text.sentence_encoder import SentenceEncoder, from_pretrained, read_config
-from text.tokenizer import SentencePieceTokenizer
-from text.xsim import mean_error, xsim_error, xsim_matrix
+from text.sentence_encoder import read_config
+from text.xsim import evaluate_encoder, mean_error
 
 
-def held_out_errors(model: SentenceEncoder, tok: SentencePieceTokenizer, sets: dict[str, list[str]], lang: str,
-                    trained: list[str]) -> dict[str, float]:
+def held_out_errors(model_dir: str | Path, test: Path, out_dir: Path, lang: str, trained: list[str],
+                    limit: int) -> dict[str, float]:
     """xsim eng->lang, lang->eng, the mean over lang<->each trained language, and the mean among the trained ones
-    (which moves only when extension changes the old languages)."""
-    embs = {x: embed(model, tok, sets[x], x) for x in [lang, *trained]}
-    pairs = [xsim_error(embs[lang], embs[b]) for b in trained] + [xsim_error(embs[b], embs[lang]) for b in trained]
-    eng = embs["eng_Latn"]
-    return {"eng->lang": xsim_error(eng, embs[lang]), "lang->eng": xsim_error(embs[lang], eng),
-            "lang<->trained": sum(pairs) / len(pairs),
-            "trained": mean_error(xsim_matrix({x: embs[x] for x in trained}))}
+    (which moves only when extension changes the old languages), as ``scripts/eval.py`` scores a split: the first
+    ``limit`` rows with two languages, each pair on the rows both have (real text has gaps)."""
+    matrix = evaluate_encoder(model_dir, test, out_dir, limit=limit)["xsim_error"]
+    assert isinstance(matrix, dict)
+    others = [b for b in trained if b in matrix and lang in matrix]
+    pairs = [matrix[lang][b] for b in others if b in matrix[lang]] + [matrix[b][lang] for b in others
+                                                                       if lang in matrix[b]]
+    return {"eng->lang": matrix["eng_Latn"][lang], "lang->eng": matrix[lang]["eng_Latn"],
+            "lang<->trained": sum(pairs) / max(len(pairs), 1), "trained": mean_error(matrix, trained)}
 
 
 def plot(rows: list[dict[str, float]], lang: str, path: Path) -> None:
@@ -76,20 +78,19 @@ def run(cfg: DictConfig) -> None:
     out = Path(cfg.out)
     torch.set_num_threads(int(cfg.threads))
     trained = [x for x in read_config(model_dir)["langs"] if x != lang]
-    sets = aligned_sets(read_parallel(data / "test.jsonl"), [lang, *trained])
-    teacher, tok = from_pretrained(model_dir)
-    rows = [{"pairs": 0, "seconds": 0.0, **held_out_errors(teacher, tok, sets, lang, trained)}]
+    test, limit = Path(cfg.test) if cfg.test else data / "test.jsonl", int(cfg.limit)
+    rows = [{"pairs": 0, "seconds": 0.0, **held_out_errors(model_dir, test, out / "xsim0", lang, trained, limit)}]
     pool = read_pairs(data / f"train.eng_Latn-{lang}.tsv", max(sizes))
     for n in sizes:
         start = time.perf_counter()
-        extend(model_dir, lang, pool[:n], out / f"pairs{n}", steps=steps, lr=lr, **options)
+        extend(model_dir, lang, pool[:n], out / f"pairs{n}", steps=steps, lr=lr, batch_size=int(cfg.batch_size),
+               **options)
         seconds = time.perf_counter() - start
-        student, student_tok = from_pretrained(out / f"pairs{n}")  # the student cuts lang with pieces of its own
-        rows.append({"pairs": n, "seconds": round(seconds, 1),
-                     **held_out_errors(student, student_tok, sets, lang, trained)})
+        rows.append({"pairs": n, "seconds": round(seconds, 1),  # the student cuts lang with pieces of its own
+                     **held_out_errors(out / f"pairs{n}", test, out / f"xsim{n}", lang, trained, limit)})
         print(f"{n} pairs done in {seconds:.0f} s", flush=True)
-    print(f"\nxsim error % on {len(sets[lang])} test sentences, {steps} distillation steps per size, lr {lr}, "
-          f"{shown}")
+    print(f"\nxsim error % on {test} (first {limit} rows with two languages), {steps} distillation steps per size, "
+          f"lr {lr}, {shown}")
     print(f"{'pairs':>6} {'eng->' + lang:>14} {lang + '->eng':>14} {lang + '<->trained':>19} "
           f"{'trained<->trained':>18} {'seconds':>8}")
     for r in rows:

@@ -62,6 +62,12 @@ def adamw_warmup_cosine(module: L.LightningModule, groups: list[dict[str, Any]],
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
+def clip_dense_grad_norm(module: torch.nn.Module, max_norm: float) -> None:
+    """Clip the norm of the dense gradients only: hashed tables' sparse ones are not clipped (row-wise AdaGrad)."""
+    dense = [p for p in module.parameters() if p.grad is not None and not p.grad.is_sparse]
+    torch.nn.utils.clip_grad_norm_(dense, max_norm)
+
+
 class LazyAdamW(torch.optim.Optimizer):
     """AdamW for dense gradients; row-wise AdaGrad for sparse ones (hashed embedding tables).
 

@@ -18,7 +18,8 @@ from tests.helpers import load_script
 from tests.text_data import write_tiny_corpus
 from text.distill import embed
 from text.extend import extend, new_language_student, piece_embeddings, read_pairs
-from text.sentence_encoder import SentenceEncoder, from_pretrained, save_pretrained, sentence_encoder_tiny
+from text.sentence_encoder import (SentenceEncoder, from_pretrained, save_pretrained, sentence_encoder_bag,
+                                   sentence_encoder_tiny)
 from text.tokenizer import EXTENSIONS_FILE, UNK_ID, SentencePieceTokenizer
 
 
@@ -215,3 +216,31 @@ def test_resume_continues_at_the_saved_step(setup: tuple[Path, Path], tmp_path: 
     assert all(torch.equal(probe.weights[k], v) for k, v in ckpt["state_dict"].items())
     assert not torch.equal(ckpt["state_dict"]["student.tok_emb.weight"], ckpt["state_dict"]["teacher.tok_emb.weight"])
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 8
+
+
+def test_a_bag_encoder_extends_into_its_own_rows(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    """An n-gram bag teacher: the new language's n-grams and pairs hash into a block of their own, which alone
+    learns; every old language embeds bit for bit as before, and the block survives saving and loading."""
+    corpus, tiny_dir = setup
+    _, tok = from_pretrained(tiny_dir)
+    torch.manual_seed(0)
+    net = SentenceEncoder(sentence_encoder_bag(vocab_size=len(tok), bag_buckets=4096, embed_dim=16, dropout=0.0))
+    net.set_pieces([tok.sp.id_to_piece(i) for i in range(tok.sp.get_piece_size())])
+    teacher_dir = save_pretrained(net, tok, tmp_path / "bag", langs=["eng_Latn", "deu_Latn"], held_out=["tur_Latn"])
+    pairs = read_pairs(corpus / "parallel" / "train.eng_Latn-tur_Latn.tsv")
+    teacher, base = from_pretrained(teacher_dir)
+    before = _distance(teacher, teacher, base, pairs)
+    report = extend(teacher_dir, "tur_Latn", pairs, tmp_path / "student", steps=60, lr=3e-2, new_pieces=300,
+                    bag_rows=512)
+    student, stok = from_pretrained(tmp_path / "student")
+    assert student.cfg.bag_blocks == ((len(base), 512),) and report["new_pieces"] > 0
+    s_state = student.state_dict()
+    for name, value in teacher.state_dict().items():
+        got = s_state[name][: value.shape[0]] if name in ("tok_emb.weight", "bag.table") else s_state[name]
+        assert torch.equal(got, value), name
+    assert student.bag is not None and student.bag.extra is not None and student.bag.extra.weight.abs().sum() > 0
+    new_rows = student.bag.table[len(base):]
+    assert bool(((new_rows == -1) | (new_rows >= 4096)).all())  # the new pieces read their block only
+    for lang, texts in (("eng_Latn", [s for s, _ in pairs[:8]]), ("deu_Latn", ["Der Hund", "Die Katze schläft"])):
+        assert torch.equal(embed(student, stok, texts, lang), embed(teacher, base, texts, lang)), lang
+    assert _distance(student, teacher, base, pairs, stok) < before / 2

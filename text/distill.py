@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from common.optim import LazyAdamW, clip_dense_grad_norm
 from text.sentence_encoder import SentenceEncoder
 from text.tokenizer import SentencePieceTokenizer, pad_ids
 
@@ -41,12 +42,22 @@ def pair_collate(tokenizer: SentencePieceTokenizer, max_length: int, lang: str |
     return collate
 
 
+def _rows_from(first: int) -> Any:
+    """A gradient hook that zeroes the rows before ``first``."""
+
+    def hook(grad: Tensor) -> Tensor:
+        keep = torch.arange(grad.shape[0], device=grad.device) >= first  # [V]
+        return grad * keep.to(grad.dtype).unsqueeze(1)
+
+    return hook
+
+
 class DistillationModule(L.LightningModule):
     """Student initialised from a frozen teacher: MSE(student(src), teacher(src)) + MSE(student(tgt), teacher(src)).
 
     ``student`` (trained in place) defaults to a copy of the teacher. With ``new_rows_from`` only the student's
-    token-embedding rows from that id on learn (a new language's own pieces); every other weight stays the
-    teacher's, bit for bit.
+    rows for the ids from that one on learn (a new language's own pieces: their token embeddings, and their n-gram
+    bag block); every other weight stays the teacher's, bit for bit.
     """
 
     def __init__(self, teacher: SentenceEncoder, lr: float = 2e-4, weight_decay: float = 0.0,
@@ -60,13 +71,8 @@ class DistillationModule(L.LightningModule):
             if weight_decay:
                 raise ValueError("new_rows_from needs weight_decay=0: decay would move the frozen rows")
             self.student.requires_grad_(False)
-            weight = self.student.tok_emb.weight.requires_grad_(True)
-            keep = torch.arange(weight.shape[0]) >= new_rows_from  # [V]
-
-            def only_new_rows(grad: Tensor) -> Tensor:
-                return grad * keep.to(grad.device, grad.dtype).unsqueeze(1)
-
-            weight.register_hook(only_new_rows)
+            for weight, first in self.student.rows_from(new_rows_from):  # token embeddings, the bag's new block
+                weight.requires_grad_(True).register_hook(_rows_from(first))
 
     def train(self, mode: bool = True) -> DistillationModule:
         super().train(mode)
@@ -88,10 +94,17 @@ class DistillationModule(L.LightningModule):
         self.log("train/mse_tgt", tgt_loss, batch_size=bs, prog_bar=True)
         return src_loss + tgt_loss
 
+    def configure_gradient_clipping(self, optimizer: Any, gradient_clip_val: Any = None,
+                                    gradient_clip_algorithm: Any = None) -> None:
+        if gradient_clip_val:
+            clip_dense_grad_norm(self.student, gradient_clip_val)
+
     def configure_optimizers(self) -> Any:
         params = [p for p in self.student.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=self.hparams["lr"],
-                                weight_decay=self.hparams["weight_decay"])
+        # The bag's shared rows have sparse gradients (update=all): row-wise AdaGrad for them, AdamW for the rest.
+        sparse = self.student.bag is not None and self.student.bag.rows.weight.requires_grad
+        opt = (LazyAdamW if sparse else torch.optim.AdamW)(params, lr=self.hparams["lr"],
+                                                          weight_decay=self.hparams["weight_decay"])
         warmup = max(int(self.hparams["warmup_steps"]), 1)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

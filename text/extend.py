@@ -3,13 +3,16 @@
 python scripts/extend_language.py model=<encoder dir> lang=tur_Latn parallel=<eng-tur .tsv> output=<dir>
     [pairs=200 steps=300 batch_size=32 lr=3e-3 dev=<held-out eng-tur .tsv> seed=0 threads=]
     [new_pieces=1000 update=new|all init=aligned|spelled fold_case=true mono=<more text, one sentence a line>]
+    [bag_rows=65536]
 
 The language gets BPE pieces of its own (up to ``new_pieces``, learnt from the pairs' target side and ``mono``,
 case-folded unless ``fold_case=false``): the base tokenizer would cut an unseen language into letters and bytes,
 which the encoder never learnt to compose. A new piece starts from the source words it co-occurs with in the pairs
 (``init=aligned``; ``spelled`` averages the base pieces that spell it). With ``update=new`` (the default) only the
 new pieces' embeddings learn, so every other language keeps its exact embeddings; ``update=all`` fine-tunes the
-whole student. ``new_pieces=0`` keeps the base tokenizer and fine-tunes the whole student.
+whole student. ``new_pieces=0`` keeps the base tokenizer and fine-tunes the whole student. An encoder with an n-gram
+bag (``text.ngram_bag``, the real-text default) gives the new pieces' n-grams a block of ``bag_rows`` rows of their
+own, which is what learns under ``update=new``.
 
 Training runs under a Lightning Trainer: ``<output>.run/`` (or ``run_dir=``) gets ``checkpoints/last.ckpt`` (at the
 end, and every ``ckpt_every=`` steps) and ``csv/metrics.csv``; ``resume=last`` (or a path) continues a run, e.g. to
@@ -112,16 +115,14 @@ def piece_embeddings(model: SentenceEncoder, base: SentencePieceTokenizer, piece
 def new_language_student(teacher: SentenceEncoder, base: SentencePieceTokenizer, lang: str,
                          pairs: list[tuple[str, str]], workdir: str | Path, new_pieces: int = 1000,
                          mono: list[str] | None = None, init: str = "aligned", fold_case: bool = True,
-                         ) -> tuple[SentenceEncoder, SentencePieceTokenizer, int]:
+                         bag_rows: int = 1 << 16) -> tuple[SentenceEncoder, SentencePieceTokenizer, int]:
     """A copy of ``teacher`` whose tokenizer (written to ``workdir``) cuts ``lang`` into BPE pieces of its own.
 
-    Returns the student, its tokenizer and the number of new pieces, whose embedding rows follow the base ones.
+    Returns the student, its tokenizer and the number of new pieces, whose embedding rows follow the base ones
+    (and, for an encoder with an n-gram bag, whose n-grams hash into a block of ``bag_rows`` bag rows of their own).
     ``fold_case`` lower-cases the language's text before cutting it, so a word at the start of a sentence is the
     same piece as inside one (twice the examples per word when the pairs are few).
     """
-    if not teacher.cfg.num_layers:
-        raise ValueError("extension by distillation learns new piece embeddings for the transformer, and this encoder "
-                         "is an n-gram bag alone (num_layers=0); its bag already reads any script's n-grams")
     if init not in ("aligned", "spelled"):
         raise ValueError(f"init must be 'aligned' or 'spelled', got {init!r}")
     tokenizer, pieces = base.extend(lang, [t for _, t in pairs] + list(mono or []), workdir, vocab_size=new_pieces,
@@ -130,7 +131,8 @@ def new_language_student(teacher: SentenceEncoder, base: SentencePieceTokenizer,
     aligned = [(src, own.encode(tgt, out_type=str))
                for src, (_, tgt) in zip(base.sp.encode([s for s, _ in pairs]), pairs)] if init == "aligned" else []
     student = copy.deepcopy(teacher)
-    student.grow_vocab(piece_embeddings(teacher, base, pieces, aligned), pieces)
+    student.grow_vocab(piece_embeddings(teacher, base, pieces, aligned), pieces,
+                       bag_rows if teacher.bag is not None else 0)
     return student, tokenizer, len(pieces)
 
 
@@ -139,6 +141,7 @@ def extend(
     steps: int = 300, batch_size: int = 32, lr: float = 3e-3, seed: int = 0,
     dev: list[tuple[str, str]] | None = None, new_pieces: int = 1000, update: str = "new",
     mono: list[str] | None = None, init: str = "aligned", fold_case: bool = True, fit: FitSettings | None = None,
+    bag_rows: int = 1 << 16,
 ) -> dict[str, Any]:
     """Distil the encoder at ``model_dir`` onto ``lang``; writes the student to ``output`` when given.
 
@@ -159,7 +162,7 @@ def extend(
         if new_pieces:
             new_rows_from = len(tokenizer)
             student, tokenizer, report["new_pieces"] = new_language_student(
-                teacher, tokenizer, lang, pairs, workdir, new_pieces, mono, init, fold_case)
+                teacher, tokenizer, lang, pairs, workdir, new_pieces, mono, init, fold_case, bag_rows)
         module = DistillationModule(teacher, lr=lr, warmup_steps=min(20, steps // 10 + 1), student=student,
                                     new_rows_from=new_rows_from if update == "new" else None)
         loader = DataLoader(PairTextDataset(pairs), batch_size=min(batch_size, len(pairs)), shuffle=True,
@@ -185,6 +188,7 @@ def extend(
 def recipe_options(args: Mapping[str, Any]) -> dict[str, Any]:
     """``extend``'s recipe keywords (new_pieces, update, init, fold_case, mono) from key=value arguments."""
     return {"new_pieces": int(args.get("new_pieces", 1000)), "update": args.get("update", "new"),
+            "bag_rows": int(args.get("bag_rows", 1 << 16)),
             "init": args.get("init", "aligned"),
             "fold_case": str(args.get("fold_case", "true")).lower() not in ("false", "0", "no"),
             "mono": list(user_sentences(args["mono"])) if args.get("mono") else None}
@@ -196,7 +200,7 @@ def main(args: Mapping[str, Any]) -> dict[str, Any]:
     if missing:
         raise SystemExit(f"missing argument(s): {', '.join(missing)}\n{__doc__}")
     known = {*REQUIRED, "pairs", "steps", "batch_size", "lr", "dev", "seed", "threads", "new_pieces", "update",
-             "mono", "init", "fold_case", *FIT_KEYS}
+             "mono", "init", "fold_case", "bag_rows", *FIT_KEYS}
     unknown = sorted(set(args) - known)
     if unknown:
         raise SystemExit(f"unknown argument(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")

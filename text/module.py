@@ -14,7 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
 from common.losses import ContrastiveLoss
-from common.optim import adamw_warmup_cosine, decay_groups
+from common.optim import adamw_warmup_cosine, clip_dense_grad_norm, decay_groups
 from text.sentence_encoder import SentenceEncoder, SentenceEncoderConfig, save_pretrained
 from text.tokenizer import SentencePieceTokenizer
 from text.xsim import format_matrix, mean_error, pairwise_matrix
@@ -111,8 +111,7 @@ class SentenceEncoderModule(L.LightningModule):
                                     gradient_clip_algorithm: Any = None) -> None:
         """Clip the dense gradients only: the bag's rows get sparse ones, which norm clipping does not take."""
         if gradient_clip_val:
-            dense = [p for p in self.parameters() if p.grad is not None and not p.grad.is_sparse]
-            torch.nn.utils.clip_grad_norm_(dense, gradient_clip_val)
+            clip_dense_grad_norm(self, gradient_clip_val)
 
     def configure_optimizers(self) -> Any:
         hp = self.hparams

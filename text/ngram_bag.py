@@ -53,17 +53,38 @@ def piece_features(piece: str, orders: Sequence[int], buckets: int, width: int,
 
 
 class NgramBag(nn.Module):
-    """Piece ids ``[B, T]`` (and their mask) to ``[B, dim]`` sentence vectors: mean of hashed n-gram rows + MLP."""
+    """Piece ids ``[B, T]`` (and their mask) to ``[B, dim]`` sentence vectors: mean of hashed n-gram rows + MLP.
+
+    ``blocks`` (first id, rows) are row blocks of their own after the ``buckets`` shared rows, one per language added
+    later by distillation (``add_block``): the ids from a block's first id on (up to the next block's) hash into it
+    alone, so training a block leaves every other language's vectors exactly as they were.
+    """
 
     def __init__(self, vocab_size: int, buckets: int, dim: int, orders: Sequence[int], width: int,
-                 cjk_orders: Sequence[int] = ()):
+                 cjk_orders: Sequence[int] = (), blocks: Sequence[Sequence[int]] = ()):
         super().__init__()
         self.buckets, self.orders, self.width, self.cjk_orders = buckets, tuple(orders), width, tuple(cjk_orders)
+        self.blocks: tuple[tuple[int, int], ...] = tuple((int(i), int(n)) for i, n in blocks)
         self.register_buffer("table", torch.full((vocab_size, width), -1, dtype=torch.long))
+        # Where each id's pair feature hashes to, (first row, rows): derived from the blocks, so not saved.
+        self.register_buffer("pair_rows", self._pair_rows(vocab_size), persistent=False)
         self.rows = nn.Embedding(buckets, dim, sparse=True)
         nn.init.normal_(self.rows.weight, std=0.1)
+        # Dense: a block is small, and its language trains alone with a dense optimizer (text.distill).
+        self.extra = nn.Embedding(sum(n for _, n in self.blocks), dim) if self.blocks else None
+        if self.extra is not None:
+            nn.init.zeros_(self.extra.weight)
         self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, dim))
         self.table: Tensor
+        self.pair_rows: Tensor
+
+    def _pair_rows(self, vocab_size: int) -> Tensor:
+        out = torch.tensor([[0, self.buckets]], dtype=torch.long).repeat(vocab_size, 1)
+        first_row = self.buckets
+        for first_id, rows in self.blocks:  # in id order: a later block's ids overwrite from its first id on
+            out[first_id:] = torch.tensor([first_row, rows])
+            first_row += rows
+        return out
 
     def resize(self, vocab_size: int) -> None:
         """Make room for ids up to ``vocab_size - 1``; new ids have no rows until ``set_pieces``."""
@@ -71,14 +92,42 @@ class NgramBag(nn.Module):
             grown = torch.full((vocab_size, self.width), -1, dtype=torch.long, device=self.table.device)
             grown[: self.table.shape[0]] = self.table
             self.table = grown
+            self.pair_rows = self._pair_rows(vocab_size).to(self.table.device)
 
-    def set_pieces(self, pieces: Sequence[str], start: int = 0) -> None:
-        """Fill the feature rows of ids ``start ..`` from their piece strings (growing the table if needed)."""
+    def add_block(self, first_id: int, rows: int) -> tuple[int, int]:
+        """A zero-initialised block of ``rows`` rows for ids ``first_id ..``; returns (first row, rows) of it."""
+        if self.blocks and first_id <= self.blocks[-1][0]:
+            raise ValueError(f"a new block's ids must follow the last block's (from {self.blocks[-1][0]}), "
+                             f"got {first_id}")
+        first_row = self.buckets + sum(n for _, n in self.blocks)
+        old = self.rows.weight.new_zeros(0, self.rows.embedding_dim) if self.extra is None else self.extra.weight
+        self.extra = nn.Embedding(old.shape[0] + rows, old.shape[1]).to(old.device)
+        with torch.no_grad():
+            self.extra.weight.zero_()
+            self.extra.weight[: old.shape[0]] = old.detach()
+        self.blocks = (*self.blocks, (first_id, rows))
+        self.pair_rows = self._pair_rows(self.table.shape[0]).to(self.table.device)
+        return first_row, rows
+
+    def set_pieces(self, pieces: Sequence[str], start: int = 0, block: tuple[int, int] | None = None) -> None:
+        """Fill the feature rows of ids ``start ..`` from their piece strings (growing the table if needed); with a
+        ``block`` (from ``add_block``) their n-grams hash into that block instead of the shared rows (and their pairs
+        do too, as ids of the block)."""
         self.resize(start + len(pieces))
+        first, size = block or (0, self.buckets)
         for i, piece in enumerate(pieces):
-            feats = piece_features(piece, self.orders, self.buckets, self.width, self.cjk_orders)
+            feats = [first + f for f in piece_features(piece, self.orders, size, self.width, self.cjk_orders)]
             self.table[start + i] = -1
             self.table[start + i, : len(feats)] = torch.tensor(feats)
+
+    def _vectors(self, rows: Tensor) -> Tensor:
+        """Vectors of row indices ``[N]`` over the shared rows and the blocks."""
+        if self.extra is None:
+            return self.rows(rows)
+        shared = rows < self.buckets
+        out = torch.zeros(len(rows), self.rows.embedding_dim, dtype=self.rows.weight.dtype, device=rows.device)
+        out = out.index_put((shared.nonzero()[:, 0],), self.rows(rows[shared]))
+        return out.index_put(((~shared).nonzero()[:, 0],), self.extra(rows[~shared] - self.buckets))
 
     def forward(self, ids: Tensor, mask: Tensor) -> Tensor:
         b = ids.shape[0]
@@ -86,7 +135,8 @@ class NgramBag(nn.Module):
         feats = self.table[ids]  # [B, T, W]
         # The pair of each piece with the next one: order and compounds that single pieces miss.
         nxt = torch.cat([ids[:, 1:], ids[:, :1]], dim=1)
-        pairs = (ids * _PAIR_SALT + nxt) % self.buckets  # [B, T]
+        first, size = self.pair_rows[ids].unbind(-1)  # [B, T] each
+        pairs = first + (ids * _PAIR_SALT + nxt) % size  # [B, T]
         pair_ok = mask.bool() & torch.cat([mask[:, 1:].bool(), torch.zeros_like(mask[:, :1], dtype=torch.bool)], 1)
         feats = torch.cat([feats, torch.where(pair_ok, pairs, -1)[..., None]], dim=2)  # [B, T, W+1]
         keep = (feats >= 0) & mask.bool()[..., None]
@@ -99,7 +149,7 @@ class NgramBag(nn.Module):
         mean = mean.coalesce()
         # Sparse products have no reduced-precision kernels, and the branch is cheap: float32 throughout.
         with torch.autocast(device_type=ids.device.type, enabled=False):
-            x = torch.sparse.mm(mean, self.rows(uniq))  # [B, dim]: only the touched rows get gradients
+            x = torch.sparse.mm(mean, self._vectors(uniq))  # [B, dim]: only the touched rows get gradients
             return x + self.mlp(x)
 
     def dense_parameters(self) -> list[nn.Parameter]:

@@ -51,9 +51,12 @@ class SentenceEncoderConfig:
     """Most bag rows per piece (the piece itself first, then its n-grams)."""
     bag_cjk_orders: tuple[int, ...] = ()
     """Extra n-gram lengths, before ``bag_orders``, for pieces with Han, kana or hangul signs (1: each sign)."""
+    bag_blocks: tuple[tuple[int, int], ...] = ()
+    """(first id, rows) of the bag's own row blocks for languages added by distillation (``grow_vocab``)."""
 
     def __post_init__(self) -> None:
         self.bag_orders, self.bag_cjk_orders = tuple(self.bag_orders), tuple(self.bag_cjk_orders)  # JSON, YAML: lists
+        self.bag_blocks = tuple((int(i), int(n)) for i, n in self.bag_blocks)
         if self.num_layers == 0 and not self.bag_buckets:
             raise ValueError("a sentence encoder needs transformer layers, a bag (bag_buckets > 0), or both")
 
@@ -107,7 +110,7 @@ class SentenceEncoder(nn.Module):
         with torch.no_grad():
             self.tok_emb.weight[PAD_ID].zero_()
         self.bag = (NgramBag(cfg.vocab_size, cfg.bag_buckets, cfg.embed_dim, cfg.bag_orders, cfg.bag_width,
-                             cfg.bag_cjk_orders) if cfg.bag_buckets else None)
+                             cfg.bag_cjk_orders, cfg.bag_blocks) if cfg.bag_buckets else None)
 
     def set_pieces(self, pieces: Sequence[str], start: int = 0) -> None:
         """Tell the bag which strings ids ``start ..`` stand for (a no-op without a bag)."""
@@ -133,19 +136,33 @@ class SentenceEncoder(nn.Module):
             parts.append(self.bag(input_ids, mask).float())
         return F.normalize(torch.stack(parts).sum(0), dim=-1)
 
-    def grow_vocab(self, rows: Tensor, pieces: Sequence[str] | None = None) -> None:
+    def grow_vocab(self, rows: Tensor, pieces: Sequence[str] | None = None, bag_rows: int = 0) -> None:
         """Append token-embedding rows ``[N, d_model]``: ids ``vocab_size`` to ``vocab_size + N - 1``.
 
-        ``pieces`` (their strings) give the bag their n-grams; without them the new ids have no bag rows.
+        ``pieces`` (their strings) give the bag their n-grams; without them the new ids have no bag rows. With
+        ``bag_rows`` the n-grams hash into a new block of that many bag rows of their own, not the shared ones.
         """
+        first = self.tok_emb.num_embeddings
         if self.bag is not None:
-            self.bag.resize(self.tok_emb.num_embeddings + rows.shape[0])
-            self.bag.set_pieces(pieces or [], self.tok_emb.num_embeddings)
+            self.bag.resize(first + rows.shape[0])
+            block = self.bag.add_block(first, bag_rows) if bag_rows else None
+            self.bag.set_pieces(pieces or [], first, block)
+            self.cfg.bag_blocks = self.bag.blocks
         old = self.tok_emb.weight.detach()
         self.tok_emb = nn.Embedding(old.shape[0] + rows.shape[0], old.shape[1], padding_idx=PAD_ID).to(old.device)
         with torch.no_grad():
             self.tok_emb.weight.copy_(torch.cat([old, rows.to(old)]))
         self.cfg.vocab_size = self.tok_emb.num_embeddings
+
+    def rows_from(self, first_id: int) -> list[tuple[nn.Parameter, int]]:
+        """(weight, first row) of every table whose rows from that row on serve only ids ``first_id ..``: the
+        token embeddings, and the bag's blocks added for those ids."""
+        out = [(self.tok_emb.weight, first_id)]
+        if self.bag is not None and self.bag.extra is not None:
+            before = sum(n for start, n in self.bag.blocks if start < first_id)
+            if before < self.bag.extra.num_embeddings:
+                out.append((self.bag.extra.weight, before))
+        return out
 
 
 TOKENIZER = hub.SideFile(TOKENIZER_FILE, lambda tok, path: tok.save(path.parent), SentencePieceTokenizer)
