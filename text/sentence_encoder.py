@@ -154,7 +154,7 @@ class SentenceEncoder(nn.Module):
             self.tok_emb.weight.copy_(torch.cat([old, rows.to(old)]))
         self.cfg.vocab_size = self.tok_emb.num_embeddings
 
-    def rows_from(self, first_id: int) -> list[tuple[nn.Parameter, int]]:
+    def rows_from(self, first_id: int) -> list[tuple[Tensor, int]]:
         """(weight, first row) of every table whose rows from that row on serve only ids ``first_id ..``: the
         token embeddings, and the bag's blocks added for those ids."""
         out = [(self.tok_emb.weight, first_id)]
