@@ -205,8 +205,11 @@ def read_packages(names: list[str], cfg: RealTextCorpusConfig, system: tuple[set
     """Rows of several packages, read by ``cfg.workers`` processes (the first package to have a message keeps it)."""
     base = Path(cfg.src_dir)
     src.prefetch([n for n in names if not (base / "unpacked" / n).is_dir() and not src.installed(n)], base / "debs")
-    if helpdocs.ENGLISH_HELP not in names and any(n.startswith("libreoffice-help-") for n in names):
-        _unpacked(helpdocs.ENGLISH_HELP, base, {})  # once, before the workers that pair with it
+    if any(n.startswith("libreoffice-help-") for n in names) and not src.installed(helpdocs.ENGLISH_HELP):
+        try:
+            _unpacked(helpdocs.ENGLISH_HELP, base, {})  # once, before the workers that pair with it
+        except RuntimeError as e:
+            log.warning("%s", e)  # each help package then reports the failure itself
     read = partial(_read_one, cfg=cfg, system=system)
     rows: Rows = {}
     with ProcessPoolExecutor(cfg.workers) if cfg.workers > 1 else nullcontext() as pool:
