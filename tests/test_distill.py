@@ -18,8 +18,13 @@ from tests.helpers import load_script
 from tests.text_data import write_tiny_corpus
 from text.distill import embed
 from text.extend import extend, new_language_student, piece_embeddings, read_pairs
-from text.sentence_encoder import (SentenceEncoder, from_pretrained, save_pretrained, sentence_encoder_bag,
-                                   sentence_encoder_tiny)
+from text.sentence_encoder import (
+    SentenceEncoder,
+    from_pretrained,
+    save_pretrained,
+    sentence_encoder_bag,
+    sentence_encoder_tiny,
+)
 from text.tokenizer import EXTENSIONS_FILE, UNK_ID, SentencePieceTokenizer
 
 
