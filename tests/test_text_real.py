@@ -318,3 +318,29 @@ def test_libreoffice_interface_and_help_pages_align(fake: RealTextCorpusConfig) 
     assert "deu_Latn" not in rows["Choose the delta cell style here"]["texts"]
     assert not any("ohne" in t for r in rows.values() for t in r["texts"].values())
     assert [s["catalogs"] for s in stats["sources"][:3]] == [1, 1, 1]
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb (Debian)")
+def test_unpack_keeps_catalogs_help_and_copyright_only(tmp_path: Path) -> None:
+    """A .deb is unpacked to what the corpus reads: catalogs, LibreOffice's resources and help, copyright files."""
+    import subprocess
+
+    from datamodules.corpus.text_real_sources import unpack
+
+    root = tmp_path / "pkg"
+    keep = ["usr/share/locale/de/LC_MESSAGES/a.mo", "usr/share/doc/pkg/copyright",
+            "usr/lib/libreoffice/program/resource/de/LC_MESSAGES/sc.mo", "usr/share/libreoffice/help/de/text/a.html"]
+    for rel in [*keep, "usr/bin/tool", "usr/share/pkg/big.dat"]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(rel, encoding="utf-8")
+    (root / "DEBIAN").mkdir()
+    (root / "DEBIAN/control").write_text("Package: pkg\nVersion: 1\nArchitecture: all\nMaintainer: x <x@y.z>\n"
+                                         "Description: test\n", encoding="utf-8")
+    subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(root), str(tmp_path / "pkg.deb")], check=True,
+                   capture_output=True)
+    unpack(tmp_path / "pkg.deb", tmp_path / "tree")
+    found = sorted(str(p.relative_to(tmp_path / "tree")) for p in (tmp_path / "tree").rglob("*") if p.is_file())
+    assert found == sorted(keep)
+    (tmp_path / "bad.deb").write_bytes(b"not a deb")
+    with pytest.raises(RuntimeError, match=r"bad\.deb"):
+        unpack(tmp_path / "bad.deb", tmp_path / "tree2")

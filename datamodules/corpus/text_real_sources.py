@@ -12,6 +12,7 @@ import re
 import shutil
 import struct
 import subprocess
+import tarfile
 import unicodedata
 from pathlib import Path
 
@@ -200,14 +201,30 @@ def prefetch(packages: list[str], debs: Path) -> None:
         subprocess.run(["apt-get", "download", *missing], cwd=debs, capture_output=True, text=True)
 
 
+UNPACKED = ("usr/share/locale/", "usr/share/doc/", "usr/lib/libreoffice/program/resource/",
+            "usr/share/libreoffice/help/")
+"""What ``unpack`` keeps of a .deb: catalogs, copyright files and LibreOffice's resources and help."""
+
+
 def unpack(deb: Path, tree: Path) -> None:
-    """Unpack a .deb's files into ``tree`` (never installed)."""
+    """Unpack the ``UNPACKED`` folders of a .deb into ``tree`` (never installed; links may not leave ``tree``)."""
     tmp = tree.with_name(tree.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    done = subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp)], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{deb}: dpkg-deb -x failed: {done.stderr.strip()}")
+    proc = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    try:
+        with tarfile.open(fileobj=proc.stdout, mode="r|*") as tar:
+            for member in tar:
+                if member.name.removeprefix("./").startswith(UNPACKED):
+                    tar.extract(member, tmp, filter="data")
+    except (tarfile.TarError, OSError) as e:
+        proc.kill()
+        raise RuntimeError(f"{deb}: cannot unpack: {e}") from e
+    finally:
+        err = proc.communicate()[1]
+    if proc.returncode != 0:
+        raise RuntimeError(f"{deb}: dpkg-deb --fsys-tarfile failed: {err.decode(errors='replace').strip()}")
     tmp.rename(tree)
 
 
