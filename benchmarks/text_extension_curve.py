@@ -36,9 +36,7 @@ def held_out_errors(model_dir: str | Path, test: Path, out_dir: Path, lang: str,
     ``limit`` rows with two languages, each pair on the rows both have (real text has gaps)."""
     matrix = evaluate_encoder(model_dir, test, out_dir, limit=limit)["xsim_error"]
     assert isinstance(matrix, dict)
-    others = [b for b in trained if b in matrix and lang in matrix]
-    pairs = [matrix[lang][b] for b in others if b in matrix[lang]] + [matrix[b][lang] for b in others
-                                                                       if lang in matrix[b]]
+    pairs = [e for b in trained for e in (matrix[lang].get(b), matrix.get(b, {}).get(lang)) if e is not None]
     return {"eng->lang": matrix["eng_Latn"][lang], "lang->eng": matrix[lang]["eng_Latn"],
             "lang<->trained": sum(pairs) / max(len(pairs), 1), "trained": mean_error(matrix, trained)}
 

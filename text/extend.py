@@ -131,8 +131,7 @@ def new_language_student(teacher: SentenceEncoder, base: SentencePieceTokenizer,
     aligned = [(src, own.encode(tgt, out_type=str))
                for src, (_, tgt) in zip(base.sp.encode([s for s, _ in pairs]), pairs)] if init == "aligned" else []
     student = copy.deepcopy(teacher)
-    student.grow_vocab(piece_embeddings(teacher, base, pieces, aligned), pieces,
-                       bag_rows if teacher.bag is not None else 0)
+    student.grow_vocab(piece_embeddings(teacher, base, pieces, aligned), pieces, bag_rows)  # no bag: ignored
     return student, tokenizer, len(pieces)
 
 

@@ -228,8 +228,10 @@ def unpack(deb: Path, tree: Path) -> None:
     tmp.rename(tree)
 
 
+@functools.cache
 def installed(package: str) -> bool:
-    """True when dpkg says the package is installed on this machine."""
+    """True when dpkg says the package is installed on this machine (asked once per package and process: a build
+    asks for each package before fetching and again when reading it)."""
     try:
         done = subprocess.run(["dpkg-query", "-W", "-f=${db:Status-Status}", package], capture_output=True, text=True)
     except FileNotFoundError:
