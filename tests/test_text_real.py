@@ -344,3 +344,14 @@ def test_unpack_keeps_catalogs_help_and_copyright_only(tmp_path: Path) -> None:
     (tmp_path / "bad.deb").write_bytes(b"not a deb")
     with pytest.raises(RuntimeError, match=r"bad\.deb"):
         unpack(tmp_path / "bad.deb", tmp_path / "tree2")
+
+
+def test_reserved_catalogs_are_read_only_by_their_test(tmp_path: Path) -> None:
+    """benchmarks/text_reserved_eval.py aligns a system locale tree's catalogs, cleaned as the builder cleans them."""
+    from benchmarks.text_reserved_eval import reserved_rows
+
+    msgs = [*sentences("Copy", 5), "%s is missing"]
+    for loc in ("de", "ru"):
+        write_mo(tmp_path / "usr/share/locale" / loc / "LC_MESSAGES/coreutils.mo", {m: translate(m, loc) for m in msgs})
+    rows = reserved_rows(tmp_path)
+    assert len(rows) == 5 and all(set(r["texts"]) == {"eng_Latn", "deu_Latn", "rus_Cyrl"} for r in rows)
