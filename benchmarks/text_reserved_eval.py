@@ -11,10 +11,13 @@ split (``text.xsim.evaluate_encoder``). Nobody tunes on this test: it is read, n
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
+import hydra
+from omegaconf import DictConfig
+
+from common import runner
 from common.io import write_jsonl
 from datamodules.corpus.text_real import PIVOT, RealTextCorpusConfig, read_package
 from text.xsim import evaluate_encoder, format_matrix, mean_error
@@ -29,17 +32,15 @@ def reserved_rows(root: Path = Path("/")) -> list[dict[str, Any]]:
     return [{"meaning": r["meaning"], "texts": r["texts"]} for _, r in sorted(rows.items()) if len(r["texts"]) > 1]
 
 
-def main(argv: list[str]) -> dict[str, Any]:
-    args = dict(a.split("=", 1) for a in argv)
-    if "model" not in args:
-        raise SystemExit(__doc__)
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Align the reserved catalogs, score ``cfg.model`` on them, print the table."""
     system_dir = Path("/usr/share/locale")
-    out = Path(args.get("out", "runs/bench/text_reserved"))
+    out = Path(cfg.out)
     rows = reserved_rows()
     if not rows:
         raise SystemExit(f"{system_dir}: no translated catalog messages to score")
     write_jsonl(out / "reserved.jsonl", ({"id": f"reserved-{i:06d}", **r} for i, r in enumerate(rows)))
-    report = evaluate_encoder(args["model"], out / "reserved.jsonl", out, limit=int(args.get("limit", 4000)))
+    report = evaluate_encoder(str(cfg.model), out / "reserved.jsonl", out, limit=int(cfg.limit))
     matrix = report["xsim_error"]
     assert isinstance(matrix, dict)
     print(f"{len(rows)} aligned messages in {system_dir}; scored the first {report['sentences']} with two languages")
@@ -53,5 +54,15 @@ def main(argv: list[str]) -> dict[str, Any]:
     return report
 
 
+@hydra.main(version_base="1.3", config_path="../configs/benchmarks", config_name="text_reserved_eval")
+def _cli(cfg: DictConfig) -> None:
+    run(runner.require(cfg, "text_reserved_eval", "benchmarks"))
+
+
+def main(argv: list[str]) -> None:
+    """``python benchmarks/text_reserved_eval.py`` in-process, ``argv`` its ``key=value`` words."""
+    return runner.compose_and_run("text_reserved_eval", argv, run, runner.BENCHMARK_CONFIGS, "benchmarks")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    _cli()
