@@ -124,6 +124,7 @@ class SpeechDataModule(L.LightningDataModule):
         bad_audio_log: str | None = None,
         vocab_path: str | None = None,
         augment: dict[str, Any] | None = None,
+        augment_from_epoch: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -135,6 +136,17 @@ class SpeechDataModule(L.LightningDataModule):
             raise ValueError("data.speed_perturb and data.augment.speed_prob would both change speed: "
                              "set data.speed_perturb=null or data.augment.speed_prob=0")
         self.augment_cfg = aug if aug.active else None
+        if augment_from_epoch < 0:
+            raise ValueError(f"data.augment_from_epoch={augment_from_epoch}: give 0 (from the start) or a later epoch")
+
+    def setup(self, stage: str) -> None:
+        trainer = self.trainer
+        if (self.augment_cfg and self.hp.augment_from_epoch and trainer is not None
+                and getattr(trainer, "reload_dataloaders_every_n_epochs", 0) != 1):
+            # The training loader is built once unless Lightning rebuilds it every epoch, and only a rebuilt
+            # loader can switch augmentation on.
+            raise ValueError(f"data.augment_from_epoch={self.hp.augment_from_epoch} needs "
+                             "trainer.reload_dataloaders_every_n_epochs=1")
 
     @property
     def hp(self) -> Any:
@@ -209,12 +221,18 @@ class SpeechDataModule(L.LightningDataModule):
     def _loader(self, stage: str, train: bool) -> DataLoader:
         rows = self.rows(stage)
         sampler = self.batch_sampler(rows, train)
-        augment = Augment(self.augment_cfg) if train and self.augment_cfg else None
+        augment = Augment(self.augment_cfg) if train and self.augment_cfg and self.augmenting() else None
         ds = SpeechDataset(rows, self.vocab, self.hp.speed_perturb if train else None,
                            self.hp.bad_audio_log, stage, augment)
         workers = self.hp.num_workers
         return DataLoader(ds, batch_sampler=sampler, collate_fn=collate_speech, num_workers=workers,
                           persistent_workers=workers > 0, pin_memory=torch.cuda.is_available())
+
+    def augmenting(self) -> bool:
+        """Whether this epoch's training batches are augmented (from ``augment_from_epoch`` on: a curriculum that
+        lets a model under a time budget learn the clean speech first)."""
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        return epoch >= self.hp.augment_from_epoch
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -174,6 +175,25 @@ def test_only_training_batches_are_augmented(tiny_corpus: Path) -> None:
             changed += int(n) != len(clean) or not np.array_equal(wave[:n].numpy(), clean)
             assert np.isfinite(wave.numpy()).all() and float(wave.abs().max()) <= 1.0
     assert changed == len(dm.rows("train"))
+
+
+def test_augmentation_can_start_at_a_later_epoch(tiny_corpus: Path) -> None:
+    dm = SpeechDataModule(f"{tiny_corpus}/train.jsonl", num_workers=0, speed_perturb=None, augment=EVERYTHING,
+                          augment_from_epoch=2)
+    dm.trainer = SimpleNamespace(current_epoch=0, reload_dataloaders_every_n_epochs=1,  # type: ignore[assignment]
+                                 global_rank=0, world_size=1)
+    dm.setup("fit")
+    seen = []
+    for epoch in range(4):
+        dm.trainer.current_epoch = epoch  # type: ignore[union-attr]
+        seen.append(isinstance(dm.train_dataloader().dataset.augment, Augment))  # type: ignore[attr-defined]
+    assert seen == [False, False, True, True]
+    # Without a loader rebuilt every epoch the switch would never happen: refused, with the setting to change.
+    dm.trainer.reload_dataloaders_every_n_epochs = 0  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="reload_dataloaders_every_n_epochs=1"):
+        dm.setup("fit")
+    with pytest.raises(ValueError, match="augment_from_epoch=-1"):
+        SpeechDataModule(augment=EVERYTHING, augment_from_epoch=-1)
 
 
 def test_asr_lowres_fast_dev_run_with_every_augmentation(tiny_corpus: Path, tmp_path: Path) -> None:
