@@ -9,6 +9,7 @@ import torch
 
 from speech.asr.config import (
     CTCModelConfig,
+    SpecAugmentConfig,
     conformer,
     conformer_base,
     conformer_small,
@@ -16,6 +17,7 @@ from speech.asr.config import (
 )
 from speech.asr.model import CTCModel
 from speech.encoders.conformer import ConformerConfig, ConformerEncoder, ConvSubsampling
+from speech.features import SpecAugment
 
 HOP = 160  # 10 ms at 16 kHz
 
@@ -248,3 +250,35 @@ def test_gradients_reach_every_parameter() -> None:
     assert torch.isfinite(loss)
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert missing == []
+
+
+def test_feature_tempo_resamples_frames_in_time() -> None:
+    feats = torch.randn(2, 40, 8)
+    lens = torch.tensor([40, 30])
+    feats[1, 30:] = 0
+    fast = SpecAugment(tempo_prob=1.0, tempo=(2.0, 2.0)).train()
+    out, new = fast.stretch(feats, lens)
+    assert new.tolist() == [20, 15]
+    torch.testing.assert_close(out[0], feats[0, ::2])  # twice as fast: every other frame
+    torch.testing.assert_close(out[1, :15], feats[1, :30:2])
+    slow = SpecAugment(tempo_prob=1.0, tempo=(0.5, 0.5)).train()
+    out, new = slow.stretch(feats, lens)
+    assert new.tolist() == [80, 60] and out.shape[1] == 80
+    torch.testing.assert_close(out[0, 1:78:2], (feats[0, :39] + feats[0, 1:40]) / 2)  # midpoints between frames
+    assert out[1, 60:].abs().sum() == 0  # padding stays zero
+    # Eval mode, or no chance: the batch untouched.
+    for m in (SpecAugment(tempo_prob=1.0).eval(), SpecAugment(tempo_prob=0.0).train()):
+        same, same_lens = m.stretch(feats, lens)
+        assert same is feats and same_lens is lens
+    with pytest.raises(ValueError, match="tempo"):
+        SpecAugment(tempo_prob=0.5, tempo=(1.2, 0.8))
+
+
+def test_ctc_model_trains_on_stretched_features() -> None:
+    cfg = CTCModelConfig(vocab_size=12, encoder=conformer_tiny(d_model=32, num_layers=1, num_heads=2),
+                         specaug=SpecAugmentConfig(freq_masks=0, time_masks=0, tempo_prob=1.0, tempo=(1.5, 1.5)))
+    model = CTCModel(cfg).train()
+    wave = torch.randn(2, 16000)
+    _, lens = model(wave, torch.tensor([16000, 8000]))
+    _, eval_lens = model.eval()(wave, torch.tensor([16000, 8000]))
+    assert (lens < eval_lens).all()  # faster speech: fewer encoder frames, and the CTC loss gets those lengths

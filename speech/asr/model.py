@@ -74,7 +74,7 @@ class CTCModel(nn.Module):
                 lens = self.encoder.output_lens(wave_lens)
                 mask = time_mask(lens, int(lens.max()), self.cfg.specaug.time_masks, self.cfg.specaug.time_width)
             return self.encoder(wave, wave_lens, mask)
-        feats, lens = self.frontend(wave, wave_lens)
+        feats, lens = self.specaug.stretch(*self.frontend(wave, wave_lens))
         return self.encoder(self.specaug(feats, lens), lens)
 
     def forward(
