@@ -50,6 +50,8 @@ class SpecAugment(nn.Module):
             raise ValueError(f"specaug: tempo_prob={tempo_prob} must be in [0, 1] and tempo={list(tempo)} a range "
                              "[low, high] of positive rates")
         self.tempo_prob, self.tempo = tempo_prob, (float(tempo[0]), float(tempo[1]))
+        self.active = True
+        """False switches it off in training too (a trainer's schedule sets it)."""
 
     def stretch(self, feats: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
         """The batch, with chance ``tempo_prob``, played at a rate drawn log-uniformly from ``tempo`` (> 1 is
@@ -58,7 +60,7 @@ class SpecAugment(nn.Module):
         DataLoader worker. One rate for the whole batch: a rate per utterance would pad every batch to its most
         slowed-down member (the main job's first epoch ran at 0.92 steps/s that way, 1.27 this way). Returns the
         new features and lengths; identity outside training."""
-        if not self.training or self.tempo_prob <= 0.0:
+        if not (self.training and self.active) or self.tempo_prob <= 0.0:
             return feats, lens
         b, _, f = feats.shape
         dev = feats.device
@@ -80,7 +82,7 @@ class SpecAugment(nn.Module):
         return out * mask[..., None], new
 
     def forward(self, feats: Tensor, lens: Tensor) -> Tensor:
-        if not self.training:
+        if not (self.training and self.active):
             return feats
         b, t, f = feats.shape
         dev = feats.device

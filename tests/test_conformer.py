@@ -16,6 +16,7 @@ from speech.asr.config import (
     conformer_tiny,
 )
 from speech.asr.model import CTCModel
+from speech.asr.module import ASRModule
 from speech.encoders.conformer import ConformerConfig, ConformerEncoder, ConvSubsampling
 from speech.features import SpecAugment
 
@@ -282,3 +283,15 @@ def test_ctc_model_trains_on_stretched_features() -> None:
     _, lens = model(wave, torch.tensor([16000, 8000]))
     _, eval_lens = model.eval()(wave, torch.tensor([16000, 8000]))
     assert (lens < eval_lens).all()  # faster speech: fewer encoder frames, and the CTC loss gets those lengths
+
+
+def test_specaug_starts_at_the_configured_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = ASRModule(encoder={"d_model": 32, "num_layers": 1, "num_heads": 2, "conv_kernel": 5}, vocab=list("ab"),
+                       specaug={"tempo_prob": 1.0, "tempo": (2.0, 2.0)}, specaug_from_epoch=2).train()
+    feats, lens = torch.randn(1, 40, 80), torch.tensor([40])
+    seen = []
+    for epoch in range(4):
+        monkeypatch.setattr(ASRModule, "current_epoch", property(lambda self, e=epoch: e))
+        module.on_train_epoch_start()
+        seen.append(int(module.net.specaug.stretch(feats, lens)[1]))
+    assert seen == [40, 40, 20, 20]

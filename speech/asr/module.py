@@ -16,7 +16,7 @@ from speech.asr.config import CTCModelConfig, SpecAugmentConfig
 from speech.asr.ctc import greedy_decode
 from speech.asr.hub import load_encoder_weights, load_model_weights, save_pretrained
 from speech.asr.model import CTCModel
-from speech.encoders.conformer import ConformerConfig
+from speech.encoders.conformer import ConformerConfig, ConformerEncoder
 from speech.encoders.wav2vec2 import Wav2Vec2Config, Wav2Vec2Encoder
 from text.char_vocab import CharVocab
 
@@ -34,6 +34,8 @@ class ASRModule(L.LightningModule):
     whose encoder weights start training; ``encoder`` must name the same shape (e.g. ``xlsr_300m``).
     ``init_model``: a suite model directory with the same encoder and vocabulary whose whole network (encoder and
     CTC head) starts training: fine-tuning, e.g. on augmented data.
+    ``specaug_from_epoch``: the conformer's SpecAugment (masks and tempo) only from that epoch on, so a model under
+    a time budget leaves CTC's blank-only phase on clean features first.
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class ASRModule(L.LightningModule):
         init_encoder: str | None = None,
         freeze_feature_extractor: bool = False,
         init_model: str | None = None,
+        specaug_from_epoch: int = 0,
     ):
         super().__init__()
         tokens = vocab.tokens if isinstance(vocab, CharVocab) else list(vocab)
@@ -61,7 +64,7 @@ class ASRModule(L.LightningModule):
             "langs": list(langs or []), "lr": lr, "weight_decay": weight_decay, "betas": list(betas),
             "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio, "encoder_type": encoder_type,
             "init_encoder": init_encoder, "freeze_feature_extractor": freeze_feature_extractor,
-            "init_model": init_model,
+            "init_model": init_model, "specaug_from_epoch": specaug_from_epoch,
         })
         self.vocab = CharVocab(tokens[3:], lang_chars)
         cfg = CTCModelConfig(
@@ -89,6 +92,10 @@ class ASRModule(L.LightningModule):
             blank=self.vocab.blank_id, reduction="mean", zero_infinity=True,
         )
         return loss, logp, lens
+
+    def on_train_epoch_start(self) -> None:
+        if isinstance(self.net.encoder, ConformerEncoder):
+            self.net.specaug.active = self.current_epoch >= self.hparams["specaug_from_epoch"]
 
     def training_step(self, batch: dict[str, Any] | None, batch_idx: int) -> torch.Tensor | None:
         if batch is None:  # every item of the batch was unreadable
