@@ -6,11 +6,12 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
 from datamodules.corpus.languages import LANGUAGES, script
-from datamodules.corpus.speech import SpeechCorpusConfig, build_speech_corpus, plan
+from datamodules.corpus.speech import SpeechCorpusConfig, build_speech_corpus, plan, render
 from datamodules.corpus.text_sources import GENERATORS, in_script, sentence_list
 from tests.helpers import CONFIGS, compose_cfg
 from text.normalize import normalize_transcript
@@ -160,3 +161,23 @@ def test_rows_carry_voice_and_held_out_qualities_stay_out_of_training(tmp_path: 
         if split in ("train", "dev"):
             assert not {r["voice_quality"] for r in rows} & held
     assert (tmp_path / "out" / "test_ood.jsonl").exists()
+
+
+def test_whisper_share_whispers_training_only_and_leaves_the_other_splits(tmp_path: Path) -> None:
+    text_real = _text_real(tmp_path)
+    plain = plan(_ood_cfg(tmp_path / "a", text_real, train_per_lang=60))
+    cfg = _ood_cfg(tmp_path / "b", text_real, train_per_lang=60, whisper_share=0.3)
+    jobs = plan(cfg)
+    whispered = [j for j in jobs if j.whisper is not None]
+    assert 8 <= len(whispered) <= 30 and {j.split for j in whispered} == {"train"}
+    assert {j.quality for j in whispered} == {"lpc_whisper"} and all(j.rel_audio.endswith("_w.wav") for j in whispered)
+    # Everything else, the held-out splits included, exactly as without it.
+    key = [(j.split, j.idx, j.text, j.sp, j.rate) for j in plain]
+    assert key == [(j.split, j.idx, j.text, j.sp, j.rate) for j in jobs]
+    one = whispered[0]
+    row = render(one, tmp_path / "b")
+    assert row["voice_quality"] == "lpc_whisper" and row["audio"] == one.rel_audio
+    wav, _ = sf.read(tmp_path / "b" / one.rel_audio)
+    assert 0 < np.abs(wav).max() <= 1.0
+    with pytest.raises(ValueError, match="whisper_share"):
+        plan(_ood_cfg(tmp_path / "c", text_real, whisper_share=1.5))

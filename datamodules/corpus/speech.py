@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
@@ -29,6 +30,7 @@ from datamodules.corpus.languages import spec
 from datamodules.corpus.text_sources import GENERATORS, real_sentences, sentence_list, usable, user_sentences
 from datamodules.corpus.voices import QUALITIES, Speaker, available, make_speaker, speaker_fields, synthesise
 from speech.audio import write_audio
+from speech.augment_voice import pseudo_whisper
 from text.normalize import normalize_transcript
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,11 @@ class SpeechCorpusConfig:
     engines that don't speak a language are passed over)."""
     heldout_qualities: list[str] = field(default_factory=lambda: ["whisper", "klatt_hi", "extreme_prosody"])
     """Voice qualities only test_ood hears."""
+    whisper_share: float = 0.0
+    """Share of training utterances whispered by signal processing: the speaker's own rendering, its LPC envelopes
+    re-excited by noise (``speech.augment_voice.pseudo_whisper``, a random pre-emphasis 0-0.7), written once here
+    so that training pays nothing for it. Manifest rows say ``voice_quality: lpc_whisper``. espeak-ng's whisper
+    variants, a different whisper, stay held out for test_ood; dev, test and test_ood are the same as with 0."""
     source_weights: dict[str, float] = field(default_factory=lambda: {
         "sentences": 0.25, "real": 0.25, "lexicon": 0.2, "cldr": 0.1, "numbers": 0.1, "mixed": 0.1})
     """Share of training text drawn from each source (``real``: text_real's train split, where built)."""
@@ -93,6 +100,8 @@ class Job:
     source: str
     sp: Speaker
     rate: int
+    whisper: float | None = None
+    """Pre-emphasis of a training utterance whispered by signal processing; None: as the speaker speaks."""
 
     @property
     def speaker(self) -> str:
@@ -100,7 +109,7 @@ class Job:
 
     @property
     def quality(self) -> str:
-        return self.sp.quality
+        return self.sp.quality if self.whisper is None else "lpc_whisper"
 
     @property
     def voice(self) -> str:
@@ -109,7 +118,9 @@ class Job:
 
     @property
     def rel_audio(self) -> str:
-        return f"{self.split}/{self.lang}/{self.lang}_{self.split}_{self.idx:05d}.wav"
+        # Whispered files have their own names, so a rebuild never reuses a plain rendering for one (or back).
+        tail = "" if self.whisper is None else "_w"
+        return f"{self.split}/{self.lang}/{self.lang}_{self.split}_{self.idx:05d}{tail}.wav"
 
 
 def _speakers(lang: str, cfg: SpeechCorpusConfig, rng: random.Random) -> tuple[list[Speaker], list[Speaker]]:
@@ -245,10 +256,13 @@ def _split_sentences(lang: str, cfg: SpeechCorpusConfig, rng: random.Random) -> 
 
 def plan(cfg: SpeechCorpusConfig) -> list[Job]:
     """Every utterance to render, fixed by the seed."""
+    if not 0.0 <= cfg.whisper_share <= 1.0:
+        raise ValueError(f"corpus.whisper_share={cfg.whisper_share} must be in [0, 1]")
     jobs: list[Job] = []
     for lang in cfg.langs:
         spec(lang)
         rng = random.Random(f"{cfg.seed}:{lang}")
+        whisper_rng = random.Random(f"{cfg.seed}:{lang}:whisper")  # its own stream: the rest as with whisper_share 0
         speakers, ood_speakers = _speakers(lang, cfg, rng)
         heldout = _heldout_speakers(lang, cfg)
         for split, items in _split_sentences(lang, cfg, rng).items():
@@ -257,7 +271,10 @@ def plan(cfg: SpeechCorpusConfig) -> list[Job]:
                 s = voices[rng.randrange(len(voices))]
                 if split in heldout:  # drawn above all the same, so the main stream stays as without held-out voices
                     s = heldout[split][idx % len(heldout[split])]
-                jobs.append(Job(split, lang, idx, text, source, s, s.rate + rng.randint(-15, 15)))
+                job = Job(split, lang, idx, text, source, s, s.rate + rng.randint(-15, 15))
+                if split == "train" and cfg.whisper_share and whisper_rng.random() < cfg.whisper_share:
+                    job.whisper = whisper_rng.uniform(0.0, 0.7)
+                jobs.append(job)
     return jobs
 
 
@@ -267,12 +284,15 @@ def render(job: Job, root: Path) -> dict[str, Any]:
     if not path.exists():
         try:
             wav = synthesise(job.sp, spec(job.lang).espeak, job.text, job.rate, seed=job.idx)
+            if job.whisper is not None:
+                wav = pseudo_whisper(wav, np.random.default_rng(job.idx), tilt=job.whisper)
+                wav = wav / max(1.0, float(np.abs(wav).max()) / 0.99)
         except RuntimeError as e:
             raise RuntimeError(f"{job.rel_audio}: {e}") from e
         write_audio(path, wav)
     duration = sf.info(str(path)).duration
     return {"audio": job.rel_audio, "text": job.text, "lang": job.lang, **speaker_fields(job.sp),
-            "duration": round(float(duration), 3), "source": job.source}
+            "voice_quality": job.quality, "duration": round(float(duration), 3), "source": job.source}
 
 
 @CORPUS_BUILDERS.register("speech")
