@@ -29,7 +29,8 @@ class SpecAugmentConfig:
     time_width: float = 0.05
     """Largest time mask as a fraction of the utterance."""
     tempo_prob: float = 0.0
-    """Chance that an utterance's log-mel frames are resampled in time to another speaking rate (conformer only)."""
+    """Chance that a training batch's log-mel frames are resampled in time to another speaking rate (one rate a
+    batch; conformer only)."""
     tempo: tuple[float, float] = (0.6, 1.8)
     """Range of those rates (> 1 is faster), drawn log-uniformly."""
 
