@@ -30,6 +30,7 @@ from datamodules.corpus.languages import spec
 from datamodules.corpus.text_sources import GENERATORS, real_sentences, sentence_list, usable, user_sentences
 from datamodules.corpus.voices import QUALITIES, Speaker, available, make_speaker, speaker_fields, synthesise
 from speech.audio import write_audio
+from speech.augment import limit_peak
 from speech.augment_voice import pseudo_whisper
 from text.normalize import normalize_transcript
 
@@ -285,8 +286,7 @@ def render(job: Job, root: Path) -> dict[str, Any]:
         try:
             wav = synthesise(job.sp, spec(job.lang).espeak, job.text, job.rate, seed=job.idx)
             if job.whisper is not None:
-                wav = pseudo_whisper(wav, np.random.default_rng(job.idx), tilt=job.whisper)
-                wav = wav / max(1.0, float(np.abs(wav).max()) / 0.99)
+                wav = limit_peak(pseudo_whisper(wav, np.random.default_rng(job.idx), tilt=job.whisper))
         except RuntimeError as e:
             raise RuntimeError(f"{job.rel_audio}: {e}") from e
         write_audio(path, wav)
