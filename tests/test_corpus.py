@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from datamodules.corpus.languages import LANGUAGES, script
-from datamodules.corpus.speech import SpeechCorpusConfig, build_speech_corpus, plan, render
+from datamodules.corpus.speech import Job, SpeechCorpusConfig, build_speech_corpus, plan, render
 from datamodules.corpus.text_sources import GENERATORS, in_script, sentence_list
 from tests.helpers import CONFIGS, compose_cfg
 from text.normalize import normalize_transcript
@@ -74,6 +75,18 @@ def test_build_writes_manifests_and_resumes(tmp_path: Path) -> None:
     build_speech_corpus(_cfg(tmp_path))
     assert lost.exists() and kept.stat().st_mtime_ns == before - 10**9
     assert [json.loads(x) for x in (tmp_path / "train.jsonl").read_text().splitlines()] == rows
+
+    # A rebuild whose text changed (here another seed) renders what it now says, never an old file under its name,
+    # and removes the renderings no row names any more.
+    build_speech_corpus(_cfg(tmp_path, seed=1))
+    new = [json.loads(x) for x in (tmp_path / "train.jsonl").read_text().splitlines()]
+    old_by_path = {r["audio"]: r["text"] for r in rows}
+    assert all(old_by_path.get(r["audio"], r["text"]) == r["text"] for r in new)
+    assert any(r["audio"] not in old_by_path for r in new)
+    on_disk = {p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("*/*/*.wav")}
+    assert on_disk == {json.loads(x)["audio"] for split in ("train", "dev", "test", "test_ood")
+                       if (tmp_path / f"{split}.jsonl").exists()
+                       for x in (tmp_path / f"{split}.jsonl").read_text().splitlines()}
 
 
 def test_user_text_file_feeds_training(tmp_path: Path) -> None:
@@ -181,3 +194,26 @@ def test_whisper_share_whispers_training_only_and_leaves_the_other_splits(tmp_pa
     assert 0 < np.abs(wav).max() <= 1.0
     with pytest.raises(ValueError, match="whisper_share"):
         plan(_ood_cfg(tmp_path / "c", text_real, whisper_share=1.5))
+
+
+def test_whisper_voicing_keeps_the_rows_and_names_its_files(tmp_path: Path) -> None:
+    text_real = _text_real(tmp_path)
+    pure = plan(_ood_cfg(tmp_path / "a", text_real, train_per_lang=60, whisper_share=0.3))
+    cfg = _ood_cfg(tmp_path / "b", text_real, train_per_lang=60, whisper_share=0.3, whisper_voicing=[0.1, 0.3])
+    jobs = plan(cfg)
+    # The same rows are whispered with the same tilts; only the kept voicing (and so the file name) differs.
+    assert [(j.idx, j.whisper) for j in pure] == [(j.idx, j.whisper) for j in jobs]
+    whispered = [j for j in jobs if j.whisper is not None]
+    assert all(0.1 <= j.voicing <= 0.3 and j.rel_audio.endswith("_w.wav") for j in whispered)
+    assert all(a.rel_audio != b.rel_audio for a, b in zip(pure, jobs) if a.whisper is not None)
+    i = next(k for k, j in enumerate(jobs) if j.whisper is not None)
+    def wave(job: Job, root: Path) -> np.ndarray:
+        return sf.read(str(root / render(job, root)["audio"]))[0]
+
+    voiced, noise = wave(jobs[i], tmp_path / "b"), wave(pure[i], tmp_path / "a")
+    plain = wave(replace(jobs[i], whisper=None, voicing=0.0), tmp_path / "b")
+    # The voiced share pulls the rendering towards the plain one.
+    n = min(len(voiced), len(noise), len(plain))
+    assert np.corrcoef(voiced[:n], plain[:n])[0, 1] > np.corrcoef(noise[:n], plain[:n])[0, 1] + 0.05
+    with pytest.raises(ValueError, match="whisper_voicing"):
+        plan(_ood_cfg(tmp_path / "c", text_real, whisper_share=0.3, whisper_voicing=[0.5, 0.2]))

@@ -11,6 +11,7 @@ a re-run keeps finished files and renders the rest.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -76,6 +77,9 @@ class SpeechCorpusConfig:
     re-excited by noise (``speech.augment_voice.pseudo_whisper``, a random pre-emphasis 0-0.7), written once here
     so that training pays nothing for it. Manifest rows say ``voice_quality: lpc_whisper``. espeak-ng's whisper
     variants, a different whisper, stay held out for test_ood; dev, test and test_ood are the same as with 0."""
+    whisper_voicing: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    """Range of the voiced rendering's share kept under a whispered utterance's noise (drawn per utterance): 0 is a
+    pure whisper; a little voicing is what a half-whispered voice keeps."""
     source_weights: dict[str, float] = field(default_factory=lambda: {
         "sentences": 0.25, "real": 0.25, "lexicon": 0.2, "cldr": 0.1, "numbers": 0.1, "mixed": 0.1})
     """Share of training text drawn from each source (``real``: text_real's train split, where built)."""
@@ -103,6 +107,8 @@ class Job:
     rate: int
     whisper: float | None = None
     """Pre-emphasis of a training utterance whispered by signal processing; None: as the speaker speaks."""
+    voicing: float = 0.0
+    """Share of the voiced rendering kept under the whisper."""
 
     @property
     def speaker(self) -> str:
@@ -119,9 +125,13 @@ class Job:
 
     @property
     def rel_audio(self) -> str:
-        # Whispered files have their own names, so a rebuild never reuses a plain rendering for one (or back).
+        # Named by what is rendered (text, voice, rate, whispering), not only by position: a rebuild after the text
+        # or the voices changed (text_real built since, other seeds or qualities) renders afresh instead of reusing a
+        # file that says something else. Whispered renderings end in "_w".
+        key = json.dumps([self.text, self.voice, asdict(self.sp), self.rate, self.whisper, self.voicing])
+        tag = hashlib.blake2s(key.encode("utf-8"), digest_size=4).hexdigest()
         tail = "" if self.whisper is None else "_w"
-        return f"{self.split}/{self.lang}/{self.lang}_{self.split}_{self.idx:05d}{tail}.wav"
+        return f"{self.split}/{self.lang}/{self.lang}_{self.split}_{self.idx:05d}_{tag}{tail}.wav"
 
 
 def _speakers(lang: str, cfg: SpeechCorpusConfig, rng: random.Random) -> tuple[list[Speaker], list[Speaker]]:
@@ -259,11 +269,15 @@ def plan(cfg: SpeechCorpusConfig) -> list[Job]:
     """Every utterance to render, fixed by the seed."""
     if not 0.0 <= cfg.whisper_share <= 1.0:
         raise ValueError(f"corpus.whisper_share={cfg.whisper_share} must be in [0, 1]")
+    lo, hi = cfg.whisper_voicing
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise ValueError(f"corpus.whisper_voicing={list(cfg.whisper_voicing)} must be a range [low, high] in [0, 1]")
     jobs: list[Job] = []
     for lang in cfg.langs:
         spec(lang)
         rng = random.Random(f"{cfg.seed}:{lang}")
         whisper_rng = random.Random(f"{cfg.seed}:{lang}:whisper")  # its own stream: the rest as with whisper_share 0
+        voicing_rng = random.Random(f"{cfg.seed}:{lang}:voicing")
         speakers, ood_speakers = _speakers(lang, cfg, rng)
         heldout = _heldout_speakers(lang, cfg)
         for split, items in _split_sentences(lang, cfg, rng).items():
@@ -275,6 +289,7 @@ def plan(cfg: SpeechCorpusConfig) -> list[Job]:
                 job = Job(split, lang, idx, text, source, s, s.rate + rng.randint(-15, 15))
                 if split == "train" and cfg.whisper_share and whisper_rng.random() < cfg.whisper_share:
                     job.whisper = whisper_rng.uniform(0.0, 0.7)
+                    job.voicing = round(voicing_rng.uniform(lo, hi), 2)  # its own stream: the same rows and tilts
                 jobs.append(job)
     return jobs
 
@@ -286,7 +301,8 @@ def render(job: Job, root: Path) -> dict[str, Any]:
         try:
             wav = synthesise(job.sp, spec(job.lang).espeak, job.text, job.rate, seed=job.idx)
             if job.whisper is not None:
-                wav = limit_peak(pseudo_whisper(wav, np.random.default_rng(job.idx), tilt=job.whisper))
+                noise = pseudo_whisper(wav, np.random.default_rng(job.idx), tilt=job.whisper)
+                wav = limit_peak((1.0 - job.voicing) * noise + job.voicing * wav)
         except RuntimeError as e:
             raise RuntimeError(f"{job.rel_audio}: {e}") from e
         write_audio(path, wav)
@@ -308,6 +324,7 @@ def build_speech_corpus(cfg: SpeechCorpusConfig) -> dict[str, Any]:
         futures = {pool.submit(render, job, root): i for i, job in enumerate(jobs)}
         for fut in tqdm(futures, total=len(jobs), desc="rendering", unit="utt"):
             rows[futures[fut]] = fut.result()
+    _remove_stale(root, jobs)
     stats: dict[str, Any] = {"config": asdict(cfg), "splits": {}}
     for split in SPLITS:
         split_rows = [r for r, j in zip(rows, jobs) if j.split == split and r is not None]
@@ -321,6 +338,18 @@ def build_speech_corpus(cfg: SpeechCorpusConfig) -> dict[str, Any]:
     with atomic_open(root / "corpus.json", "w", encoding="utf-8") as f:
         json.dump(stats, f, indent=2, ensure_ascii=False)
     return stats
+
+
+def _remove_stale(root: Path, jobs: list[Job]) -> None:
+    """Delete this builder's renderings that the plan no longer names (an earlier build's text or voices)."""
+    keep = {job.rel_audio for job in jobs}
+    stale = [p for split, lang in {(j.split, j.lang) for j in jobs}
+             for p in (root / split / lang).glob(f"{lang}_{split}_[0-9][0-9][0-9][0-9][0-9]*.wav")
+             if p.relative_to(root).as_posix() not in keep]
+    for p in stale:
+        p.unlink()
+    if stale:
+        log.info("removed %d renderings of an earlier build that the plan no longer names", len(stale))
 
 
 def _counts(rows: list[dict[str, Any]], key: str) -> dict[str, int]:
