@@ -12,12 +12,10 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
 
 # Real sentences (Debian packages' translations, fetched with apt-get download) feed a quarter of the training text,
 # and held-out packages give test_ood its own text domain; without them the speech corpus falls back to generated
-# and hand-written text, and says so.
-if [ ! -f data/text_real/parallel/train.jsonl ]; then
-  echo "[main] building the real text corpus (data/text_real)"
-  $py scripts/make_corpus.py corpus=text_real || echo "[main] data/text_real could not be built: the speech corpus" \
-    "goes on without real text (see the message above)"
-fi
+# and hand-written text, and says so. The builder skips a corpus already built with the same config.
+echo "[main] building the real text corpus (data/text_real)"
+$py scripts/make_corpus.py corpus=text_real || echo "[main] corpus=text_real stopped (see the message above): the" \
+  "speech corpus uses data/text_real as it is, or goes on without real text"
 echo "[main] building the generated speech corpus (data/speech)"
 $py scripts/make_corpus.py corpus=speech
 t1=$(date +%s)
