@@ -217,3 +217,33 @@ def test_whisper_voicing_keeps_the_rows_and_names_its_files(tmp_path: Path) -> N
     assert np.corrcoef(voiced[:n], plain[:n])[0, 1] > np.corrcoef(noise[:n], plain[:n])[0, 1] + 0.05
     with pytest.raises(ValueError, match="whisper_voicing"):
         plan(_ood_cfg(tmp_path / "c", text_real, whisper_share=0.3, whisper_voicing=[0.5, 0.2]))
+
+
+def test_varied_share_gives_training_rows_new_espeak_voices_and_leaves_the_rest(tmp_path: Path) -> None:
+    import re
+
+    from datamodules.corpus.voices import MIN_VOICING
+
+    text_real = _text_real(tmp_path)
+    plain = plan(_ood_cfg(tmp_path / "a", text_real, train_per_lang=60))
+    cfg = _ood_cfg(tmp_path / "b", text_real, train_per_lang=60, varied_share=0.4, varied_speakers_per_lang=5)
+    jobs = plan(cfg)
+    varied = [j for j in jobs if j.quality == "varied"]
+    assert 12 <= len(varied) <= 40 and {j.split for j in varied} == {"train"}
+    assert len({j.sp.name for j in varied}) <= 5 and len({j.sp.variant for j in varied}) >= 3
+    # Every other row, the held-out splits included, exactly as without them; the sentences never move.
+    assert [(j.split, j.idx, j.text) for j in plain] == [(j.split, j.idx, j.text) for j in jobs]
+    assert all(a.rel_audio == b.rel_audio for a, b in zip(plain, jobs) if b.quality != "varied")
+    for j in varied:
+        voicing = re.search(r"^voicing (\d+)$", j.sp.variant_def, re.M)
+        assert voicing is None or MIN_VOICING <= int(voicing.group(1)) <= 90  # never the held-out whisper's 17-20
+        assert not re.search(r"^klatt [4-6]$", j.sp.variant_def, re.M)  # nor the held-out klatt_hi synthesisers
+    one = varied[0]
+    row = render(one, tmp_path / "b")
+    assert row["voice_quality"] == "varied" and row["voice"] == one.sp.variant
+    wav = sf.read(str(tmp_path / "b" / row["audio"]))[0]
+    own = sf.read(str(tmp_path / "a" / render(plain[jobs.index(one)], tmp_path / "a")["audio"]))[0]
+    assert np.abs(wav).max() > 0.05 and 0.5 < len(wav) / len(own) < 2.0
+    assert len(wav) != len(own) or not np.allclose(wav, own)
+    with pytest.raises(ValueError, match="varied_share"):
+        plan(_ood_cfg(tmp_path / "c", text_real, varied_share=-0.1))

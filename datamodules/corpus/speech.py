@@ -77,6 +77,13 @@ class SpeechCorpusConfig:
     re-excited by noise (``speech.augment_voice.pseudo_whisper``, a random pre-emphasis 0-0.7), written once here
     so that training pays nothing for it. Manifest rows say ``voice_quality: lpc_whisper``. espeak-ng's whisper
     variants, a different whisper, stay held out for test_ood; dev, test and test_ood are the same as with 0."""
+    varied_share: float = 0.0
+    """Share of training utterances spoken instead by ``varied_speakers_per_lang`` extra voices of quality ``varied``
+    (a new espeak-ng variant each: vocal-tract length, formants, flutter, roughness, synthesiser, breath under partial
+    voicing; ``voices.random_variant``), drawn from streams of their own: the other rows, their sentences, dev, test
+    and test_ood stay as with 0."""
+    varied_speakers_per_lang: int = 12
+    """How many ``varied`` voices per language share those utterances."""
     whisper_voicing: list[float] = field(default_factory=lambda: [0.0, 0.0])
     """Range of the voiced rendering's share kept under a whispered utterance's noise (drawn per utterance): 0 is a
     pure whisper; a little voicing is what a half-whispered voice keeps."""
@@ -267,8 +274,11 @@ def _split_sentences(lang: str, cfg: SpeechCorpusConfig, rng: random.Random) -> 
 
 def plan(cfg: SpeechCorpusConfig) -> list[Job]:
     """Every utterance to render, fixed by the seed."""
-    if not 0.0 <= cfg.whisper_share <= 1.0:
-        raise ValueError(f"corpus.whisper_share={cfg.whisper_share} must be in [0, 1]")
+    for name in ("whisper_share", "varied_share"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise ValueError(f"corpus.{name}={getattr(cfg, name)} must be in [0, 1]")
+    if cfg.varied_share and cfg.varied_speakers_per_lang < 1:
+        raise ValueError(f"corpus.varied_speakers_per_lang={cfg.varied_speakers_per_lang} must be 1 or more")
     lo, hi = cfg.whisper_voicing
     if not 0.0 <= lo <= hi <= 1.0:
         raise ValueError(f"corpus.whisper_voicing={list(cfg.whisper_voicing)} must be a range [low, high] in [0, 1]")
@@ -280,6 +290,9 @@ def plan(cfg: SpeechCorpusConfig) -> list[Job]:
         voicing_rng = random.Random(f"{cfg.seed}:{lang}:voicing")
         speakers, ood_speakers = _speakers(lang, cfg, rng)
         heldout = _heldout_speakers(lang, cfg)
+        varied_rng = random.Random(f"{cfg.seed}:{lang}:varied")
+        varied = [make_speaker(f"{lang}-var{k:02d}", "varied", varied_rng)
+                  for k in range(cfg.varied_speakers_per_lang if cfg.varied_share else 0)]
         for split, items in _split_sentences(lang, cfg, rng).items():
             voices = ood_speakers if split == "test_ood" else speakers
             for idx, (text, source) in enumerate(items):
@@ -287,6 +300,9 @@ def plan(cfg: SpeechCorpusConfig) -> list[Job]:
                 if split in heldout:  # drawn above all the same, so the main stream stays as without held-out voices
                     s = heldout[split][idx % len(heldout[split])]
                 job = Job(split, lang, idx, text, source, s, s.rate + rng.randint(-15, 15))
+                if split == "train" and varied and varied_rng.random() < cfg.varied_share:
+                    v = varied[varied_rng.randrange(len(varied))]  # the main stream's rate jitter kept
+                    job.sp, job.rate = v, v.rate + job.rate - s.rate
                 if split == "train" and cfg.whisper_share and whisper_rng.random() < cfg.whisper_share:
                     job.whisper = whisper_rng.uniform(0.0, 0.7)
                     job.voicing = round(voicing_rng.uniform(lo, hi), 2)  # its own stream: the same rows and tilts

@@ -7,11 +7,17 @@ render only the out-of-domain test split.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import random
+import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,7 +38,8 @@ class Quality:
     """espeak-ng variants (``+name``), or the engine's own voice names."""
     effect: str = ""
     """Post-processing: ``formant`` (vocal-tract length), ``pitch`` (sox pitch, formants kept), ``band`` (telephone
-    band and overdrive), ``breathy`` (envelope-shaped aspiration noise) or nothing."""
+    band and overdrive), ``breathy`` (envelope-shaped aspiration noise), ``variant`` (a new espeak-ng variant drawn
+    per speaker, see ``random_variant``) or nothing."""
     engine: str = "espeak-ng"
     """``espeak-ng``, ``flite`` or ``festival``."""
     langs: tuple[str, ...] = ()
@@ -52,6 +59,9 @@ QUALITIES: dict[str, Quality] = {
     "pitch": Quality(_MODAL, effect="pitch"),
     "band": Quality(_MODAL, effect="band"),
     "extreme_prosody": Quality(_MODAL, extreme=True),
+    # A new espeak-ng voice per speaker: vocal-tract length, formant levels and widths, flutter, roughness, synthesiser
+    # and, for half of them, aspiration under partial voicing (never the held-out whisper's 17-20% voicing).
+    "varied": Quality(("",), effect="variant"),
     # flite and festival speak English only (flite -lv: kal awb rms slt; festival: kal_diphone).
     "flite": Quality(("kal", "awb", "rms", "slt", "kal16"), engine="flite", langs=("eng_Latn",)),
     "festival": Quality(("kal_diphone",), engine="festival", langs=("eng_Latn",)),
@@ -73,6 +83,8 @@ class Speaker:
     """sox effect arguments applied after synthesis."""
     breath: float = 0.0
     """Aspiration noise level relative to the speech envelope (breathy voices)."""
+    variant_def: str = ""
+    """An espeak-ng variant file's text (``varied`` voices), written to a private voice folder when rendered."""
 
 
 def available(quality: str, lang: str) -> bool:
@@ -101,12 +113,77 @@ def make_speaker(name: str, quality: str, rng: random.Random) -> Speaker:
         sp.sox = ["highpass", str(lo), "lowpass", str(hi), "overdrive", str(rng.randint(3, 12))]
     elif q.effect == "breathy":
         sp.breath = rng.uniform(0.15, 0.35)
+    elif q.effect == "variant":
+        sp.variant_def = random_variant(rng)
+        sp.variant = "v" + hashlib.blake2s(sp.variant_def.encode(), digest_size=4).hexdigest()
     return sp
+
+
+MIN_VOICING = 45
+"""The least voicing a ``varied`` voice gets (percent); espeak-ng's whisper variants, held out, use 17 and 20."""
+
+
+def random_variant(rng: random.Random) -> str:
+    """An espeak-ng variant file: one vocal-tract length scales formants 1-8 (each also jittered), with random formant
+    heights and widths, flutter, roughness, consonant strength and synthesiser (klatt 1-3 or the default; the held-out
+    klatt 4-6 never); half the voices breathe, with aspiration over formants 1-6 and voicing ``MIN_VOICING``-90%."""
+    tract = rng.uniform(0.88, 1.14)
+    lines = ["language variant", "name varied", f"formant 0 100 {rng.randint(70, 130)} {rng.randint(80, 160)}"]
+    for k in range(1, 9):
+        freq = round(100 * tract * rng.uniform(0.96, 1.04))
+        lines.append(f"formant {k} {freq} {rng.randint(70, 130)} {rng.randint(80, 160)}")
+    lines += [f"flutter {rng.randint(0, 30)}", f"roughness {rng.randint(0, 4)}", f"consonants {rng.randint(80, 130)}"]
+    synth = rng.choice([0, 0, 1, 2, 3])
+    if synth:
+        lines.append(f"klatt {synth}")
+    if rng.random() < 0.5:
+        base = rng.randint(10, 50)
+        levels = [base, base, round(0.7 * base), round(0.5 * base), round(0.2 * base), round(0.15 * base)]
+        lines += [f"voicing {rng.randint(MIN_VOICING, 90)}", "breath " + " ".join(map(str, levels)),
+                  "breathw 150 150 200 200 400 400"]
+    return "\n".join(lines) + "\n"
 
 
 def espeak_text(text: str) -> str:
     """Text safe for espeak-ng: "[[" starts inline phonemes, "<" markup; never let text act as either."""
     return text.replace("[", " ").replace("]", " ").replace("<", " ").replace(">", " ")
+
+
+@cache
+def _espeak_data() -> Path:
+    """The system's espeak-ng data folder, as ``espeak-ng --version`` names it."""
+    info = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout
+    found = re.search(r"Data at:\s*(\S.*)$", info.strip())
+    if not found:
+        raise RuntimeError(f"cannot find espeak-ng's data folder in its --version output: {info.strip()!r}")
+    return Path(found.group(1).strip())
+
+
+def _variant_path(sp: Speaker) -> Path:
+    """A private folder for ``espeak-ng --path`` that speaks ``sp``'s variant: links to the system's data, and a
+    voices/!v holding that one variant file (espeak-ng lists at most 349 voices, so not every variant in one folder).
+    Made once, atomically, and shared by the build's workers."""
+    system = _espeak_data()
+    tag = hashlib.blake2s(str(system).encode(), digest_size=4).hexdigest()
+    root = Path(tempfile.gettempdir()) / f"polyglot-espeak-{os.getuid()}-{tag}" / sp.variant
+    if (root / "espeak-ng-data" / "voices" / "!v" / sp.variant).is_file():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{sp.variant}."))
+    data = tmp / "espeak-ng-data"
+    (data / "voices" / "!v").mkdir(parents=True)
+    for entry in system.iterdir():
+        if entry.name != "voices":
+            (data / entry.name).symlink_to(entry)
+    for entry in (system / "voices").iterdir():
+        if entry.name != "!v":
+            (data / "voices" / entry.name).symlink_to(entry)
+    (data / "voices" / "!v" / sp.variant).write_text(sp.variant_def)
+    try:
+        tmp.rename(root)
+    except OSError:  # another worker made it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return root
 
 
 def _synthesise(sp: Speaker, espeak_voice: str, text: str, rate: int) -> bytes:
@@ -124,7 +201,8 @@ def _synthesise(sp: Speaker, espeak_voice: str, text: str, rate: int) -> bytes:
                      format="WAV", subtype="PCM_16")
             return buf.getvalue()
     else:
-        cmd = ["espeak-ng", "-v", f"{espeak_voice}+{sp.variant}", "-s", str(rate), "-p", str(sp.pitch),
+        data = [f"--path={_variant_path(sp)}"] if sp.variant_def else []
+        cmd = ["espeak-ng", *data, "-v", f"{espeak_voice}+{sp.variant}", "-s", str(rate), "-p", str(sp.pitch),
                "-a", "120", "-g", "2", "--stdout"]
         proc = subprocess.run(cmd, input=espeak_text(text).encode("utf-8"), capture_output=True, timeout=120)
     if proc.returncode != 0 or len(proc.stdout) < 100:
