@@ -223,8 +223,8 @@ class ParallelTextDataModule(L.LightningDataModule):
                           persistent_workers=self.hp.num_workers > 0)
 
     def _row_lengths(self, rows: list[dict[str, str]], chunk: int = 65536) -> list[int]:
-        """Each row's longest sentence in tokens, encoded in large batches (SentencePiece spreads a batch over the
-        cores; one call per row took minutes of a 25-minute budget on 200k real rows)."""
+        """Each row's longest sentence in tokens, encoded ``chunk`` sentences a call (one call per row was a large
+        share of the setup on 200k real rows; docs/text.md)."""
         flat = [(k, t) for k, r in enumerate(rows) for t in r.values()]
         lengths = [0] * len(rows)
         for start in range(0, len(flat), chunk):
