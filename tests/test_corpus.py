@@ -247,3 +247,5 @@ def test_varied_share_gives_training_rows_new_espeak_voices_and_leaves_the_rest(
     assert len(wav) != len(own) or not np.allclose(wav, own)
     with pytest.raises(ValueError, match="varied_share"):
         plan(_ood_cfg(tmp_path / "c", text_real, varied_share=-0.1))
+    with pytest.raises(ValueError, match="varied_speakers_per_lang"):
+        plan(_ood_cfg(tmp_path / "c", text_real, varied_share=0.3, varied_speakers_per_lang=0))
