@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The text job on a fresh machine, 30 minutes on 2 cores: set up, build the generated text corpus (data/text) and the
-# real one (data/text_real_large, human translations from 807 Debian packages), train experiment=text_encoder_real,
+# real one (data/text_real_large, human translations from 1,386 Debian packages), train experiment=text_encoder_real,
 # and print xsim tables on the generated-grammar test and on the out-of-domain real test (held-out packages).
 #   bash scripts/text_quickstart.sh [train.py overrides ...]
 # Re-running resumes: built corpora are kept (delete <corpus>/stats.json to rebuild one) and training continues

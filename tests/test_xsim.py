@@ -13,6 +13,7 @@ from text.xsim import (
     format_matrix,
     margin_scores,
     mean_error,
+    pivot_figures,
     search_recall,
     write_report,
     xsim_error,
@@ -69,6 +70,15 @@ def test_matrix_mean_and_table() -> None:
         xsim_error(x, y[:3])
     with pytest.raises(ValueError, match="margin"):
         margin_scores(x, y, "max")
+
+
+def test_pivot_figures_split_english_from_the_rest() -> None:
+    m = {"eng_Latn": {"deu_Latn": 0.02, "hin_Deva": 0.08}, "deu_Latn": {"eng_Latn": 0.04, "hin_Deva": 0.3},
+         "hin_Deva": {"eng_Latn": 0.06, "deu_Latn": 0.1}}
+    got = pivot_figures(m, ["eng_Latn", "deu_Latn", "hin_Deva"])
+    assert got["mean_xsim_pivot"] == pytest.approx(0.05) and got["max_xsim_pivot"] == 0.08
+    assert got["mean_xsim_others"] == pytest.approx(0.2) and got["max_xsim_others"] == 0.3
+    assert pivot_figures(m, ["deu_Latn", "hin_Deva"]) == {}
 
 
 def test_search_recall() -> None:

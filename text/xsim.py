@@ -80,6 +80,24 @@ def mean_error(matrix: dict[str, dict[str, float]], langs: Sequence[str] | None 
     return sum(vals) / len(vals) if vals else float("nan")
 
 
+def pivot_figures(matrix: dict[str, dict[str, float]], langs: Sequence[str], pivot: str = "eng_Latn",
+                  ) -> dict[str, float]:
+    """Mean and worst error between ``pivot`` and each other language of ``langs`` (both directions), and among the
+    other languages themselves (every ordered pair): the figures a target such as "<= 10% with English, <= 20%
+    between any two" is read from. Empty when ``pivot`` is not among ``langs``."""
+    if pivot not in langs or pivot not in matrix:
+        return {}
+    others = [lang for lang in langs if lang != pivot and lang in matrix]
+    with_pivot = [e for b in others for e in (matrix[pivot].get(b), matrix[b].get(pivot)) if e is not None]
+    among = [e for a in others for b, e in matrix[a].items() if b in others]
+    out: dict[str, float] = {}
+    for name, vals in (("pivot", with_pivot), ("others", among)):
+        if vals:
+            out[f"mean_xsim_{name}"] = sum(vals) / len(vals)
+            out[f"max_xsim_{name}"] = max(vals)
+    return out
+
+
 def search_recall(queries: Tensor, docs: Tensor, ks: Sequence[int] = (1, 5)) -> dict[str, float]:
     """Recall@k of cosine search: query ``i`` should find document ``i`` among all documents."""
     sim = F.normalize(queries.float(), dim=-1) @ F.normalize(docs.float(), dim=-1).T  # [N, M]
@@ -176,6 +194,7 @@ def evaluate_encoder(model_dir: str | Path, manifest: str | Path, out_dir: str |
         "mean_xsim_trained": mean_error(ratio, trained), "mean_xsim_cosine_trained": mean_error(cosine, trained),
         "mean_recall@1_trained": _mean_recall(recall, trained, "recall@1"),
         "mean_recall@5_trained": _mean_recall(recall, trained, "recall@5"),
+        **pivot_figures(ratio, trained),
     }
     write_report(ratio, out_dir, {**summary, "xsim_cosine_error": cosine, "search_recall": recall})
     return {**summary, "xsim_error": ratio}
