@@ -21,11 +21,9 @@ from omegaconf import DictConfig
 
 from common import runner
 from common.io import atomic_open
-from text.parallel import read_parallel
+from text.parallel import PIVOT, read_parallel
 from text.sentence_encoder import from_pretrained
 from text.xsim import margin_scores
-
-PIVOT = "eng_Latn"
 
 
 def piece_stats(tokenizer: Any, texts: list[str], lang: str) -> dict[str, float]:

@@ -27,10 +27,10 @@ from omegaconf import DictConfig, open_dict
 
 from common import runner
 from common.io import atomic_open
+from text.parallel import PIVOT
 from text.xsim import evaluate_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
-PIVOT = "eng_Latn"
 
 
 def pivot_errors(matrix: dict[str, dict[str, float]]) -> dict[str, float]:

@@ -18,11 +18,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.bucketing import DurationBatchSampler
-from text.parallel import aligned_sets, read_parallel  # noqa: F401  (aligned_sets: re-exported)
+from text.parallel import PIVOT, aligned_sets, read_parallel  # noqa: F401  (aligned_sets: re-exported)
 from text.tokenizer import SentencePieceTokenizer, pad_ids
 
 log = logging.getLogger(__name__)
-PIVOT = "eng_Latn"
 Paths = str | Mapping[str, str] | Sequence[str]
 
 

@@ -6,6 +6,9 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+PIVOT = "eng_Latn"
+"""The language every parallel corpus aligns on (a real row is an English message and its translations)."""
+
 
 def read_parallel(path: str | Path) -> list[dict[str, str]]:
     """``texts`` of every row of a parallel JSONL file; bad lines raise an error naming the file and line."""

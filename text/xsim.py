@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from common.io import atomic_open
+from text.parallel import PIVOT, read_parallel
 
 MARGINS = ("ratio", "cosine")
 
@@ -80,7 +81,7 @@ def mean_error(matrix: dict[str, dict[str, float]], langs: Sequence[str] | None 
     return sum(vals) / len(vals) if vals else float("nan")
 
 
-def pivot_figures(matrix: dict[str, dict[str, float]], langs: Sequence[str], pivot: str = "eng_Latn",
+def pivot_figures(matrix: dict[str, dict[str, float]], langs: Sequence[str], pivot: str = PIVOT,
                   ) -> dict[str, float]:
     """Mean and worst error between ``pivot`` and each other language of ``langs`` (both directions), and among the
     other languages themselves (every ordered pair): the figures a target such as "<= 10% with English, <= 20%
@@ -167,7 +168,6 @@ def evaluate_encoder(model_dir: str | Path, manifest: str | Path, out_dir: str |
     languages have (``pairwise_matrix``; pairs sharing fewer than ``min_rows`` are left out), so real text with
     gaps works as well as a fully aligned split. Writes ``xsim.json`` and ``xsim.png`` to ``out_dir``.
     """
-    from text.parallel import read_parallel
     from text.sentence_encoder import read_config
     from text.towers import TextTowerConfig, build_text_tower
 

@@ -28,12 +28,12 @@ from datamodules.corpus import text_real_help as helpdocs
 from datamodules.corpus import text_real_sources as src
 from datamodules.corpus.text import _write_lines, existing_corpus
 from datamodules.corpus.text_real_extra import cldr_rows, mono_words
+from text.parallel import PIVOT
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("test_ood", "test", "dev", "train")
 """In the order they claim sentences: a sentence goes to the first split that has it."""
-PIVOT = "eng_Latn"
 Rows = dict[str, dict[str, Any]]
 """Casefolded English text -> {"meaning": provenance, "texts": {lang: sentence}}."""
 
