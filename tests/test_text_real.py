@@ -15,6 +15,7 @@ import pytest
 from datamodules.corpus.text_real import RealTextCorpusConfig, build_real_text_corpus
 from datamodules.corpus.text_real_sources import clean_message, clean_pair, libreoffice_message, locale_to_lang, read_mo
 from tests.helpers import compose_cfg, load_script
+from text.xsim import pivot_figures
 
 WORDS = ["apple", "banana", "cherry", "delta", "echo", "forest", "garden", "harbor", "island", "jungle", "kettle",
          "lemon", "meadow", "north", "ocean", "pepper", "quartz", "river", "summit", "tiger", "umbrella", "valley",
@@ -271,8 +272,9 @@ def test_curve_points_use_the_chosen_corpus_for_fixed_steps(tmp_path: Path) -> N
     matrix = {"eng_Latn": {"deu_Latn": 0.1}, "deu_Latn": {"eng_Latn": 0.3, "fra_Latn": 0.2},
               "fra_Latn": {"deu_Latn": 0.4}}
     assert curve.pivot_errors(matrix)["deu_Latn"] == pytest.approx(0.2)
-    assert curve.other_pairs_mean(matrix, ["deu_Latn", "fra_Latn"]) == pytest.approx(0.3)
-    assert curve.other_pairs_mean(matrix, ["deu_Latn"]) is None
+    # The curve's X<->Y mean is evaluate_encoder's mean_xsim_others: over the non-English pairs, absent without one.
+    assert pivot_figures(matrix, ["eng_Latn", "deu_Latn", "fra_Latn"])["mean_xsim_others"] == pytest.approx(0.3)
+    assert "mean_xsim_others" not in pivot_figures(matrix, ["eng_Latn", "deu_Latn"])
 
 
 def test_libreoffice_markup_is_cleaned() -> None:
