@@ -15,6 +15,9 @@ Reads the cached facet vectors of one split (no LLM, no image model) and, per ca
   the LLM's vector barely encodes that attribute, and no image side can be retrieved by it.
 - ``cos_mean``, ``cos_nn``: mean cosine of two different captions and of each caption to its nearest other one (a
   crowded space has both near 1).
+
+``center=lang`` (or ``all``) first subtracts the mean facet vector of each language's captions (or of every
+language's) from the facet vectors: whether the crowding, not the content, hides the attributes.
 """
 
 from __future__ import annotations
@@ -60,18 +63,33 @@ def space_stats(queries: torch.Tensor, english: torch.Tensor, objects: list[dict
     return out
 
 
+def centred(facets: dict[str, torch.Tensor], center: str) -> dict[str, torch.Tensor]:
+    """Facet vectors ``{lang: [N, K, D]}`` less their mean: per language (``lang``), over all (``all``), or as they
+    are (``none``)."""
+    if center == "none":
+        return facets
+    if center == "lang":
+        return {lang: f - f.float().mean((0, 1)) for lang, f in facets.items()}
+    if center == "all":
+        mean = torch.cat([f.float().flatten(0, 1) for f in facets.values()]).mean(0)
+        return {lang: f - mean for lang, f in facets.items()}
+    raise ValueError(f"center={center!r}: expected none, lang or all")
+
+
 def encoded(cfg: DictConfig, rows: list[dict[str, Any]], kind: str) -> tuple[dict[str, torch.Tensor], str | None]:
     """Unit query vectors ``{lang: [N, D]}`` of the rows' captions, from the cache or (``llm`` set) the LLM itself
     with the named facet set of ``kind``; and the LLM's directory."""
     if cfg.llm:
         enc = FacetEncoder(str(cfg.llm), facet_set(kind))
         langs = sorted(rows[0]["captions"])
-        texts = {lang: [r["captions"][lang][kind] for r in rows] for lang in langs}
-        return {lang: facet_query(enc.encode(t, 64), "mean") for lang, t in texts.items()}, str(cfg.llm)
-    cache = EmbeddingCache.open(str(cfg.cache))
-    ids = [r["id"] for r in rows]
-    queries = {lang: facet_query(cache.lookup(ids, lang, kind), "mean") for lang in cache.langs(kind)}
-    return queries, cache.manifest.get("llm_path")
+        facets = {lang: enc.encode([r["captions"][lang][kind] for r in rows], 64) for lang in langs}
+        llm = str(cfg.llm)
+    else:
+        cache = EmbeddingCache.open(str(cfg.cache))
+        ids = [r["id"] for r in rows]
+        facets = {lang: cache.lookup(ids, lang, kind) for lang in cache.langs(kind)}
+        llm = cache.manifest.get("llm_path")
+    return {lang: facet_query(f, "mean") for lang, f in centred(facets, str(cfg.center)).items()}, llm
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:

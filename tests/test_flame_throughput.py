@@ -94,3 +94,18 @@ def test_nearest_neighbours_that_share_an_attribute_are_counted() -> None:
     objs = [{"colour": "red"}, {"colour": "red"}, {"colour": "blue"}, {"colour": "green"}]
     m = space_stats(q, q, objs)
     assert m["nn_colour"] == 0.5 and m["chance_colour"] == pytest.approx(2 / 12) and m["xling_r1"] == 1.0
+
+
+def test_centring_takes_the_mean_facet_of_each_language_or_of_all() -> None:
+    from benchmarks.flame_text_space import centred
+
+    facets = {"eng_Latn": torch.tensor([[[1.0, 2.0]], [[3.0, 2.0]]]),
+              "deu_Latn": torch.tensor([[[5.0, 0.0]], [[5.0, 4.0]]])}
+    by_lang = centred(facets, "lang")
+    assert all(torch.allclose(f.mean((0, 1)), torch.zeros(2)) for f in by_lang.values())
+    assert torch.equal(by_lang["eng_Latn"], torch.tensor([[[-1.0, 0.0]], [[1.0, 0.0]]]))
+    together = centred(facets, "all")  # the mean over both languages is (3.5, 2)
+    assert torch.equal(together["deu_Latn"], torch.tensor([[[1.5, -2.0]], [[1.5, 2.0]]]))
+    assert centred(facets, "none") is facets
+    with pytest.raises(ValueError, match="center='mean'"):
+        centred(facets, "mean")
