@@ -222,8 +222,6 @@ def test_whisper_voicing_keeps_the_rows_and_names_its_files(tmp_path: Path) -> N
 def test_varied_share_gives_training_rows_new_espeak_voices_and_leaves_the_rest(tmp_path: Path) -> None:
     import re
 
-    from datamodules.corpus.voices import MIN_VOICING
-
     text_real = _text_real(tmp_path)
     plain = plan(_ood_cfg(tmp_path / "a", text_real, train_per_lang=60))
     cfg = _ood_cfg(tmp_path / "b", text_real, train_per_lang=60, varied_share=0.4, varied_speakers_per_lang=5)
@@ -236,7 +234,7 @@ def test_varied_share_gives_training_rows_new_espeak_voices_and_leaves_the_rest(
     assert all(a.rel_audio == b.rel_audio for a, b in zip(plain, jobs) if b.quality != "varied")
     for j in varied:
         voicing = re.search(r"^voicing (\d+)$", j.sp.variant_def, re.M)
-        assert voicing is None or MIN_VOICING <= int(voicing.group(1)) <= 90  # never the held-out whisper's 17-20
+        assert voicing is None or cfg.varied_voicing[0] <= int(voicing.group(1)) <= cfg.varied_voicing[1]
         assert not re.search(r"^klatt [4-6]$", j.sp.variant_def, re.M)  # nor the held-out klatt_hi synthesisers
     one = varied[0]
     row = render(one, tmp_path / "b")
@@ -249,3 +247,30 @@ def test_varied_share_gives_training_rows_new_espeak_voices_and_leaves_the_rest(
         plan(_ood_cfg(tmp_path / "c", text_real, varied_share=-0.1))
     with pytest.raises(ValueError, match="varied_speakers_per_lang"):
         plan(_ood_cfg(tmp_path / "c", text_real, varied_share=0.3, varied_speakers_per_lang=0))
+    with pytest.raises(ValueError, match="varied_voicing"):
+        plan(_ood_cfg(tmp_path / "c", text_real, varied_share=0.3, varied_voicing=[60, 20]))
+    with pytest.raises(ValueError, match="varied_rate"):
+        plan(_ood_cfg(tmp_path / "c", text_real, varied_share=0.3, varied_rate=[250, 100]))
+    fast = plan(_ood_cfg(tmp_path / "d", text_real, train_per_lang=60, varied_share=0.4, varied_rate=[200, 210]))
+    assert {j.sp.rate for j in fast if j.quality == "varied"} <= set(range(200, 211))
+
+
+def test_varied_voicing_sets_the_breathing_voices_voicing_and_breath_grows_below_45() -> None:
+    import random
+    import re
+
+    from datamodules.corpus.voices import random_variant
+
+    defs = [random_variant(random.Random(k), (15, 25)) for k in range(40)]
+    breathing = [d for d in defs if "voicing" in d]
+    assert 10 <= len(breathing) <= 30  # about half of the voices breathe
+    for d in breathing:
+        voicing = int(re.search(r"^voicing (\d+)$", d, re.M).group(1))  # type: ignore[union-attr]
+        breath = int(re.search(r"^breath (\d+)", d, re.M).group(1))  # type: ignore[union-attr]
+        assert 15 <= voicing <= 25 and 10 + 45 - voicing <= breath <= 50 + 45 - voicing
+    # At or above 45% the variant is what it was before the range was a setting: the breath stays 10-50.
+    for k in range(40):
+        d = random_variant(random.Random(k))
+        if "voicing" in d:
+            assert 45 <= int(re.search(r"^voicing (\d+)$", d, re.M).group(1)) <= 90  # type: ignore[union-attr]
+            assert 10 <= int(re.search(r"^breath (\d+)", d, re.M).group(1)) <= 50  # type: ignore[union-attr]

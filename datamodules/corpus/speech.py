@@ -84,6 +84,12 @@ class SpeechCorpusConfig:
     and test_ood stay as with 0."""
     varied_speakers_per_lang: int = 12
     """How many ``varied`` voices per language share those utterances."""
+    varied_voicing: list[int] = field(default_factory=lambda: [5, 60])
+    """Voicing range (percent) of the breathing half of the ``varied`` voices: below about 30 they whisper. espeak-ng's
+    own whisper variants, which only test_ood speaks, use 17 and 20."""
+    varied_rate: list[int] = field(default_factory=lambda: [140, 185])
+    """Speaking rates (espeak-ng words a minute, before the per-utterance jitter of +-15) of the ``varied`` voices;
+    the other training voices speak at 140-185, test_ood's extreme-prosody voices at 95-115 or 215-250."""
     whisper_voicing: list[float] = field(default_factory=lambda: [0.0, 0.0])
     """Range of the voiced rendering's share kept under a whispered utterance's noise (drawn per utterance): 0 is a
     pure whisper; a little voicing is what a half-whispered voice keeps."""
@@ -277,6 +283,12 @@ def plan(cfg: SpeechCorpusConfig) -> list[Job]:
     for name in ("whisper_share", "varied_share"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             raise ValueError(f"corpus.{name}={getattr(cfg, name)} must be in [0, 1]")
+    lo_v, hi_v = cfg.varied_voicing
+    if not 0 <= lo_v <= hi_v <= 100:
+        raise ValueError(f"corpus.varied_voicing={list(cfg.varied_voicing)} must be [low, high] within 0-100")
+    lo_r, hi_r = cfg.varied_rate
+    if not 50 <= lo_r <= hi_r <= 400:
+        raise ValueError(f"corpus.varied_rate={list(cfg.varied_rate)} must be [low, high] words a minute within 50-400")
     if cfg.varied_share and cfg.varied_speakers_per_lang < 1:
         raise ValueError(f"corpus.varied_speakers_per_lang={cfg.varied_speakers_per_lang} must be 1 or more")
     lo, hi = cfg.whisper_voicing
@@ -291,7 +303,7 @@ def plan(cfg: SpeechCorpusConfig) -> list[Job]:
         speakers, ood_speakers = _speakers(lang, cfg, rng)
         heldout = _heldout_speakers(lang, cfg)
         varied_rng = random.Random(f"{cfg.seed}:{lang}:varied")
-        varied = [make_speaker(f"{lang}-var{k:02d}", "varied", varied_rng)
+        varied = [make_speaker(f"{lang}-var{k:02d}", "varied", varied_rng, (lo_v, hi_v), (lo_r, hi_r))
                   for k in range(cfg.varied_speakers_per_lang if cfg.varied_share else 0)]
         for split, items in _split_sentences(lang, cfg, rng).items():
             voices = ood_speakers if split == "test_ood" else speakers

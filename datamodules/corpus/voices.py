@@ -60,7 +60,7 @@ QUALITIES: dict[str, Quality] = {
     "band": Quality(_MODAL, effect="band"),
     "extreme_prosody": Quality(_MODAL, extreme=True),
     # A new espeak-ng voice per speaker: vocal-tract length, formant levels and widths, flutter, roughness, synthesiser
-    # and, for half of them, aspiration under partial voicing (never the held-out whisper's 17-20% voicing).
+    # and, for half of them, aspiration under partial voicing (down to a whisper: SpeechCorpusConfig.varied_voicing).
     "varied": Quality(("",), effect="variant"),
     # flite and festival speak English only (flite -lv: kal awb rms slt; festival: kal_diphone).
     "flite": Quality(("kal", "awb", "rms", "slt", "kal16"), engine="flite", langs=("eng_Latn",)),
@@ -93,15 +93,18 @@ def available(quality: str, lang: str) -> bool:
     return (not q.langs or lang in q.langs) and shutil.which(q.engine) is not None
 
 
-def make_speaker(name: str, quality: str, rng: random.Random) -> Speaker:
-    """Draw a speaker of ``quality``: training speakers keep rate 140-185 and pitch 25-75; extreme ones leave them."""
+def make_speaker(name: str, quality: str, rng: random.Random, voicing: tuple[int, int] = (45, 90),
+                 rate: tuple[int, int] = (140, 185)) -> Speaker:
+    """Draw a speaker of ``quality``: training speakers keep pitch 25-75 and a rate in ``rate`` (words a minute);
+    extreme ones leave both. ``voicing`` is the range (percent) a breathing ``varied`` voice draws its voicing from
+    (``random_variant``)."""
     q = QUALITIES[quality]
     variant = rng.choice(q.variants)
-    pitch, rate = rng.randint(25, 75), rng.randint(140, 185)
+    pitch, wpm = rng.randint(25, 75), rng.randint(*rate)
     if q.extreme:
         pitch = rng.choice([rng.randint(0, 15), rng.randint(85, 99)])
-        rate = rng.choice([rng.randint(95, 115), rng.randint(215, 250)])
-    sp = Speaker(name, quality, variant, pitch, rng.randint(30, 90), rate)
+        wpm = rng.choice([rng.randint(95, 115), rng.randint(215, 250)])
+    sp = Speaker(name, quality, variant, pitch, rng.randint(30, 90), wpm)
     if q.effect == "formant":
         # speed scales pitch and formants together (a shorter or longer vocal tract); tempo restores the duration.
         f = rng.choice([rng.uniform(0.86, 0.94), rng.uniform(1.06, 1.16)])
@@ -114,19 +117,17 @@ def make_speaker(name: str, quality: str, rng: random.Random) -> Speaker:
     elif q.effect == "breathy":
         sp.breath = rng.uniform(0.15, 0.35)
     elif q.effect == "variant":
-        sp.variant_def = random_variant(rng)
+        sp.variant_def = random_variant(rng, voicing)
         sp.variant = "v" + hashlib.blake2s(sp.variant_def.encode(), digest_size=4).hexdigest()
     return sp
 
 
-MIN_VOICING = 45
-"""The least voicing a ``varied`` voice gets (percent); espeak-ng's whisper variants, held out, use 17 and 20."""
-
-
-def random_variant(rng: random.Random) -> str:
+def random_variant(rng: random.Random, voicing: tuple[int, int] = (45, 90)) -> str:
     """An espeak-ng variant file: one vocal-tract length scales formants 1-8 (each also jittered), with random formant
     heights and widths, flutter, roughness, consonant strength and synthesiser (klatt 1-3 or the default; the held-out
-    klatt 4-6 never); half the voices breathe, with aspiration over formants 1-6 and voicing ``MIN_VOICING``-90%."""
+    klatt 4-6 never); half the voices breathe, with aspiration over formants 1-6 and voicing drawn from ``voicing``
+    (percent; espeak-ng's own whisper variants, which only test_ood speaks, use 17 and 20); below 45% the breath grows
+    as the voicing falls."""
     tract = rng.uniform(0.88, 1.14)
     lines = ["language variant", "name varied", f"formant 0 100 {rng.randint(70, 130)} {rng.randint(80, 160)}"]
     for k in range(1, 9):
@@ -138,8 +139,10 @@ def random_variant(rng: random.Random) -> str:
         lines.append(f"klatt {synth}")
     if rng.random() < 0.5:
         base = rng.randint(10, 50)
+        voiced = rng.randint(*voicing)
+        base += max(0, 45 - voiced)  # the less voicing, the more breath (a whisper: 17% voicing, breath 75)
         levels = [base, base, round(0.7 * base), round(0.5 * base), round(0.2 * base), round(0.15 * base)]
-        lines += [f"voicing {rng.randint(MIN_VOICING, 90)}", "breath " + " ".join(map(str, levels)),
+        lines += [f"voicing {voiced}", "breath " + " ".join(map(str, levels)),
                   "breathw 150 150 200 200 400 400"]
     return "\n".join(lines) + "\n"
 
