@@ -239,6 +239,7 @@ def test_varied_share_gives_training_rows_new_espeak_voices_and_leaves_the_rest(
     one = varied[0]
     row = render(one, tmp_path / "b")
     assert row["voice_quality"] == "varied" and row["voice"] == one.sp.variant
+    assert (row["rate"], row["pitch"]) == (one.sp.rate, one.sp.pitch) and 140 <= row["rate"] <= 185
     wav = sf.read(str(tmp_path / "b" / row["audio"]))[0]
     own = sf.read(str(tmp_path / "a" / render(plain[jobs.index(one)], tmp_path / "a")["audio"]))[0]
     assert np.abs(wav).max() > 0.05 and 0.5 < len(wav) / len(own) < 2.0
@@ -270,7 +271,7 @@ def test_varied_voicing_sets_the_breathing_voices_voicing_and_breath_grows_below
         assert 15 <= voicing <= 25 and 10 + 45 - voicing <= breath <= 50 + 45 - voicing
     # At or above 45% the variant is what it was before the range was a setting: the breath stays 10-50.
     for k in range(40):
-        d = random_variant(random.Random(k))
+        d = random_variant(random.Random(k), (45, 90))
         if "voicing" in d:
             assert 45 <= int(re.search(r"^voicing (\d+)$", d, re.M).group(1)) <= 90  # type: ignore[union-attr]
             assert 10 <= int(re.search(r"^breath (\d+)", d, re.M).group(1)) <= 50  # type: ignore[union-attr]

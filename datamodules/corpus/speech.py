@@ -29,7 +29,16 @@ from common.commands import CORPUS_BUILDERS
 from common.io import atomic_open, write_jsonl
 from datamodules.corpus.languages import spec
 from datamodules.corpus.text_sources import GENERATORS, real_sentences, sentence_list, usable, user_sentences
-from datamodules.corpus.voices import QUALITIES, Speaker, available, make_speaker, speaker_fields, synthesise
+from datamodules.corpus.voices import (
+    QUALITIES,
+    VARIED_RATE,
+    VARIED_VOICING,
+    Speaker,
+    available,
+    make_speaker,
+    speaker_fields,
+    synthesise,
+)
 from speech.audio import write_audio
 from speech.augment import limit_peak
 from speech.augment_voice import pseudo_whisper
@@ -84,10 +93,10 @@ class SpeechCorpusConfig:
     and test_ood stay as with 0."""
     varied_speakers_per_lang: int = 12
     """How many ``varied`` voices per language share those utterances."""
-    varied_voicing: list[int] = field(default_factory=lambda: [5, 60])
+    varied_voicing: list[int] = field(default_factory=lambda: list(VARIED_VOICING))
     """Voicing range (percent) of the breathing half of the ``varied`` voices: below about 30 they whisper. espeak-ng's
     own whisper variants, which only test_ood speaks, use 17 and 20."""
-    varied_rate: list[int] = field(default_factory=lambda: [140, 185])
+    varied_rate: list[int] = field(default_factory=lambda: list(VARIED_RATE))
     """Speaking rates (espeak-ng words a minute, before the per-utterance jitter of +-15) of the ``varied`` voices;
     the other training voices speak at 140-185, test_ood's extreme-prosody voices at 95-115 or 215-250."""
     whisper_voicing: list[float] = field(default_factory=lambda: [0.0, 0.0])
@@ -278,22 +287,24 @@ def _split_sentences(lang: str, cfg: SpeechCorpusConfig, rng: random.Random) -> 
     return split
 
 
+def _range(cfg: SpeechCorpusConfig, name: str, lowest: float, highest: float, unit: str) -> tuple[Any, Any]:
+    """``cfg.<name>`` as (low, high), checked to be a range within ``lowest``-``highest``."""
+    value = list(getattr(cfg, name))
+    if len(value) != 2 or not lowest <= value[0] <= value[1] <= highest:
+        raise ValueError(f"corpus.{name}={value} must be [low, high] within {lowest}-{highest} ({unit})")
+    return value[0], value[1]
+
+
 def plan(cfg: SpeechCorpusConfig) -> list[Job]:
     """Every utterance to render, fixed by the seed."""
     for name in ("whisper_share", "varied_share"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             raise ValueError(f"corpus.{name}={getattr(cfg, name)} must be in [0, 1]")
-    lo_v, hi_v = cfg.varied_voicing
-    if not 0 <= lo_v <= hi_v <= 100:
-        raise ValueError(f"corpus.varied_voicing={list(cfg.varied_voicing)} must be [low, high] within 0-100")
-    lo_r, hi_r = cfg.varied_rate
-    if not 50 <= lo_r <= hi_r <= 400:
-        raise ValueError(f"corpus.varied_rate={list(cfg.varied_rate)} must be [low, high] words a minute within 50-400")
+    lo_v, hi_v = _range(cfg, "varied_voicing", 0, 100, "percent")
+    lo_r, hi_r = _range(cfg, "varied_rate", 50, 400, "words a minute")
     if cfg.varied_share and cfg.varied_speakers_per_lang < 1:
         raise ValueError(f"corpus.varied_speakers_per_lang={cfg.varied_speakers_per_lang} must be 1 or more")
-    lo, hi = cfg.whisper_voicing
-    if not 0.0 <= lo <= hi <= 1.0:
-        raise ValueError(f"corpus.whisper_voicing={list(cfg.whisper_voicing)} must be a range [low, high] in [0, 1]")
+    lo, hi = _range(cfg, "whisper_voicing", 0.0, 1.0, "a share")
     jobs: list[Job] = []
     for lang in cfg.langs:
         spec(lang)

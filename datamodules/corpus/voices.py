@@ -93,8 +93,14 @@ def available(quality: str, lang: str) -> bool:
     return (not q.langs or lang in q.langs) and shutil.which(q.engine) is not None
 
 
-def make_speaker(name: str, quality: str, rng: random.Random, voicing: tuple[int, int] = (45, 90),
-                 rate: tuple[int, int] = (140, 185)) -> Speaker:
+VARIED_VOICING = (5, 60)
+"""Voicing range (percent) of the breathing ``varied`` voices by default (the breath grows below 45: a whisper)."""
+VARIED_RATE = (140, 185)
+"""Speaking rate range (words a minute) of training speakers by default."""
+
+
+def make_speaker(name: str, quality: str, rng: random.Random, voicing: tuple[int, int] = VARIED_VOICING,
+                 rate: tuple[int, int] = VARIED_RATE) -> Speaker:
     """Draw a speaker of ``quality``: training speakers keep pitch 25-75 and a rate in ``rate`` (words a minute);
     extreme ones leave both. ``voicing`` is the range (percent) a breathing ``varied`` voice draws its voicing from
     (``random_variant``)."""
@@ -122,7 +128,7 @@ def make_speaker(name: str, quality: str, rng: random.Random, voicing: tuple[int
     return sp
 
 
-def random_variant(rng: random.Random, voicing: tuple[int, int] = (45, 90)) -> str:
+def random_variant(rng: random.Random, voicing: tuple[int, int] = VARIED_VOICING) -> str:
     """An espeak-ng variant file: one vocal-tract length scales formants 1-8 (each also jittered), with random formant
     heights and widths, flutter, roughness, consonant strength and synthesiser (klatt 1-3 or the default; the held-out
     klatt 4-6 never); half the voices breathe, with aspiration over formants 1-6 and voicing drawn from ``voicing``
@@ -243,5 +249,7 @@ def synthesise(sp: Speaker, espeak_voice: str, text: str, rate: int, seed: int) 
 
 
 def speaker_fields(sp: Speaker) -> dict[str, Any]:
-    """What a manifest row says about its voice."""
-    return {"speaker": sp.name, "voice_quality": sp.quality, "voice": sp.variant}
+    """What a manifest row says about its voice: who, which quality and variant, and its espeak-ng pitch (0-99) and
+    rate (words a minute, before each utterance's jitter), so results can be read by pitch and speaking rate."""
+    return {"speaker": sp.name, "voice_quality": sp.quality, "voice": sp.variant, "pitch": sp.pitch,
+            "rate": sp.rate}
