@@ -19,8 +19,8 @@ with open(f"{out}/asis.jsonl", "w") as a, open(f"{out}/slowed.jsonl", "w") as b:
     for line in open("data/speech/test_ood.jsonl", encoding="utf-8"):
         row = json.loads(line)
         if "rate" not in row:
-            sys.exit("data/speech/test_ood.jsonl has no speaking rates (built before rows had them): rebuild it with "
-                     "rm data/speech/stats.json && python scripts/make_corpus.py corpus=speech")
+            sys.exit("data/speech/test_ood.jsonl has no speaking rates (written before rows had them): rewrite the "
+                     "manifests with python scripts/make_corpus.py corpus=speech (it keeps the audio already made)")
         if row["voice_quality"] != "extreme_prosody" or row["rate"] < 200:
             continue
         src = os.path.abspath(os.path.join("data/speech", row["audio"]))

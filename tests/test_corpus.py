@@ -252,7 +252,12 @@ def test_varied_share_gives_training_rows_new_espeak_voices_and_leaves_the_rest(
         plan(_ood_cfg(tmp_path / "c", text_real, varied_share=0.3, varied_voicing=[60, 20]))
     with pytest.raises(ValueError, match="varied_rate"):
         plan(_ood_cfg(tmp_path / "c", text_real, varied_share=0.3, varied_rate=[250, 100]))
-    fast = plan(_ood_cfg(tmp_path / "d", text_real, train_per_lang=60, varied_share=0.4, varied_rate=[200, 210]))
+    with pytest.raises(ValueError, match="varied_pitch"):
+        plan(_ood_cfg(tmp_path / "c", text_real, varied_share=0.3, varied_pitch=[0, 120]))
+    fast = plan(_ood_cfg(tmp_path / "d", text_real, train_per_lang=60, varied_share=0.4, varied_rate=[200, 210],
+                         varied_pitch=[0, 10]))
+    assert {j.sp.pitch for j in fast if j.quality == "varied"} <= set(range(0, 11))
+    assert {j.sp.pitch for j in fast if j.quality not in ("varied", "extreme_prosody")} <= set(range(25, 76))
     assert {j.sp.rate for j in fast if j.quality == "varied"} <= set(range(200, 211))
 
 

@@ -31,6 +31,7 @@ from datamodules.corpus.languages import spec
 from datamodules.corpus.text_sources import GENERATORS, real_sentences, sentence_list, usable, user_sentences
 from datamodules.corpus.voices import (
     QUALITIES,
+    VARIED_PITCH,
     VARIED_RATE,
     VARIED_VOICING,
     Speaker,
@@ -99,6 +100,9 @@ class SpeechCorpusConfig:
     varied_rate: list[int] = field(default_factory=lambda: list(VARIED_RATE))
     """Speaking rates (espeak-ng words a minute, before the per-utterance jitter of +-15) of the ``varied`` voices;
     the other training voices speak at 140-185, test_ood's extreme-prosody voices at 95-115 or 215-250."""
+    varied_pitch: list[int] = field(default_factory=lambda: list(VARIED_PITCH))
+    """espeak-ng pitch range (0-99) of the ``varied`` voices; the other training voices keep 25-75, test_ood's
+    extreme-prosody voices 0-15 or 85-99."""
     whisper_voicing: list[float] = field(default_factory=lambda: [0.0, 0.0])
     """Range of the voiced rendering's share kept under a whispered utterance's noise (drawn per utterance): 0 is a
     pure whisper; a little voicing is what a half-whispered voice keeps."""
@@ -302,6 +306,7 @@ def plan(cfg: SpeechCorpusConfig) -> list[Job]:
             raise ValueError(f"corpus.{name}={getattr(cfg, name)} must be in [0, 1]")
     lo_v, hi_v = _range(cfg, "varied_voicing", 0, 100, "percent")
     lo_r, hi_r = _range(cfg, "varied_rate", 50, 400, "words a minute")
+    lo_p, hi_p = _range(cfg, "varied_pitch", 0, 99, "espeak-ng pitch")
     if cfg.varied_share and cfg.varied_speakers_per_lang < 1:
         raise ValueError(f"corpus.varied_speakers_per_lang={cfg.varied_speakers_per_lang} must be 1 or more")
     lo, hi = _range(cfg, "whisper_voicing", 0.0, 1.0, "a share")
@@ -314,7 +319,8 @@ def plan(cfg: SpeechCorpusConfig) -> list[Job]:
         speakers, ood_speakers = _speakers(lang, cfg, rng)
         heldout = _heldout_speakers(lang, cfg)
         varied_rng = random.Random(f"{cfg.seed}:{lang}:varied")
-        varied = [make_speaker(f"{lang}-var{k:02d}", "varied", varied_rng, (lo_v, hi_v), (lo_r, hi_r))
+        varied = [make_speaker(f"{lang}-var{k:02d}", "varied", varied_rng, (lo_v, hi_v), (lo_r, hi_r),
+                                (lo_p, hi_p))
                   for k in range(cfg.varied_speakers_per_lang if cfg.varied_share else 0)]
         for split, items in _split_sentences(lang, cfg, rng).items():
             voices = ood_speakers if split == "test_ood" else speakers

@@ -97,20 +97,22 @@ VARIED_VOICING = (5, 60)
 """Voicing range (percent) of the breathing ``varied`` voices by default (the breath grows below 45: a whisper)."""
 VARIED_RATE = (140, 185)
 """Speaking rate range (words a minute) of training speakers by default."""
+VARIED_PITCH = (25, 75)
+"""espeak-ng pitch range (0-99) of training speakers by default."""
 
 
 def make_speaker(name: str, quality: str, rng: random.Random, voicing: tuple[int, int] = VARIED_VOICING,
-                 rate: tuple[int, int] = VARIED_RATE) -> Speaker:
-    """Draw a speaker of ``quality``: training speakers keep pitch 25-75 and a rate in ``rate`` (words a minute);
-    extreme ones leave both. ``voicing`` is the range (percent) a breathing ``varied`` voice draws its voicing from
-    (``random_variant``)."""
+                 rate: tuple[int, int] = VARIED_RATE, pitch: tuple[int, int] = VARIED_PITCH) -> Speaker:
+    """Draw a speaker of ``quality``: training speakers keep a pitch in ``pitch`` (espeak-ng's 0-99) and a rate in
+    ``rate`` (words a minute); extreme ones leave both. ``voicing`` is the range (percent) a breathing ``varied``
+    voice draws its voicing from (``random_variant``)."""
     q = QUALITIES[quality]
     variant = rng.choice(q.variants)
-    pitch, wpm = rng.randint(25, 75), rng.randint(*rate)
+    level, wpm = rng.randint(*pitch), rng.randint(*rate)
     if q.extreme:
-        pitch = rng.choice([rng.randint(0, 15), rng.randint(85, 99)])
+        level = rng.choice([rng.randint(0, 15), rng.randint(85, 99)])
         wpm = rng.choice([rng.randint(95, 115), rng.randint(215, 250)])
-    sp = Speaker(name, quality, variant, pitch, rng.randint(30, 90), wpm)
+    sp = Speaker(name, quality, variant, level, rng.randint(30, 90), wpm)
     if q.effect == "formant":
         # speed scales pitch and formants together (a shorter or longer vocal tract); tempo restores the duration.
         f = rng.choice([rng.uniform(0.86, 0.94), rng.uniform(1.06, 1.16)])
