@@ -31,8 +31,8 @@ from datamodules.corpus.languages import spec
 from datamodules.corpus.text_sources import GENERATORS, real_sentences, sentence_list, usable, user_sentences
 from datamodules.corpus.voices import (
     QUALITIES,
+    SPEAKER_RATE,
     VARIED_PITCH,
-    VARIED_RATE,
     VARIED_VOICING,
     Speaker,
     available,
@@ -97,12 +97,13 @@ class SpeechCorpusConfig:
     varied_voicing: list[int] = field(default_factory=lambda: list(VARIED_VOICING))
     """Voicing range (percent) of the breathing half of the ``varied`` voices: below about 30 they whisper. espeak-ng's
     own whisper variants, which only test_ood speaks, use 17 and 20."""
-    varied_rate: list[int] = field(default_factory=lambda: list(VARIED_RATE))
+    varied_rate: list[int] = field(default_factory=lambda: list(SPEAKER_RATE))
     """Speaking rates (espeak-ng words a minute, before the per-utterance jitter of +-15) of the ``varied`` voices;
     the other training voices speak at 140-185, test_ood's extreme-prosody voices at 95-115 or 215-250."""
     varied_pitch: list[int] = field(default_factory=lambda: list(VARIED_PITCH))
     """espeak-ng pitch range (0-99) of the ``varied`` voices; the other training voices keep 25-75, test_ood's
-    extreme-prosody voices 0-15 or 85-99."""
+    extreme-prosody voices 0-15 or 85-99 (which the varied voices' whole range now overlaps: their rates stay
+    unseen)."""
     whisper_voicing: list[float] = field(default_factory=lambda: [0.0, 0.0])
     """Range of the voiced rendering's share kept under a whispered utterance's noise (drawn per utterance): 0 is a
     pure whisper; a little voicing is what a half-whispered voice keeps."""

@@ -95,14 +95,17 @@ def available(quality: str, lang: str) -> bool:
 
 VARIED_VOICING = (5, 60)
 """Voicing range (percent) of the breathing ``varied`` voices by default (the breath grows below 45: a whisper)."""
-VARIED_RATE = (140, 185)
-"""Speaking rate range (words a minute) of training speakers by default."""
-VARIED_PITCH = (25, 75)
-"""espeak-ng pitch range (0-99) of training speakers by default."""
+SPEAKER_RATE = (140, 185)
+"""Speaking rate range (words a minute) of the training, dev and test speakers."""
+SPEAKER_PITCH = (25, 75)
+"""espeak-ng pitch range (0-99) of the training, dev and test speakers."""
+VARIED_PITCH = (0, 99)
+"""espeak-ng pitch range of the ``varied`` training voices by default: the whole scale, the lowest and highest
+voices included (docs/asr.md, 2026-12-07 evening)."""
 
 
 def make_speaker(name: str, quality: str, rng: random.Random, voicing: tuple[int, int] = VARIED_VOICING,
-                 rate: tuple[int, int] = VARIED_RATE, pitch: tuple[int, int] = VARIED_PITCH) -> Speaker:
+                 rate: tuple[int, int] = SPEAKER_RATE, pitch: tuple[int, int] = SPEAKER_PITCH) -> Speaker:
     """Draw a speaker of ``quality``: training speakers keep a pitch in ``pitch`` (espeak-ng's 0-99) and a rate in
     ``rate`` (words a minute); extreme ones leave both. ``voicing`` is the range (percent) a breathing ``varied``
     voice draws its voicing from (``random_variant``)."""
