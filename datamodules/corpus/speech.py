@@ -305,9 +305,9 @@ def plan(cfg: SpeechCorpusConfig) -> list[Job]:
     for name in ("whisper_share", "varied_share"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             raise ValueError(f"corpus.{name}={getattr(cfg, name)} must be in [0, 1]")
-    lo_v, hi_v = _range(cfg, "varied_voicing", 0, 100, "percent")
-    lo_r, hi_r = _range(cfg, "varied_rate", 50, 400, "words a minute")
-    lo_p, hi_p = _range(cfg, "varied_pitch", 0, 99, "espeak-ng pitch")
+    voicing = _range(cfg, "varied_voicing", 0, 100, "percent")
+    rate = _range(cfg, "varied_rate", 50, 400, "words a minute")
+    pitch = _range(cfg, "varied_pitch", 0, 99, "espeak-ng pitch")
     if cfg.varied_share and cfg.varied_speakers_per_lang < 1:
         raise ValueError(f"corpus.varied_speakers_per_lang={cfg.varied_speakers_per_lang} must be 1 or more")
     lo, hi = _range(cfg, "whisper_voicing", 0.0, 1.0, "a share")
@@ -320,8 +320,7 @@ def plan(cfg: SpeechCorpusConfig) -> list[Job]:
         speakers, ood_speakers = _speakers(lang, cfg, rng)
         heldout = _heldout_speakers(lang, cfg)
         varied_rng = random.Random(f"{cfg.seed}:{lang}:varied")
-        varied = [make_speaker(f"{lang}-var{k:02d}", "varied", varied_rng, (lo_v, hi_v), (lo_r, hi_r),
-                                (lo_p, hi_p))
+        varied = [make_speaker(f"{lang}-var{k:02d}", "varied", varied_rng, voicing, rate, pitch)
                   for k in range(cfg.varied_speakers_per_lang if cfg.varied_share else 0)]
         for split, items in _split_sentences(lang, cfg, rng).items():
             voices = ood_speakers if split == "test_ood" else speakers
