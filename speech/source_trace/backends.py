@@ -32,8 +32,15 @@ def stats_pool(x: Tensor, lens: Tensor) -> Tensor:
     return torch.cat([mean, var.clamp_min(1e-6).sqrt()], dim=1)
 
 
+def keep_frames(x: Tensor, lens: Tensor) -> Tensor:
+    """[B, C, F, T] maps with each clip's frames past ``lens`` set to 0: what a conv reads beyond the end of a clip
+    alone (its zero padding), so a clip's output does not depend on the batch it is padded in."""
+    return x * lengths_mask(lens.clamp(max=x.shape[-1]), x.shape[-1])[:, None, None].to(x.dtype)
+
+
 class BasicBlock(nn.Module):
-    """Two 3x3 convs with batch norm and a shortcut (1x1 conv where the shape changes)."""
+    """Two 3x3 convs with batch norm and a shortcut (1x1 conv where the shape changes); frames past each clip's end
+    are zeroed after every conv, and its frame counts come out with the map."""
 
     def __init__(self, c_in: int, c_out: int, stride: int):
         super().__init__()
@@ -43,9 +50,20 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(c_out)
         self.short = (nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
                       if stride != 1 or c_in != c_out else nn.Identity())
+        self.strides = int(stride == 2)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))) + self.short(x))
+    def forward(self, x: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
+        lens = conv_lens(lens, self.strides)
+        h = keep_frames(F.relu(self.bn1(self.conv1(x))), lens)
+        return keep_frames(F.relu(self.bn2(self.conv2(h)) + self.short(x)), lens), lens
+
+
+def run_blocks(blocks: nn.ModuleList, x: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
+    """A stack of BasicBlocks over a masked map and its frame counts."""
+    x = keep_frames(x, lens)
+    for block in blocks:
+        x, lens = block(x, lens)
+    return x, lens
 
 
 class ResNetBackend(nn.Module):
@@ -63,7 +81,7 @@ class ResNetBackend(nn.Module):
             out = w * 2**i
             stages += [BasicBlock(c, out, 2 if i > 0 else 1)] + [BasicBlock(out, out, 1) for _ in range(n - 1)]
             c = out
-        self.stages = nn.Sequential(*stages)
+        self.stages = nn.ModuleList(stages)
         self.strides = len(cfg.blocks)  # the stem and every stage after the first halve the map
         f = feat_dim
         for _ in range(self.strides):
@@ -72,9 +90,9 @@ class ResNetBackend(nn.Module):
         self.norm = nn.BatchNorm1d(embed_dim)
 
     def forward(self, feats: Tensor, lens: Tensor) -> Tensor:
-        x = self.stages(self.stem(feats.transpose(1, 2)[:, None]))  # [B, C, F', T']
-        x = x.flatten(1, 2)  # [B, C*F', T']
-        return self.norm(self.fc(stats_pool(x, conv_lens(lens, self.strides))))
+        x = self.stem(keep_frames(feats.transpose(1, 2)[:, None], lens))
+        x, lens = run_blocks(self.stages, x, conv_lens(lens, 1))  # [B, C, F', T']
+        return self.norm(self.fc(stats_pool(x.flatten(1, 2), lens)))  # [B, C*F', T'] pooled
 
 
 class GraphAttention(nn.Module):
@@ -87,25 +105,30 @@ class GraphAttention(nn.Module):
         self.norm = nn.BatchNorm1d(d_out)
         self.temperature = temperature
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, valid: Tensor) -> Tensor:
         pair = torch.tanh(self.att_proj(x[:, :, None] * x[:, None]))  # [B, N, N, D]
-        att = F.softmax(self.att_weight(pair).squeeze(-1) / self.temperature, dim=-1)  # [B, N, N]
+        logits = self.att_weight(pair).squeeze(-1) / self.temperature  # [B, N, N]
+        att = F.softmax(logits.masked_fill(~valid[:, None], float("-inf")), dim=-1)  # padding nodes get no weight
         out = self.with_att(att @ x) + self.without_att(x)
         return F.selu(self.norm(out.transpose(1, 2)).transpose(1, 2))
 
 
 class GraphPool(nn.Module):
-    """Keeps the top ``ratio`` of nodes by a learned sigmoid score, scaled by it (Gao and Ji's graph U-Net pool)."""
+    """Keeps the top ``ratio`` of each graph's real nodes by a learned sigmoid score, scaled by it (Gao and Ji's graph
+    U-Net pool). Graphs of a batch keep different numbers of nodes: the kept ones come first, best first, and the
+    returned mask marks them."""
 
     def __init__(self, d: int, ratio: float):
         super().__init__()
         self.score, self.ratio = nn.Linear(d, 1), ratio
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
         s = torch.sigmoid(self.score(x))  # [B, N, 1]
-        k = max(1, int(x.shape[1] * self.ratio))
-        idx = s.squeeze(-1).topk(k, dim=1).indices  # [B, k]
-        return torch.gather(x * s, 1, idx[..., None].expand(-1, -1, x.shape[-1]))
+        keep = (valid.sum(1) * self.ratio).long().clamp_min(1)  # [B]: int(n * ratio), at least 1
+        rank = s.squeeze(-1).masked_fill(~valid, -1.0)  # a sigmoid is > 0: padding ranks last
+        idx = rank.topk(int(keep.max()), dim=1).indices  # [B, k]
+        kept = torch.arange(idx.shape[1], device=x.device)[None] < keep[:, None]
+        return torch.gather(x * s, 1, idx[..., None].expand(-1, -1, x.shape[-1])), kept
 
 
 class HeteroGraphAttention(nn.Module):
@@ -120,14 +143,17 @@ class HeteroGraphAttention(nn.Module):
         self.update, self.update_master = nn.Linear(d, d), nn.Linear(2 * d, d)
         self.temperature = temperature
 
-    def forward(self, s: Tensor, t: Tensor, master: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def forward(self, s: Tensor, t: Tensor, master: Tensor, valid: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``valid`` [B, N] marks the real nodes of ``cat([s, t])``; the others get no attention."""
         x = torch.cat([s, t], dim=1)  # [B, N, D]
         kind = torch.cat([torch.zeros(s.shape[1]), torch.ones(t.shape[1])]).long().to(x.device)
         pair_type = torch.where(kind[:, None] == kind[None], kind[:, None], torch.full_like(kind[:, None], 2))
         pair = torch.tanh(self.proj(x[:, :, None] * x[:, None]))  # [B, N, N, D]
         logits = (pair * self.type_weights[pair_type]).sum(-1) / self.temperature  # [B, N, N]
+        logits = logits.masked_fill(~valid[:, None], float("-inf"))
         x = F.selu(self.update(F.softmax(logits, dim=-1) @ x) + x)
-        m_att = F.softmax(self.master_att(torch.tanh(x * master)).squeeze(-1) / self.temperature, dim=-1)  # [B, N]
+        m_logits = self.master_att(torch.tanh(x * master)).squeeze(-1) / self.temperature
+        m_att = F.softmax(m_logits.masked_fill(~valid, float("-inf")), dim=-1)  # [B, N]
         master = master + F.selu(self.update_master(torch.cat([(m_att[..., None] * x).sum(1, keepdim=True),
                                                                  master], dim=-1)))
         return x[:, : s.shape[1]], x[:, s.shape[1] :], master
@@ -145,7 +171,7 @@ class AasistBackend(nn.Module):
         for out in cfg.channels:
             layers += [BasicBlock(c, out, 2)]
             c = out
-        self.encoder = nn.Sequential(*layers)
+        self.encoder = nn.ModuleList(layers)
         self.strides = len(cfg.channels)
         f = feat_dim
         for _ in range(self.strides):
@@ -162,15 +188,19 @@ class AasistBackend(nn.Module):
         self.norm = nn.BatchNorm1d(embed_dim)
 
     def forward(self, feats: Tensor, lens: Tensor) -> Tensor:
-        x = self.encoder(feats.transpose(1, 2)[:, None])  # [B, C, F', T']
-        valid = lengths_mask(conv_lens(lens, self.strides).clamp(max=x.shape[-1]), x.shape[-1])  # [B, T']
-        x = x.abs().masked_fill(~valid[:, None, None], 0.0)  # |x| >= 0, so padded zeros never win a max
+        x, lens = run_blocks(self.encoder, feats.transpose(1, 2)[:, None], lens)  # [B, C, F', T'], 0 past the end
+        x = x.abs()  # >= 0, so the padding's zeros never win a max
         spec = self.spec_in(x.amax(dim=3).transpose(1, 2) + self.spec_pos)  # [B, F', D]
         temp = self.temp_in(x.amax(dim=2).transpose(1, 2))  # [B, T', D]
-        spec = self.spec_pool(self.spec_gat(spec))
-        temp = self.temp_pool(self.temp_gat(temp))
-        spec, temp, master = self.hetero(spec, temp, self.master.expand(x.shape[0], -1, -1))
-        read = torch.cat([spec.amax(1), spec.mean(1), temp.amax(1), temp.mean(1), master.squeeze(1)], dim=-1)
+        every = torch.ones(spec.shape[:2], dtype=torch.bool, device=x.device)
+        spec, spec_valid = self.spec_pool(self.spec_gat(spec, every), every)
+        t_valid = lengths_mask(lens.clamp(max=temp.shape[1]), temp.shape[1])  # [B, T']
+        temp, t_valid = self.temp_pool(self.temp_gat(temp, t_valid), t_valid)
+        spec, temp, master = self.hetero(spec, temp, self.master.expand(x.shape[0], -1, -1),
+                                         torch.cat([spec_valid, t_valid], dim=1))
+        t_mask = t_valid[..., None].to(temp.dtype)
+        read = torch.cat([spec.amax(1), spec.mean(1), temp.masked_fill(~t_valid[..., None], float("-inf")).amax(1),
+                          (temp * t_mask).sum(1) / t_mask.sum(1), master.squeeze(1)], dim=-1)
         return self.norm(self.out(read))
 
 

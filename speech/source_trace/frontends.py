@@ -28,6 +28,23 @@ def normalize_frames(feats: Tensor, lens: Tensor) -> Tensor:
     return (feats - mean) / (var + 1e-5).sqrt() * m
 
 
+def zero_tail(wave: Tensor, wave_lens: Tensor, n_fft: int) -> Tensor:
+    """The waves with zeros after each one's end and ``n_fft // 2`` more at the right of the batch.
+
+    A centred STFT frame near a clip's end then reads the same zeros whether the clip is alone (where ``center``
+    would reflect its last samples) or padded in a batch; the last ``n_fft // 2 // hop`` frames are cut again.
+    """
+    wave = wave.float() * lengths_mask(wave_lens, wave.shape[1]).to(torch.float32)
+    return F.pad(wave, (0, n_fft // 2))
+
+
+def hold_last(x: Tensor, lens: Tensor) -> Tensor:
+    """[B, C, T] frames with each clip's last real frame repeated over its padding: the replicate padding that
+    ``compute_deltas`` gives a clip alone, so the deltas near its end do not depend on the batch."""
+    idx = torch.minimum(torch.arange(x.shape[-1], device=x.device)[None], (lens - 1).clamp_min(0)[:, None])
+    return x.gather(-1, idx[:, None].expand(-1, x.shape[1], -1))
+
+
 class Cepstral(nn.Module):
     """LFCC (linear filters) or MFCC (mel filters), with optional deltas and delta-deltas."""
 
@@ -50,12 +67,13 @@ class Cepstral(nn.Module):
         return self.cfg.n_coeffs * (3 if self.cfg.deltas else 1)
 
     def forward(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
+        lens = wave_lens // self.hop + 1
         with torch.autocast(device_type=wave.device.type, enabled=False):
-            c = self.transform(wave.float())  # [B, C, T]
-            if self.cfg.deltas:
-                d1 = torchaudio.functional.compute_deltas(c)
-                c = torch.cat([c, d1, torchaudio.functional.compute_deltas(d1)], dim=1)
-        return c.transpose(1, 2), wave_lens // self.hop + 1  # [B, T, F]
+            c = self.transform(zero_tail(wave, wave_lens, self.cfg.n_fft))[..., : wave.shape[1] // self.hop + 1]
+            if self.cfg.deltas:  # [B, C, T]
+                d1 = torchaudio.functional.compute_deltas(hold_last(c, lens))
+                c = torch.cat([c, d1, torchaudio.functional.compute_deltas(hold_last(d1, lens))], dim=1)
+        return c.transpose(1, 2), lens  # [B, T, F]
 
 
 class ConstantQ(nn.Module):
@@ -91,8 +109,8 @@ class ConstantQ(nn.Module):
     def forward(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
         with torch.autocast(device_type=wave.device.type, enabled=False):
             window = torch.ones(self.cfg.n_fft, device=wave.device)  # the kernels carry their own windows
-            spec = torch.stft(wave.float(), self.cfg.n_fft, self.hop, window=window, center=True,
-                              return_complex=True)  # [B, n/2+1, T]
+            spec = torch.stft(zero_tail(wave, wave_lens, self.cfg.n_fft), self.cfg.n_fft, self.hop, window=window,
+                              center=True, return_complex=True)[..., : wave.shape[1] // self.hop + 1]  # [B, n/2+1, T]
             kernels: Tensor = self.kernels  # type: ignore[assignment]
             power = (kernels @ spec).abs().pow(2)  # [B, K, T]
         return power.clamp_min(1e-10).log().transpose(1, 2), wave_lens // self.hop + 1
