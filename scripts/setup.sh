@@ -15,11 +15,15 @@ if [[ ",$extras," == *",music,"* ]]; then
   [ -f /usr/share/sounds/sf2/TimGM6mb.sf2 ] || missing+=(timgm6mb-soundfont)
 fi
 if [[ ",$extras," == *",app,"* ]]; then command -v chromium >/dev/null 2>&1 || missing+=(chromium); fi
-# trace: Debian's festival voices, the deepfake corpus's diphone, unit-selection and HTS generators in seven languages.
+# The speech corpus's recorded voices (corpus.recorded_share): festival's Italian and Hindi diphone voices.
+for pkg in festvox-italp16k festvox-itapc16k festival-hi festvox-hi-nsk; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+# trace: Debian's other festival voices, the deepfake corpus's diphone, unit-selection and HTS generators in seven
+# languages.
 if [[ ",$extras," == *",trace,"* ]]; then
-  for pkg in festvox-kdlpc16k festvox-us-slt-hts festvox-italp16k festvox-itapc16k festvox-ru festival-hi \
-      festvox-hi-nsk festvox-czech-dita festvox-czech-krb festvox-czech-machac festvox-czech-ph festvox-suopuhe-lj \
-      festvox-suopuhe-mv festvox-ca-ona-hts; do
+  for pkg in festvox-kdlpc16k festvox-us-slt-hts festvox-ru festvox-czech-dita festvox-czech-krb \
+      festvox-czech-machac festvox-czech-ph festvox-suopuhe-lj festvox-suopuhe-mv festvox-ca-ona-hts; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
 fi

@@ -14,6 +14,7 @@ import soundfile as sf
 from datamodules.corpus.languages import LANGUAGES, script
 from datamodules.corpus.speech import Job, SpeechCorpusConfig, build_speech_corpus, plan, render
 from datamodules.corpus.text_sources import GENERATORS, in_script, sentence_list
+from datamodules.corpus.voices import festival_text, festival_voices
 from tests.helpers import CONFIGS, compose_cfg
 from text.normalize import normalize_transcript
 
@@ -217,6 +218,39 @@ def test_whisper_voicing_keeps_the_rows_and_names_its_files(tmp_path: Path) -> N
     assert np.corrcoef(voiced[:n], plain[:n])[0, 1] > np.corrcoef(noise[:n], plain[:n])[0, 1] + 0.05
     with pytest.raises(ValueError, match="whisper_voicing"):
         plan(_ood_cfg(tmp_path / "c", text_real, whisper_share=0.3, whisper_voicing=[0.5, 0.2]))
+
+
+def test_festival_text_keeps_letters_and_marks_and_lowers_case_for_8_bit_voices() -> None:
+    assert festival_text("Èra già — “così”", "latin-1") == "èra già    così ".encode("latin-1")
+    assert festival_text("नमस्ते, दुनिया!", "utf-8").decode() == "नमस्ते, दुनिया!"  # vowel signs are marks: kept
+    assert festival_text("Ω ok", "latin-1") == b" ok"  # letters the encoding lacks are dropped
+
+
+@pytest.mark.skipif(len(festival_voices("ita_Latn")) < 2, reason="festival's two Italian diphone voices not installed")
+def test_recorded_share_gives_training_rows_festival_voices_but_never_the_held_out_one(tmp_path: Path) -> None:
+    text_real = _text_real(tmp_path)
+    kw: dict[str, object] = {"langs": ["ita_Latn"], "train_per_lang": 60}
+    plain = plan(_ood_cfg(tmp_path / "a", text_real, recorded_share=0.0, **kw))
+    jobs = plan(_ood_cfg(tmp_path / "b", text_real, recorded_share=0.4, recorded_speakers_per_lang=3, **kw))
+    recorded = [j for j in jobs if j.quality == "recorded"]
+    assert 12 <= len(recorded) <= 40 and {j.split for j in recorded} == {"train"}
+    assert {j.sp.variant for j in recorded} == {"pc_diphone"} and len({j.sp.name for j in recorded}) == 3
+    # Every other row, the held-out splits included, exactly as without them; the sentences never move.
+    assert [(j.split, j.idx, j.text) for j in plain] == [(j.split, j.idx, j.text) for j in jobs]
+    assert all(a.rel_audio == b.rel_audio for a, b in zip(plain, jobs) if b.quality != "recorded")
+    both = plan(_ood_cfg(tmp_path / "c", text_real, recorded_share=0.4, recorded_heldout=[], **kw))
+    assert {j.sp.variant for j in both if j.quality == "recorded"} == {"pc_diphone", "lp_diphone"}
+    # A language without festival voices is as with recorded_share 0.
+    spanish = plan(_ood_cfg(tmp_path / "d", text_real, recorded_share=0.4))
+    assert not [j for j in spanish if j.quality == "recorded"]
+    one = recorded[0]
+    row = render(one, tmp_path / "b")
+    assert row["voice_quality"] == "recorded" and row["voice"] == "pc_diphone" and row["rate"] == one.sp.rate
+    wav = sf.read(str(tmp_path / "b" / row["audio"]))[0]
+    own = sf.read(str(tmp_path / "a" / render(plain[jobs.index(one)], tmp_path / "a")["audio"]))[0]
+    assert np.abs(wav).max() > 0.05 and 0.4 < len(wav) / len(own) < 2.5
+    with pytest.raises(ValueError, match="recorded_speakers_per_lang"):
+        plan(_ood_cfg(tmp_path / "e", text_real, recorded_share=0.3, recorded_speakers_per_lang=0))
 
 
 def test_varied_share_gives_training_rows_new_espeak_voices_and_leaves_the_rest(tmp_path: Path) -> None:

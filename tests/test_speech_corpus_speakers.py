@@ -65,11 +65,12 @@ def test_tiny_build_has_no_training_speaker_in_dev_or_test(tmp_path: Path) -> No
     assert all(r["lang"] == "deu_Latn" and (tmp_path / r["audio"]).is_file() for r in rows("dev") + rows("test"))
 
 
-def test_speech_tts_preset_is_the_speech_corpus_with_held_out_speakers_and_no_varied_voices(tmp_path: Path) -> None:
+def test_speech_tts_preset_is_the_speech_corpus_with_held_out_speakers_and_no_added_voices(tmp_path: Path) -> None:
     speech = compose_cfg("make_corpus", [], tmp_path).corpus
     tts = compose_cfg("make_corpus", ["corpus=speech_tts"], tmp_path).corpus
     assert speech.heldout_speakers_per_lang == 0 and tts.heldout_speakers_per_lang == 4
     assert tts.builder == "speech" and tts.out_dir.endswith("speech_tts")
     differ = {k for k in speech if speech[k] != tts[k]}
-    assert differ == {"out_dir", "heldout_speakers_per_lang", "varied_share"}
+    assert differ == {"out_dir", "heldout_speakers_per_lang", "varied_share", "recorded_share"}
     assert speech.varied_share > 0 and tts.varied_share == 0  # random espeak-ng variants help ASR, not voice cloning
+    assert speech.recorded_share > 0 and tts.recorded_share == 0  # the TTS corpus keeps its voices

@@ -7,16 +7,20 @@ re-vocode speech of those engines; the suite's TTS runs as a subprocess (``deepf
 
 from __future__ import annotations
 
-import glob
 import shutil
-import subprocess
 from dataclasses import dataclass
 
 import numpy as np
 
 from datamodules.corpus.languages import LANGUAGES
-from datamodules.corpus.voices import Speaker, synthesise
-from speech.audio import SAMPLE_RATE
+from datamodules.corpus.voices import (
+    FESTIVAL_VOICES,
+    EngineVoice,
+    Speaker,
+    festival_installed,
+    festival_wave,
+    synthesise,
+)
 
 
 @dataclass(frozen=True)
@@ -47,33 +51,6 @@ SOURCES: dict[str, Source] = {
 """Every source the builder knows, by the name the corpus labels it with."""
 
 
-@dataclass(frozen=True)
-class EngineVoice:
-    """A festival or flite voice: its language, kind and the text encoding it reads."""
-
-    lang: str
-    method: str
-    encoding: str = "utf-8"
-
-
-FESTIVAL_VOICES: dict[str, EngineVoice] = {
-    "kal_diphone": EngineVoice("eng_Latn", "diphone"),
-    "ked_diphone": EngineVoice("eng_Latn", "diphone"),
-    "cmu_us_slt_arctic_hts": EngineVoice("eng_Latn", "hts"),
-    "lp_diphone": EngineVoice("ita_Latn", "diphone", "latin-1"),
-    "pc_diphone": EngineVoice("ita_Latn", "diphone", "latin-1"),
-    "msu_ru_nsh_clunits": EngineVoice("rus_Cyrl", "clunits"),
-    "hindi_NSK_diphone": EngineVoice("hin_Deva", "diphone"),
-    "czech_dita": EngineVoice("ces_Latn", "diphone", "latin-2"),
-    "czech_krb": EngineVoice("ces_Latn", "diphone", "latin-2"),
-    "czech_machac": EngineVoice("ces_Latn", "diphone", "latin-2"),
-    "czech_ph": EngineVoice("ces_Latn", "diphone", "latin-2"),
-    "suo_fi_lj_diphone": EngineVoice("fin_Latn", "diphone", "latin-1"),
-    "hy_fi_mv_diphone": EngineVoice("fin_Latn", "diphone", "latin-1"),
-    "upc_ca_ona_hts": EngineVoice("cat_Latn", "hts", "latin-1"),
-}
-"""Debian's festival voices (festvox-* packages; scripts/setup.sh installs them with the ``trace`` extra)."""
-
 FLITE_VOICES: dict[str, EngineVoice] = {
     "kal": EngineVoice("eng_Latn", "diphone"), "kal16": EngineVoice("eng_Latn", "diphone"),
     "awb": EngineVoice("eng_Latn", "clustergen"), "rms": EngineVoice("eng_Latn", "clustergen"),
@@ -96,8 +73,6 @@ def espeak_code(lang: str) -> str:
     raise KeyError(f"language {lang!r} has no espeak-ng voice here; known: {sorted({*LANGUAGES, *EXTRA_ESPEAK})}")
 
 
-def festival_installed(voice: str) -> bool:
-    return bool(glob.glob(f"/usr/share/festival/voices/*/{voice}"))
 
 
 def text_voices(source: str, lang: str) -> list[str]:
@@ -153,21 +128,9 @@ def render_text(speaker: str, lang: str, text: str, prosody: Prosody, seed: int)
     """``text`` spoken by ``speaker`` (``espeak:m3``, ``festival:kal_diphone``, ``flite:rms``): 16 kHz float32."""
     engine, _, voice = speaker.partition(":")
     if engine == "festival":
-        return _festival(voice, text)
+        return festival_wave(voice, text)
     quality = {"espeak": "modal", "flite": "flite"}.get(engine)
     if quality is None:
         raise ValueError(f"{speaker}: not a text-to-speech voice (espeak:, festival: or flite:)")
     sp = Speaker(speaker, quality, voice, prosody.pitch, prosody.range_, prosody.rate)
     return synthesise(sp, espeak_code(lang), text, prosody.rate, seed)
-
-
-def _festival(voice: str, text: str) -> np.ndarray:
-    ev = FESTIVAL_VOICES[voice]
-    # Old festival voices read 8-bit text: Italian and Finnish Latin-1, Czech Latin-2; unknown letters become "?".
-    data = text.encode(ev.encoding, errors="replace") if ev.encoding != "utf-8" else text.encode("utf-8")
-    proc = subprocess.run(["text2wave", "-eval", f"(voice_{voice})", "-otype", "raw", "-F", str(SAMPLE_RATE),
-                           "-o", "/dev/stdout"], input=data, capture_output=True, timeout=120)
-    if proc.returncode != 0 or len(proc.stdout) < 100:
-        raise RuntimeError(f"festival voice {voice} failed: {proc.stderr.decode(errors='replace')[-300:]}")
-    pcm = np.frombuffer(proc.stdout[: len(proc.stdout) // 2 * 2], dtype="<i2")
-    return (pcm.astype(np.float32) / 32768.0).astype(np.float32)

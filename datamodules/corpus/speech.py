@@ -36,7 +36,9 @@ from datamodules.corpus.voices import (
     VARIED_VOICING,
     Speaker,
     available,
+    festival_voices,
     make_speaker,
+    recorded_speaker,
     speaker_fields,
     synthesise,
 )
@@ -104,6 +106,14 @@ class SpeechCorpusConfig:
     """espeak-ng pitch range (0-99) of the ``varied`` voices; the other training voices keep 25-75, test_ood's
     extreme-prosody voices 0-15 or 85-99 (which the varied voices' whole range now overlaps: their rates stay
     unseen)."""
+    recorded_share: float = 0.2
+    """Share of training utterances spoken by festival's diphone voices of the language (recordings of real speakers,
+    where Debian has them: Italian, Hindi), ``recorded_speakers_per_lang`` speakers made from them
+    (``voices.recorded_speaker``), from a stream of their own: other languages, dev, test and test_ood are as with 0."""
+    recorded_speakers_per_lang: int = 6
+    recorded_heldout: list[str] = field(default_factory=lambda: ["lp_diphone"])
+    """festival voices that no training row speaks (``benchmarks/asr_recorded_voices.sh`` reads test_ood's
+    sentences in every installed one)."""
     whisper_voicing: list[float] = field(default_factory=lambda: [0.0, 0.0])
     """Range of the voiced rendering's share kept under a whispered utterance's noise (drawn per utterance): 0 is a
     pure whisper; a little voicing is what a half-whispered voice keeps."""
@@ -292,6 +302,15 @@ def _split_sentences(lang: str, cfg: SpeechCorpusConfig, rng: random.Random) -> 
     return split
 
 
+def _recorded_speakers(lang: str, cfg: SpeechCorpusConfig) -> list[Speaker]:
+    """The ``recorded`` training speakers of ``lang``: its installed festival diphone voices that are not held out,
+    in turn, each with its own pitch, vocal tract and tempo; none where it has no such voice."""
+    voices = [v for v in festival_voices(lang) if v not in cfg.recorded_heldout] if cfg.recorded_share else []
+    rng = random.Random(f"{cfg.seed}:{lang}:recorded_speakers")
+    return [recorded_speaker(f"{lang}-rec{k:02d}", voices[k % len(voices)], rng)
+            for k in range(cfg.recorded_speakers_per_lang if voices else 0)]
+
+
 def _range(cfg: SpeechCorpusConfig, name: str, lowest: float, highest: float, unit: str) -> tuple[Any, Any]:
     """``cfg.<name>`` as (low, high), checked to be a range within ``lowest``-``highest``."""
     value = list(getattr(cfg, name))
@@ -302,14 +321,16 @@ def _range(cfg: SpeechCorpusConfig, name: str, lowest: float, highest: float, un
 
 def plan(cfg: SpeechCorpusConfig) -> list[Job]:
     """Every utterance to render, fixed by the seed."""
-    for name in ("whisper_share", "varied_share"):
+    for name in ("whisper_share", "varied_share", "recorded_share"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             raise ValueError(f"corpus.{name}={getattr(cfg, name)} must be in [0, 1]")
     voicing = _range(cfg, "varied_voicing", 0, 100, "percent")
     rate = _range(cfg, "varied_rate", 50, 400, "words a minute")
     pitch = _range(cfg, "varied_pitch", 0, 99, "espeak-ng pitch")
-    if cfg.varied_share and cfg.varied_speakers_per_lang < 1:
-        raise ValueError(f"corpus.varied_speakers_per_lang={cfg.varied_speakers_per_lang} must be 1 or more")
+    for name in ("varied", "recorded"):
+        if getattr(cfg, f"{name}_share") and getattr(cfg, f"{name}_speakers_per_lang") < 1:
+            raise ValueError(f"corpus.{name}_speakers_per_lang={getattr(cfg, f'{name}_speakers_per_lang')} must be "
+                             "1 or more")
     lo, hi = _range(cfg, "whisper_voicing", 0.0, 1.0, "a share")
     jobs: list[Job] = []
     for lang in cfg.langs:
@@ -322,6 +343,8 @@ def plan(cfg: SpeechCorpusConfig) -> list[Job]:
         varied_rng = random.Random(f"{cfg.seed}:{lang}:varied")
         varied = [make_speaker(f"{lang}-var{k:02d}", "varied", varied_rng, voicing, rate, pitch)
                   for k in range(cfg.varied_speakers_per_lang if cfg.varied_share else 0)]
+        recorded = _recorded_speakers(lang, cfg)
+        recorded_rng = random.Random(f"{cfg.seed}:{lang}:recorded")
         for split, items in _split_sentences(lang, cfg, rng).items():
             voices = ood_speakers if split == "test_ood" else speakers
             for idx, (text, source) in enumerate(items):
@@ -332,6 +355,9 @@ def plan(cfg: SpeechCorpusConfig) -> list[Job]:
                 if split == "train" and varied and varied_rng.random() < cfg.varied_share:
                     v = varied[varied_rng.randrange(len(varied))]  # the main stream's rate jitter kept
                     job.sp, job.rate = v, v.rate + job.rate - s.rate
+                if split == "train" and recorded and recorded_rng.random() < cfg.recorded_share:
+                    job.sp = recorded[recorded_rng.randrange(len(recorded))]
+                    job.rate = job.sp.rate
                 if split == "train" and cfg.whisper_share and whisper_rng.random() < cfg.whisper_share:
                     job.whisper = whisper_rng.uniform(0.0, 0.7)
                     job.voicing = round(voicing_rng.uniform(lo, hi), 2)  # its own stream: the same rows and tilts

@@ -7,6 +7,7 @@ render only the out-of-domain test split.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import io
 import os
@@ -15,6 +16,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import unicodedata
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -28,6 +30,70 @@ from speech.audio import SAMPLE_RATE
 
 _MODAL = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5", "Andy", "Annie", "Denis",
           "Hugo", "edward", "steph", "anika", "Diogo", "iven", "belinda", "david", "linda", "max", "paul")
+
+
+@dataclass(frozen=True)
+class EngineVoice:
+    """A festival or flite voice: its language, kind and the text encoding it reads."""
+
+    lang: str
+    method: str
+    encoding: str = "utf-8"
+
+
+FESTIVAL_VOICES: dict[str, EngineVoice] = {
+    "kal_diphone": EngineVoice("eng_Latn", "diphone"),
+    "ked_diphone": EngineVoice("eng_Latn", "diphone"),
+    "cmu_us_slt_arctic_hts": EngineVoice("eng_Latn", "hts"),
+    "lp_diphone": EngineVoice("ita_Latn", "diphone", "latin-1"),
+    "pc_diphone": EngineVoice("ita_Latn", "diphone", "latin-1"),
+    "msu_ru_nsh_clunits": EngineVoice("rus_Cyrl", "clunits"),
+    "hindi_NSK_diphone": EngineVoice("hin_Deva", "diphone"),
+    "czech_dita": EngineVoice("ces_Latn", "diphone", "latin-2"),
+    "czech_krb": EngineVoice("ces_Latn", "diphone", "latin-2"),
+    "czech_machac": EngineVoice("ces_Latn", "diphone", "latin-2"),
+    "czech_ph": EngineVoice("ces_Latn", "diphone", "latin-2"),
+    "suo_fi_lj_diphone": EngineVoice("fin_Latn", "diphone", "latin-1"),
+    "hy_fi_mv_diphone": EngineVoice("fin_Latn", "diphone", "latin-1"),
+    "upc_ca_ona_hts": EngineVoice("cat_Latn", "hts", "latin-1"),
+}
+"""Debian's festival voices (festvox-* packages: scripts/setup.sh installs the Italian and Hindi ones for the speech
+corpus, and the rest with the ``trace`` extra)."""
+
+
+def festival_installed(voice: str) -> bool:
+    return bool(glob.glob(f"/usr/share/festival/voices/*/{voice}"))
+
+
+def festival_voices(lang: str) -> list[str]:
+    """The installed festival diphone voices of ``lang``: concatenated recordings of one real speaker each."""
+    return [v for v, ev in FESTIVAL_VOICES.items() if ev.lang == lang and ev.method == "diphone"
+            and festival_installed(v)]
+
+
+def festival_text(text: str, encoding: str) -> bytes:
+    """``text`` as a festival voice reads it: letters, marks, digits and plain punctuation (other signs become
+    spaces); the old 8-bit voices (Italian and Finnish Latin-1, Czech Latin-2) get it in lower case, as their
+    letter-to-sound rules have no upper-case accented letters, without the letters their encoding lacks."""
+    kept = "".join(c if unicodedata.category(c)[0] in "LMN" or c in " .,;:!?'-" else " " for c in text)
+    if encoding == "utf-8":
+        return kept.encode("utf-8")
+    return kept.lower().encode(encoding, errors="ignore")
+
+
+def _festival_pcm(voice: str, text: str) -> bytes:
+    """16-bit 16 kHz samples of ``text`` in festival's ``voice`` (text2wave leaves a piped RIFF header's size at 0)."""
+    proc = subprocess.run(["text2wave", "-eval", f"(voice_{voice})", "-otype", "raw", "-F", str(SAMPLE_RATE),
+                           "-o", "/dev/stdout"], input=festival_text(text, FESTIVAL_VOICES[voice].encoding),
+                          capture_output=True, timeout=120)
+    if proc.returncode != 0 or len(proc.stdout) < 100:
+        raise RuntimeError(f"festival voice {voice} failed: {proc.stderr.decode(errors='replace')[-300:]}")
+    return proc.stdout[: len(proc.stdout) // 2 * 2]
+
+
+def festival_wave(voice: str, text: str) -> np.ndarray:
+    """``text`` in festival's ``voice``: 16 kHz mono float32."""
+    return np.frombuffer(_festival_pcm(voice, text), dtype="<i2").astype(np.float32) / 32768.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +128,9 @@ QUALITIES: dict[str, Quality] = {
     # A new espeak-ng voice per speaker: vocal-tract length, formant levels and widths, flutter, roughness, synthesiser
     # and, for half of them, aspiration under partial voicing (down to a whisper: SpeechCorpusConfig.varied_voicing).
     "varied": Quality(("",), effect="variant"),
+    # festival's diphone voices of a language (recordings of one real speaker each), made into several speakers by
+    # pitch, vocal-tract and tempo changes (recorded_speaker); the speech corpus's recorded_share.
+    "recorded": Quality(tuple(FESTIVAL_VOICES), engine="festival", effect="recorded"),
     # flite and festival speak English only (flite -lv: kal awb rms slt; festival: kal_diphone).
     "flite": Quality(("kal", "awb", "rms", "slt", "kal16"), engine="flite", langs=("eng_Latn",)),
     "festival": Quality(("kal_diphone",), engine="festival", langs=("eng_Latn",)),
@@ -110,6 +179,9 @@ def make_speaker(name: str, quality: str, rng: random.Random, voicing: tuple[int
     ``rate`` (words a minute); extreme ones leave both. ``voicing`` is the range (percent) a breathing ``varied``
     voice draws its voicing from (``random_variant``)."""
     q = QUALITIES[quality]
+    if q.effect == "recorded":
+        raise ValueError("recorded voices speak only the languages festival has voices for: they come from "
+                         "corpus.recorded_share, not corpus.qualities")
     variant = rng.choice(q.variants)
     level, wpm = rng.randint(*pitch), rng.randint(*rate)
     if q.extreme:
@@ -130,6 +202,18 @@ def make_speaker(name: str, quality: str, rng: random.Random, voicing: tuple[int
     elif q.effect == "variant":
         sp.variant_def = random_variant(rng, voicing)
         sp.variant = "v" + hashlib.blake2s(sp.variant_def.encode(), digest_size=4).hexdigest()
+    return sp
+
+
+def recorded_speaker(name: str, voice: str, rng: random.Random) -> Speaker:
+    """A speaker of festival's diphone ``voice``: its own pitch shift (sox, -300 to +300 cents, formants kept),
+    vocal-tract length (0.92-1.08) and tempo (0.8-1.25), so that one recorded voice makes several speakers.
+    festival keeps its own intonation and speed: ``rate`` is festival's ~170 words a minute times the tempo, and
+    ``pitch`` a nominal 50."""
+    shift, tract, tempo = rng.randint(-300, 300), rng.uniform(0.92, 1.08), rng.uniform(0.8, 1.25)
+    sp = Speaker(name, "recorded", voice, 50, 50, round(170 * tempo))
+    # speed scales pitch, formants and duration by the tract factor; tempo then sets the duration to 1 / tempo.
+    sp.sox = ["pitch", str(shift), "speed", f"{tract:.3f}", "tempo", "-s", f"{tempo / tract:.3f}"]
     return sp
 
 
@@ -206,14 +290,10 @@ def _synthesise(sp: Speaker, espeak_voice: str, text: str, rate: int) -> bytes:
         cmd = ["flite", "-voice", sp.variant, "--setf", f"duration_stretch={175 / rate:.3f}", "-o", "/dev/stdout"]
         proc = subprocess.run([*cmd, "-t", text], capture_output=True, timeout=120)
     elif q.engine == "festival":
-        # text2wave leaves a piped RIFF header's data size at 0: read raw 16-bit samples and wrap them here.
-        proc = subprocess.run(["text2wave", "-otype", "raw", "-F", str(SAMPLE_RATE), "-o", "/dev/stdout"],
-                              input=text.encode("utf-8"), capture_output=True, timeout=120)
-        if proc.returncode == 0 and len(proc.stdout) >= 100:
-            buf = io.BytesIO()
-            sf.write(buf, np.frombuffer(proc.stdout[: len(proc.stdout) // 2 * 2], dtype="<i2"), SAMPLE_RATE,
-                     format="WAV", subtype="PCM_16")
-            return buf.getvalue()
+        buf = io.BytesIO()
+        sf.write(buf, np.frombuffer(_festival_pcm(sp.variant, text), dtype="<i2"), SAMPLE_RATE, format="WAV",
+                 subtype="PCM_16")
+        return buf.getvalue()
     else:
         data = [f"--path={_variant_path(sp)}"] if sp.variant_def else []
         cmd = ["espeak-ng", *data, "-v", f"{espeak_voice}+{sp.variant}", "-s", str(rate), "-p", str(sp.pitch),
