@@ -72,13 +72,11 @@ def festival_voices(lang: str) -> list[str]:
 
 
 def festival_text(text: str, encoding: str) -> bytes:
-    """``text`` as a festival voice reads it: letters, marks, digits and plain punctuation (other signs become
-    spaces); the old 8-bit voices (Italian and Finnish Latin-1, Czech Latin-2) get it in lower case, as their
-    letter-to-sound rules have no upper-case accented letters, without the letters their encoding lacks."""
+    """``text`` as a festival voice reads it: letters, marks, digits and plain punctuation, in the voice's encoding
+    (the old voices read 8 bits: Italian and Finnish Latin-1, Czech Latin-2), without the letters it lacks. Other
+    signs become spaces: a guillemet, which Latin-1 has, stops the Italian letter-to-sound rules."""
     kept = "".join(c if unicodedata.category(c)[0] in "LMN" or c in " .,;:!?'-" else " " for c in text)
-    if encoding == "utf-8":
-        return kept.encode("utf-8")
-    return kept.lower().encode(encoding, errors="ignore")
+    return kept.encode(encoding, errors="ignore")
 
 
 def _festival_pcm(voice: str, text: str) -> bytes:
