@@ -73,8 +73,6 @@ def espeak_code(lang: str) -> str:
     raise KeyError(f"language {lang!r} has no espeak-ng voice here; known: {sorted({*LANGUAGES, *EXTRA_ESPEAK})}")
 
 
-
-
 def text_voices(source: str, lang: str) -> list[str]:
     """Voices of a text-to-speech source that speak ``lang`` (engine-prefixed speaker names)."""
     src = SOURCES[source]

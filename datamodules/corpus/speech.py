@@ -30,13 +30,13 @@ from common.io import atomic_open, write_jsonl
 from datamodules.corpus.languages import spec
 from datamodules.corpus.text_sources import GENERATORS, real_sentences, sentence_list, usable, user_sentences
 from datamodules.corpus.voices import (
-    FESTIVAL_VOICES,
     QUALITIES,
     SPEAKER_RATE,
     VARIED_PITCH,
     VARIED_VOICING,
     Speaker,
     available,
+    festival_installed,
     festival_voices,
     make_speaker,
     recorded_speaker,
@@ -306,11 +306,13 @@ def _split_sentences(lang: str, cfg: SpeechCorpusConfig, rng: random.Random) -> 
 def _recorded_speakers(lang: str, cfg: SpeechCorpusConfig) -> list[Speaker]:
     """The ``recorded`` training speakers of ``lang``: its installed festival diphone voices that are not held out,
     in turn, each with its own pitch, vocal tract and tempo; none where it has no such voice."""
-    voices = [v for v in festival_voices(lang) if v not in cfg.recorded_heldout] if cfg.recorded_share else []
-    known = [v for v, ev in FESTIVAL_VOICES.items() if ev.lang == lang and ev.method == "diphone"]
-    if cfg.recorded_share and not voices and set(known) - set(cfg.recorded_heldout):
+    if not cfg.recorded_share:
+        return []
+    wanted = [v for v in festival_voices(lang, installed=False) if v not in cfg.recorded_heldout]
+    voices = [v for v in wanted if festival_installed(v)]
+    if wanted and not voices:
         log.warning("%s: festival's %s not installed, so no recorded voices in training (bash scripts/setup.sh "
-                    "installs them)", lang, ", ".join(sorted(set(known) - set(cfg.recorded_heldout))))
+                    "installs them)", lang, ", ".join(wanted))
     rng = random.Random(f"{cfg.seed}:{lang}:recorded_speakers")
     return [recorded_speaker(f"{lang}-rec{k:02d}", voices[k % len(voices)], rng)
             for k in range(cfg.recorded_speakers_per_lang if voices else 0)]

@@ -65,10 +65,11 @@ def festival_installed(voice: str) -> bool:
     return bool(glob.glob(f"/usr/share/festival/voices/*/{voice}"))
 
 
-def festival_voices(lang: str) -> list[str]:
-    """The installed festival diphone voices of ``lang``: concatenated recordings of one real speaker each."""
+def festival_voices(lang: str, installed: bool = True) -> list[str]:
+    """festival's diphone voices of ``lang`` (concatenated recordings of one real speaker each): the installed ones,
+    or with ``installed=False`` every one that Debian packages."""
     return [v for v, ev in FESTIVAL_VOICES.items() if ev.lang == lang and ev.method == "diphone"
-            and festival_installed(v)]
+            and (not installed or festival_installed(v))]
 
 
 def festival_text(text: str, encoding: str) -> bytes:
