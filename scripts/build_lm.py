@@ -16,7 +16,6 @@ Options (configs/inference/build_lm.yaml): order=6, lexicon_words=30000 (0: tran
 
 from __future__ import annotations
 
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -32,26 +31,10 @@ from datamodules.manifest import read_manifest
 from speech.asr.beam import LanguageModels
 from speech.asr.infer import Transcriber
 from speech.asr.kenlm_decode import WordLMDecoders
-from speech.audio import AudioError, load_audio
+from speech.asr.tuning import manifest_log_probs
 from text.char_vocab import CharVocab
 from text.normalize import normalize_transcript
 from text.word_lm import KneserNeyLM
-
-
-def dev_logits(t: Transcriber, manifest: str) -> list[tuple[str, str, np.ndarray]]:
-    rows = []
-    for r in read_manifest(manifest):
-        try:
-            rows.append((r, load_audio(r["audio"])))
-        except AudioError as e:
-            print(f"skipping {e}", file=sys.stderr)
-    out = []
-    for i in range(0, len(rows), 16):
-        batch = rows[i : i + 16]
-        logp, out_lens = t.log_probs([w for _, w in batch])
-        out += [(r["lang"], normalize_transcript(r["text"], r["lang"]), lp[:n].cpu().numpy())
-                for (r, _), lp, n in zip(batch, logp, out_lens.tolist())]
-    return out
 
 
 def lexicon_lines(lang: str, size: int, alphabet: str, per_line: int = 8) -> list[str]:
@@ -82,7 +65,7 @@ def run(cfg: DictConfig) -> None:
             extra += [normalize_transcript(x, lang) for x in user_sentences(cfg.text[lang])]
         texts[lang] += extra
         print(f"{lang}: {len(texts[lang])} LM lines ({len(extra)} from text-only sources)")
-    dev = dev_logits(t, cfg.dev)
+    dev = manifest_log_probs(t, cfg.dev)
     plain = LanguageModels({}, 0.0, 0.0)
     print(f"dev CER, beam search without LM: {100 * dev_cer(plain, t.vocab, dev):.2f}%")
 

@@ -33,6 +33,9 @@ $py scripts/train.py experiment=asr_lowres run_name=asr_lowres_default test=fals
   "${resume[@]}" "$@"
 t2=$(date +%s)
 
+echo "[main] picking the log-mel hop the model reads at on dev (a finer one gives character CTC more frames)"
+$py scripts/tune_decode_hop.py model="$run/model" dev=data/speech/dev.jsonl
+
 echo "[main] fitting the language-ID head on the frozen encoder (folders without lang= get the detected language)"
 $py scripts/build_lid.py model="$run/model" train=data/speech/train.jsonl dev=data/speech/dev.jsonl max_per_lang=150
 

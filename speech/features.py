@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -12,21 +12,42 @@ from torch import Tensor, nn
 
 
 class LogMel(nn.Module):
-    """Waveforms [B, S] to log-mel features [B, T, n_mels] with 25 ms windows and a 10 ms hop."""
+    """Waveforms [B, S] to log-mel features [B, T, n_mels] with 25 ms windows and a 10 ms hop.
 
-    def __init__(self, sample_rate: int = 16_000, n_mels: int = 80, hop_ms: float = 10.0, win_ms: float = 25.0):
+    ``eval_hop_ms``: the hop outside training (default: the training hop). A finer one reads speech as if it were
+    slower, with the same spectra: more frames for a character CTC model whose frames run short on fast speech.
+    """
+
+    def __init__(self, sample_rate: int = 16_000, n_mels: int = 80, hop_ms: float = 10.0, win_ms: float = 25.0,
+                 eval_hop_ms: float | None = None):
         super().__init__()
+        self.sample_rate = sample_rate
         self.hop = int(sample_rate * hop_ms / 1000)
+        self.eval_hop = self.hop
         win = int(sample_rate * win_ms / 1000)
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=sample_rate, n_fft=512, win_length=win, hop_length=self.hop, n_mels=n_mels,
             center=True, pad_mode="constant", power=2.0,  # zero padding, as inside a padded batch
         )
+        if eval_hop_ms is not None:
+            self.set_eval_hop(eval_hop_ms)
+
+    def set_eval_hop(self, ms: float) -> None:
+        """Use a hop of ``ms`` milliseconds outside training."""
+        hop = round(self.sample_rate * ms / 1000)
+        if not 0 < hop <= self.mel.spectrogram.win_length:
+            raise ValueError(f"a log-mel hop of {ms} ms must be positive and at most the window")
+        self.eval_hop = hop
 
     def forward(self, wave: Tensor, wave_lens: Tensor) -> tuple[Tensor, Tensor]:
+        hop = self.hop if self.training else self.eval_hop
+        spec = self.mel.spectrogram
         with torch.autocast(device_type=wave.device.type, enabled=False):
-            feats = self.mel(wave.float()).clamp_min(1e-10).log().transpose(1, 2)  # [B, T, F]
-        lens = wave_lens // self.hop + 1
+            power = torchaudio.functional.spectrogram(
+                wave.float(), spec.pad, spec.window, spec.n_fft, hop, spec.win_length, spec.power, spec.normalized,
+                center=spec.center, pad_mode=spec.pad_mode, onesided=spec.onesided)
+            feats = self.mel.mel_scale(power).clamp_min(1e-10).log().transpose(1, 2)  # [B, T, F]
+        lens = wave_lens // hop + 1
         mask = torch.arange(feats.shape[1], device=feats.device)[None] < lens[:, None]
         # Per-utterance mean/variance normalisation over the real frames only.
         n = lens.clamp_min(1)[:, None, None].to(feats.dtype)
@@ -99,6 +120,20 @@ class SpecAugment(nn.Module):
             s = (torch.rand(b, 1, device=dev) * (lens[:, None] - w).clamp_min(1)).long()
             keep &= ~((tr >= s) & (tr < s + w))[:, :, None]
         return feats * keep
+
+
+FRAME_PROBE_SAMPLES = (32_000, 193_280)
+"""Two input lengths whose difference, 161,280 samples, is a whole number of output frames for every frame size the
+suite's recognisers use (4x-subsampled log-mel hops of 7-10 ms: 448-640 samples; wav2vec2's 320), so a frame size
+measured from their frame counts is exact."""
+
+
+def frame_samples_of(frame_counts: Callable[[list[np.ndarray]], Tensor]) -> int:
+    """Input samples per output frame of a recogniser, from ``frame_counts`` (waveforms to frame counts [B]) of
+    ``FRAME_PROBE_SAMPLES`` of quiet noise."""
+    rng = np.random.default_rng(0)
+    lens = frame_counts([0.01 * rng.standard_normal(n).astype(np.float32) for n in FRAME_PROBE_SAMPLES])
+    return round((FRAME_PROBE_SAMPLES[1] - FRAME_PROBE_SAMPLES[0]) / int(lens[1] - lens[0]))
 
 
 def pad_waves(waves: Sequence[np.ndarray | Tensor]) -> tuple[Tensor, Tensor]:

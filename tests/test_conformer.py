@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -14,11 +17,15 @@ from speech.asr.config import (
     conformer_base,
     conformer_small,
     conformer_tiny,
+    wav2vec2_tiny,
 )
+from speech.asr.hub import save_pretrained
+from speech.asr.infer import Transcriber
 from speech.asr.model import CTCModel
 from speech.asr.module import ASRModule
 from speech.encoders.conformer import ConformerConfig, ConformerEncoder, ConvSubsampling
 from speech.features import SpecAugment
+from text.char_vocab import CharVocab
 
 HOP = 160  # 10 ms at 16 kHz
 
@@ -169,6 +176,90 @@ def test_ctc_model_padded_equals_alone(subsampling: int) -> None:
     t = int(alone_lens[0])
     assert int(padded_lens[0]) == t
     torch.testing.assert_close(padded[0, :t], alone[0], atol=1e-4, rtol=0)
+
+
+# ---------------------------------------------------------------- upsampled output frames
+
+
+def test_upsampled_encoder_splits_each_frame_starting_as_copies() -> None:
+    torch.manual_seed(0)
+    cfg = conformer(n_mels=16, d_model=32, num_layers=2, num_heads=4, conv_kernel=15, upsample=2)
+    enc = ConformerEncoder(cfg).eval()
+    lens = torch.tensor([100, 77, 1])
+    feats = torch.randn(3, 100, 16)
+    with torch.no_grad():
+        out, out_lens = enc(feats, lens)
+        enc.upsample.weight.add_(0.01 * torch.randn_like(enc.upsample.weight))
+        trained, _ = enc(feats, lens)
+    assert out_lens.tolist() == [2 * _sub_len(int(n), 4) for n in lens] == [50, 40, 2]
+    assert out.shape == (3, 50, 32)
+    torch.testing.assert_close(out[:, 0::2], out[:, 1::2], atol=0, rtol=0)  # a fresh split copies each frame
+    assert not torch.allclose(trained[:, 0::2], trained[:, 1::2], atol=1e-3)  # a trained one need not
+    for n in (40, 37, 65):
+        assert _padded_vs_alone_encoder(enc, n, "zeros") < 1e-4, n
+    with pytest.raises(ValueError, match="upsample"):
+        ConformerEncoder(conformer(upsample=0))
+
+
+def test_upsampling_gives_ctc_room_for_fast_speech() -> None:
+    # 1 s of audio is 26 frames after 4x subsampling: 30 characters do not fit, and CTC has no path at all.
+    wave, wave_lens = torch.randn(1, 16_000) * 0.1, torch.tensor([16_000])
+    targets, target_lens = torch.randint(2, 12, (1, 30)), torch.tensor([30])
+    losses = {}
+    for k in (1, 2):
+        logp, lens = _tiny_model(upsample=k)(wave, wave_lens)
+        assert lens.tolist() == [26 * k] and logp.shape == (1, 26 * k, 12)
+        losses[k] = float(torch.nn.functional.ctc_loss(logp.transpose(0, 1), targets, lens, target_lens, blank=0))
+    assert losses[1] == float("inf") and math.isfinite(losses[2])
+
+
+def test_upsampled_model_round_trips_through_the_hub(tmp_path: Path) -> None:
+    model = _tiny_model(upsample=2)
+    with torch.no_grad():
+        model.encoder.upsample.weight.add_(0.01 * torch.randn_like(model.encoder.upsample.weight))
+    save_pretrained(model, CharVocab(list("abcdefghi")), tmp_path / "m")
+    transcriber = Transcriber.from_pretrained(tmp_path / "m")
+    assert transcriber.frame_seconds == 0.02  # 25 encoder frames a second, each split in two
+    wave = np.random.default_rng(0).standard_normal(12_000).astype(np.float32) * 0.1
+    with torch.no_grad():
+        want, _ = model(torch.from_numpy(wave)[None], torch.tensor([12_000]))
+    got, lens = transcriber.log_probs([wave])
+    torch.testing.assert_close(got[0, : int(lens[0])], want[0], atol=1e-5, rtol=0)
+
+
+def test_upsampling_starts_at_the_configured_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = ASRModule(encoder={"d_model": 32, "num_layers": 1, "num_heads": 2, "conv_kernel": 5, "upsample": 2},
+                       vocab=list("ab"), upsample_from_epoch=2)
+    wave, wave_lens = torch.randn(1, 16_000) * 0.1, torch.tensor([16_000])
+    seen = []
+    for epoch in range(4):
+        monkeypatch.setattr(ASRModule, "current_epoch", property(lambda self, e=epoch: e))
+        module.train().on_train_epoch_start()
+        train_lens = int(module.net(wave, wave_lens)[1])
+        seen.append((train_lens, int(module.eval().net(wave, wave_lens)[1])))
+    assert seen == [(26, 52), (26, 52), (52, 52), (52, 52)]  # outside training the frames are always split
+
+
+def test_decode_hop_reads_finer_frames_outside_training_and_round_trips(tmp_path: Path) -> None:
+    model = _tiny_model()
+    wave, wave_lens = torch.randn(1, 16_000) * 0.1, torch.tensor([16_000])
+    assert int(model(wave, wave_lens)[1]) == 26  # 101 log-mel frames of 10 ms -> 51 -> 26
+    model.set_decode_hop(8.0)
+    with torch.no_grad():
+        want, lens = model(wave, wave_lens)
+    assert int(lens) == 32  # 126 frames of 8 ms -> 63 -> 32
+    assert int(model.train()(wave, wave_lens)[1]) == 26  # training keeps its own hop
+    save_pretrained(model.eval(), CharVocab(list("abcdefghi")), tmp_path / "m")
+    transcriber = Transcriber.from_pretrained(tmp_path / "m")
+    assert transcriber.model.cfg.decode_hop_ms == 8.0 and transcriber.frame_seconds == 0.032
+    got, got_lens = transcriber.log_probs([wave[0].numpy()])
+    torch.testing.assert_close(got[0, : int(got_lens[0])], want[0], atol=1e-5, rtol=0)
+    model.set_decode_hop(None)
+    assert int(model(wave, wave_lens)[1]) == 26 and model.cfg.decode_hop_ms is None
+    with pytest.raises(ValueError, match="hop"):
+        model.set_decode_hop(30.0)  # longer than the 25 ms window
+    with pytest.raises(ValueError, match="decode_hop_ms"):
+        CTCModelConfig(vocab_size=12, encoder=wav2vec2_tiny(), encoder_type="wav2vec2", decode_hop_ms=8.0)
 
 
 # ---------------------------------------------------------------- head growth

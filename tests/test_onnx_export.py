@@ -30,9 +30,10 @@ export_script = load_script("export_onnx")
 def tiny(kind: str) -> CTCModel:
     """A tiny random CTC model with a confident head (so greedy transcripts are not all blank)."""
     torch.manual_seed(0)
-    if kind == "conformer":
-        cfg = CTCModelConfig(vocab_size=len(VOCAB), encoder=conformer(d_model=32, num_layers=1, num_heads=2,
-                                                                       conv_kernel=5))
+    if kind.startswith("conformer"):  # _upsampled: two output frames an encoder frame; _hop8: 8 ms log-mel frames
+        cfg = CTCModelConfig(vocab_size=len(VOCAB), decode_hop_ms=8.0 if kind.endswith("hop8") else None,
+                             encoder=conformer(d_model=32, num_layers=1, num_heads=2, conv_kernel=5,
+                                               upsample=2 if kind.endswith("upsampled") else 1))
     elif kind == "wav2vec2_layer":  # XLS-R-shaped: layer norm after every conv, pre-LN, normalised input
         cfg = CTCModelConfig(vocab_size=len(VOCAB), encoder=wav2vec2_tiny(num_layers=1), encoder_type="wav2vec2")
     else:  # wav2vec2-base-shaped: group norm after the first conv, post-LN
@@ -59,7 +60,8 @@ def reference(model: CTCModel) -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 @pytest.mark.parametrize(("kind", "exporter"), [("wav2vec2_layer", "dynamo"), ("wav2vec2_group", "torchscript"),
-                                                ("conformer", "torchscript")])
+                                                ("conformer", "torchscript"), ("conformer_upsampled", "torchscript"),
+                                                ("conformer_hop8", "torchscript")])
 def test_onnxruntime_matches_pytorch_on_padded_batches(kind: str, exporter: str, tmp_path: Path) -> None:
     model = tiny(kind)
     refs = reference(model)

@@ -71,6 +71,12 @@ def test_train_export_transcribe(tiny_corpus: Path, tmp_path: Path) -> None:
                      tmp_path / "eval")
     assert load_script("eval").evaluate(ev)["test/cer"] == pytest.approx(metrics["test/cer"], abs=1e-6)
 
+    # tune_decode_hop.py picks the log-mel hop with the lowest dev CER and stores it in config.json.
+    hop = compose_and_run("tune_decode_hop", [f"model={model_dir}", f"dev={tiny_corpus}/dev.jsonl",
+                                              "hops_ms=[10,8]"], load_script("tune_decode_hop").run)
+    assert hop in (10.0, 8.0) and json.loads((model_dir / "config.json").read_text())["decode_hop_ms"] == hop
+    assert Transcriber.from_pretrained(model_dir).frame_seconds == pytest.approx(0.004 * hop)
+
     # build_lm.py fits character LMs on the training text and stores them with the model.
     compose_and_run("build_lm", [f"model={model_dir}", f"train={tiny_corpus}/train.jsonl",
                                  f"dev={tiny_corpus}/dev.jsonl", "kenlm=true"], load_script("build_lm").run)

@@ -49,6 +49,9 @@ class CTCModelConfig:
     """Rate in Hz the network runs at; the suite's 16 kHz audio is resampled to it first (imported 8 kHz models)."""
     encoder_type: str = "conformer"
     """Encoder kind: "conformer" (log-mel front-end) or "wav2vec2" (raw waveform)."""
+    decode_hop_ms: float | None = None
+    """Log-mel hop of a conformer outside training (None: the training hop, 10 ms). A finer hop reads speech as if
+    slower, giving character CTC more frames; ``scripts/tune_decode_hop.py`` picks it on dev."""
 
     def __post_init__(self) -> None:
         if self.encoder_type not in ENCODER_CONFIGS:
@@ -60,6 +63,8 @@ class CTCModelConfig:
                             f" got {type(self.encoder).__name__}")
         if isinstance(self.specaug, dict):
             self.specaug = SpecAugmentConfig(**self.specaug)
+        if self.decode_hop_ms is not None and self.encoder_type != "conformer":
+            raise ValueError(f"decode_hop_ms is for log-mel (conformer) models, not {self.encoder_type}")
 
 
 def conformer(**overrides: object) -> ConformerConfig:

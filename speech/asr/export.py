@@ -39,7 +39,7 @@ class DFTLogMel(nn.Module):
         super().__init__()
         spec, mel = logmel.mel.spectrogram, logmel.mel.mel_scale
         n_fft, win = spec.n_fft, spec.window
-        self.hop, self.n_fft = logmel.hop, n_fft
+        self.hop, self.n_fft = logmel.eval_hop, n_fft  # the graph is for inference
         left = (n_fft - win.numel()) // 2  # torch.stft centres a shorter window inside n_fft
         window = F.pad(win.double(), (left, n_fft - win.numel() - left))
         k = torch.arange(n_fft // 2 + 1, dtype=torch.float64)[:, None]

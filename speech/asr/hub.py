@@ -36,6 +36,7 @@ def config_from_dict(d: dict[str, Any]) -> CTCModelConfig:
         specaug=SpecAugmentConfig(**d.get("specaug", {})),
         sample_rate=int(d.get("sample_rate", 16_000)),
         encoder_type=encoder_type,
+        decode_hop_ms=d.get("decode_hop_ms"),
     )
 
 

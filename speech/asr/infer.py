@@ -28,7 +28,7 @@ from speech.asr.longform import WindowConfig, probe_duration, split_points, stit
 from speech.asr.model import CTCModel
 from speech.asr.precision import with_precision
 from speech.audio import SAMPLE_RATE, decode_audio
-from speech.features import pad_waves
+from speech.features import frame_samples_of, pad_waves
 from text.char_vocab import CharVocab
 from text.langcodes import resolve_or_none
 
@@ -121,10 +121,7 @@ class Transcriber:
     @functools.cached_property
     def frame_samples(self) -> int:
         """Input samples per output frame, measured from the frame counts of two lengths."""
-        rng = np.random.default_rng(0)
-        short, long = 2 * SAMPLE_RATE, 4 * SAMPLE_RATE
-        _, lens = self.log_probs([0.01 * rng.standard_normal(n).astype(np.float32) for n in (short, long)])
-        return round((long - short) / int(lens[1] - lens[0]))
+        return frame_samples_of(lambda waves: self.log_probs(waves)[1])
 
     @property
     def frame_seconds(self) -> float:

@@ -19,7 +19,7 @@ from datamodules.manifest import read_manifest
 from speech.asr.lid import LIDConfig, LIDHead, capture_hidden
 from speech.asr.lid_module import LIDHeadModule
 from speech.audio import SAMPLE_RATE, AudioError, load_audio
-from speech.features import pad_waves
+from speech.features import frame_samples_of, pad_waves
 
 log = logging.getLogger(__name__)
 
@@ -179,10 +179,10 @@ def train_head(train: Cached, dev: Cached | None, frame_seconds: float, cfg: LID
 
 
 def frame_seconds_of(model: nn.Module, device: str | torch.device = "cpu") -> float:
-    """Seconds per encoder frame, measured from the frame counts of a 2 s and a 4 s input."""
-    rng = np.random.default_rng(0)
-    waves = [0.01 * rng.standard_normal(n * SAMPLE_RATE).astype(np.float32) for n in (2, 4)]
-    with torch.inference_mode():
+    """Seconds per encoder frame, measured from the frame counts of two input lengths."""
+    def frame_counts(waves: list[np.ndarray]) -> Tensor:
         wave, lens = pad_waves(waves)
-        _, out = model(wave.to(device), lens.to(device))
-    return 2.0 / int(out[1] - out[0])
+        with torch.inference_mode():
+            return model(wave.to(device), lens.to(device))[1].cpu()
+
+    return frame_samples_of(frame_counts) / SAMPLE_RATE

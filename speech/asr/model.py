@@ -52,7 +52,7 @@ class CTCModel(nn.Module):
         self.cfg = cfg
         self.encoder: ConformerEncoder | Wav2Vec2Encoder
         if isinstance(cfg.encoder, ConformerConfig):
-            self.frontend = LogMel(cfg.sample_rate, cfg.encoder.n_mels)
+            self.frontend = LogMel(cfg.sample_rate, cfg.encoder.n_mels, eval_hop_ms=cfg.decode_hop_ms)
             self.specaug = SpecAugment(**vars(cfg.specaug))
             self.encoder = ConformerEncoder(cfg.encoder)
         elif isinstance(cfg.encoder, Wav2Vec2Config):
@@ -83,6 +83,13 @@ class CTCModel(nn.Module):
         """Log-probabilities [B, T, V] (float32) and frame counts [B]; ``langs`` is unused here."""
         hidden, lens = self.encode(wave, wave_lens)
         return self.head(hidden).float().log_softmax(-1), lens
+
+    def set_decode_hop(self, ms: float | None) -> None:
+        """Read input at a log-mel hop of ``ms`` milliseconds outside training (None: the training hop)."""
+        if not isinstance(self.encoder, ConformerEncoder):
+            raise ValueError("a decode hop is for log-mel (conformer) models")
+        self.frontend.set_eval_hop(ms if ms is not None else 1000 * self.frontend.hop / self.frontend.sample_rate)
+        self.cfg.decode_hop_ms = ms
 
     def resize_head(self, vocab_size: int) -> None:
         """Grow the head for new characters, keeping the trained rows."""

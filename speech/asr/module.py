@@ -36,6 +36,9 @@ class ASRModule(L.LightningModule):
     CTC head) starts training: fine-tuning, e.g. on augmented data.
     ``specaug_from_epoch``: the conformer's SpecAugment (masks and tempo) only from that epoch on, so a model under
     a time budget leaves CTC's blank-only phase on clean features first.
+    ``upsample_from_epoch``: with ``encoder.upsample`` above 1, the conformer's frames are split only from that epoch
+    on (CTC leaves its blank-only phase far later on twice the frames); until then the split, which starts as a copy,
+    is skipped in training.
     """
 
     def __init__(
@@ -55,6 +58,7 @@ class ASRModule(L.LightningModule):
         freeze_feature_extractor: bool = False,
         init_model: str | None = None,
         specaug_from_epoch: int = 0,
+        upsample_from_epoch: int = 0,
     ):
         super().__init__()
         tokens = vocab.tokens if isinstance(vocab, CharVocab) else list(vocab)
@@ -65,6 +69,7 @@ class ASRModule(L.LightningModule):
             "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio, "encoder_type": encoder_type,
             "init_encoder": init_encoder, "freeze_feature_extractor": freeze_feature_extractor,
             "init_model": init_model, "specaug_from_epoch": specaug_from_epoch,
+            "upsample_from_epoch": upsample_from_epoch,
         })
         self.vocab = CharVocab(tokens[3:], lang_chars)
         cfg = CTCModelConfig(
@@ -96,6 +101,7 @@ class ASRModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         if isinstance(self.net.encoder, ConformerEncoder):
             self.net.specaug.active = self.current_epoch >= self.hparams["specaug_from_epoch"]
+            self.net.encoder.upsampling = self.current_epoch >= self.hparams["upsample_from_epoch"]
 
     def training_step(self, batch: dict[str, Any] | None, batch_idx: int) -> torch.Tensor | None:
         if batch is None:  # every item of the batch was unreadable
