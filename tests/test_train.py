@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -40,7 +41,7 @@ def _train(overrides: list[str], out: Path, extra_callbacks: list | None = None)
     return train.train(cfg)
 
 
-def test_train_export_transcribe(tiny_corpus: Path, tmp_path: Path) -> None:
+def test_train_export_transcribe(tiny_corpus: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     out = tmp_path / "run"
     metrics = _train([*tiny_overrides(tiny_corpus), "trainer.max_epochs=2", "logger=default"], out)
     assert "test/cer" in metrics and 0.0 <= metrics["test/cer"] <= 5.0
@@ -76,6 +77,20 @@ def test_train_export_transcribe(tiny_corpus: Path, tmp_path: Path) -> None:
                                               "hops_ms=[10,8]"], load_script("tune_decode_hop").run)
     assert hop in (10.0, 8.0) and json.loads((model_dir / "config.json").read_text())["decode_hop_ms"] == hop
     assert Transcriber.from_pretrained(model_dir).frame_seconds == pytest.approx(0.004 * hop)
+
+    # Rows it cannot tune on are skipped with their reason; a row without a language still counts.
+    from speech.asr.tuning import manifest_audio
+    odd = tmp_path / "odd_dev.jsonl"
+    odd.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"audio": str(tiny_corpus / rows[0]["audio"]), "text": rows[0]["text"]},
+        {"audio": str(tiny_corpus / rows[1]["audio"]), "text": "", "lang": rows[1]["lang"]},
+        {"audio": str(tmp_path / "gone.wav"), "text": "x", "lang": rows[1]["lang"]}]))
+    with caplog.at_level(logging.WARNING, logger="speech.asr.tuning"):
+        kept = manifest_audio(str(odd))
+    assert [r["text"] for r, _ in kept] == [rows[0]["text"]]
+    assert "no transcript" in caplog.text and "gone.wav" in caplog.text
+    assert compose_and_run("tune_decode_hop", [f"model={model_dir}", f"dev={odd}", "save=false"],
+                           load_script("tune_decode_hop").run) > 0
 
     # build_lm.py fits character LMs on the training text and stores them with the model.
     compose_and_run("build_lm", [f"model={model_dir}", f"train={tiny_corpus}/train.jsonl",

@@ -20,9 +20,13 @@ log = logging.getLogger(__name__)
 
 
 def manifest_audio(manifest: str) -> list[tuple[dict[str, Any], np.ndarray]]:
-    """The rows of a manifest with their waveforms; an unreadable file is skipped with a warning naming it."""
+    """The transcribed rows of a manifest with their waveforms; a row without a transcript or with an unreadable
+    file is skipped with a warning naming it. A row without ``lang`` is decoded without one and counted as "und"."""
     rows = []
     for r in read_manifest(manifest):
+        if not str(r.get("text") or "").strip():
+            log.warning("skipping %s: no transcript in %s", r.get("audio_raw", r["audio"]), manifest)
+            continue
         try:
             rows.append((r, load_audio(r["audio"])))
         except AudioError as e:
@@ -39,7 +43,7 @@ def manifest_log_probs(t: Transcriber, manifest: str | Sequence[tuple[dict[str, 
     for i in range(0, len(rows), batch):
         part = rows[i : i + batch]
         logp, lens = t.log_probs([w for _, w in part])
-        out += [(r["lang"], normalize_transcript(r["text"], r["lang"]), lp[:n].float().cpu().numpy())
+        out += [(r.get("lang") or "und", normalize_transcript(r["text"], r.get("lang")), lp[:n].float().cpu().numpy())
                 for (r, _), lp, n in zip(part, logp, lens.tolist())]
     return out
 
