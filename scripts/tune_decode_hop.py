@@ -14,13 +14,12 @@ each hop, e.g. on a test split, and leave config.json alone).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
-from common import runner
+from common import hub, runner
 from common.metrics import format_table
 from speech.asr.infer import Transcriber
 from speech.asr.tuning import hop_error_rates, manifest_audio
@@ -29,9 +28,7 @@ from speech.asr.tuning import hop_error_rates, manifest_audio
 def run(cfg: DictConfig) -> float:
     """Decode dev at each hop, save the best into the model's config.json (unless ``save`` is false); return it."""
     runner.setup_threads(cfg.threads)
-    config = Path(cfg.model) / "config.json"
-    if not config.is_file():
-        raise FileNotFoundError(f"{cfg.model}: not a model directory (no config.json)")
+    config = hub.read_config(cfg.model)  # a missing or broken directory says so before any audio is read
     rows = manifest_audio(cfg.dev)
     if not rows:
         raise ValueError(f"{cfg.dev}: no readable rows to tune on")
@@ -44,10 +41,9 @@ def run(cfg: DictConfig) -> float:
     print(f"[decode hop] {best:g} ms, per language:\n{format_table(results[best])}")
     if not cfg.save:
         return best
-    data = json.loads(config.read_text(encoding="utf-8"))
-    data["decode_hop_ms"] = best
-    runner.write_json(config, data)
-    print(f"[decode hop] {best:g} ms -> {config}")
+    path = Path(cfg.model) / hub.DEFAULT_LAYOUT.config
+    hub.write_json(path, {**config, "decode_hop_ms": best})
+    print(f"[decode hop] {best:g} ms -> {path}")
     return best
 
 

@@ -23,18 +23,16 @@ class LogMel(nn.Module):
         super().__init__()
         self.sample_rate = sample_rate
         self.hop = int(sample_rate * hop_ms / 1000)
-        self.eval_hop = self.hop
         win = int(sample_rate * win_ms / 1000)
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=sample_rate, n_fft=512, win_length=win, hop_length=self.hop, n_mels=n_mels,
             center=True, pad_mode="constant", power=2.0,  # zero padding, as inside a padded batch
         )
-        if eval_hop_ms is not None:
-            self.set_eval_hop(eval_hop_ms)
+        self.set_eval_hop(eval_hop_ms)
 
-    def set_eval_hop(self, ms: float) -> None:
-        """Use a hop of ``ms`` milliseconds outside training."""
-        hop = round(self.sample_rate * ms / 1000)
+    def set_eval_hop(self, ms: float | None) -> None:
+        """Use a hop of ``ms`` milliseconds outside training (None: the training hop)."""
+        hop = self.hop if ms is None else round(self.sample_rate * ms / 1000)
         if not 0 < hop <= self.mel.spectrogram.win_length:
             raise ValueError(f"a log-mel hop of {ms} ms must be positive and at most the window")
         self.eval_hop = hop

@@ -88,7 +88,7 @@ class CTCModel(nn.Module):
         """Read input at a log-mel hop of ``ms`` milliseconds outside training (None: the training hop)."""
         if not isinstance(self.encoder, ConformerEncoder):
             raise ValueError("a decode hop is for log-mel (conformer) models")
-        self.frontend.set_eval_hop(ms if ms is not None else 1000 * self.frontend.hop / self.frontend.sample_rate)
+        self.frontend.set_eval_hop(ms)
         self.cfg.decode_hop_ms = ms
 
     def resize_head(self, vocab_size: int) -> None:
