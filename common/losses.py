@@ -10,6 +10,7 @@ Ranks must hold equally many rows (``all_gather`` needs equal shapes), as Lightn
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
@@ -91,13 +92,16 @@ def _check_pairs(a: Tensor, b: Tensor) -> None:
 
 
 def translation_ranking_loss(
-    a: Tensor, b: Tensor, scale: float | Tensor = 20.0, margin: float = 0.3, bidirectional: bool = True, offset: int = 0
+    a: Tensor, b: Tensor, scale: float | Tensor = 20.0, margin: float = 0.3, bidirectional: bool = True,
+    offset: int = 0, negatives: Tensor | None = None,
 ) -> Tensor:
     """Additive-margin softmax over in-batch negatives (Yang et al., 2019; LaBSE, Feng et al., 2022).
 
     ``a [B, D]`` are anchors and ``b [N, D]`` candidates (N >= B; row ``offset + i`` of ``b`` is the translation of
     row ``i`` of ``a``). Both are expected L2-normalised, so logits are ``scale * (cos - margin on the positive)``.
-    With ``bidirectional`` the loss from ``b``'s side (candidates ranking anchors) is averaged in.
+    With ``bidirectional`` the loss from ``b``'s side (candidates ranking anchors) is averaged in. ``negatives [B]``
+    is, for the ``a``-to-``b`` direction only, the log-sum-exp of each anchor's logits over extra candidates of its
+    own (``LanguageQueue.logsumexp``; ``-inf`` for none), added to its softmax's denominator.
     """
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"expected [B, D] and [N, D] embeddings, got {tuple(a.shape)} and {tuple(b.shape)}")
@@ -105,7 +109,11 @@ def translation_ranking_loss(
     target = torch.arange(a.shape[0], device=a.device) + offset  # [B]
     positive = F.one_hot(target, sim.shape[1]).to(sim.dtype)  # [B, N]
     logits = scale * (sim - margin * positive)
-    loss = F.cross_entropy(logits, target)
+    if negatives is None:
+        loss = F.cross_entropy(logits, target)
+    else:  # cross-entropy over [in-batch, extra] logits, without building the extra ones' [B, K]
+        denominator = torch.logaddexp(torch.logsumexp(logits.float(), dim=1), negatives)
+        loss = (denominator - logits.float().gather(1, target[:, None])[:, 0]).mean()
     if not bidirectional:
         return loss
     # b -> a: each candidate of this rank ranks this rank's anchors.
@@ -113,28 +121,103 @@ def translation_ranking_loss(
     return 0.5 * (loss + F.cross_entropy(local, torch.arange(a.shape[0], device=a.device)))
 
 
-class ContrastiveLoss(nn.Module):
-    """Bidirectional translation-ranking loss with additive margin, over the global batch under DDP."""
+def text_keys(ids: Tensor, mask: Tensor) -> Tensor:
+    """One int64 hash per row of token ids ``[B, T]`` (padding ignored): equal texts get equal keys."""
+    gen = torch.Generator().manual_seed(0x5EED)
+    weights = torch.randint(1, 2**62, (ids.shape[1],), generator=gen, dtype=torch.long).to(ids.device)  # [T]
+    return ((ids.long() + 1) * mask.long() * weights).sum(1)  # [B]; int64 overflow wraps, which a hash may
 
-    def __init__(self, scale: float = 20.0, margin: float = 0.3, bidirectional: bool = True, gather: bool = True):
+
+def _rows_by_lang(langs: Sequence[str], device: torch.device) -> list[tuple[str, Tensor]]:
+    """(language, its row indices) for each language of ``langs``, in sorted order."""
+    rows: dict[str, list[int]] = {}
+    for i, lang in enumerate(langs):
+        rows.setdefault(lang, []).append(i)
+    return [(lang, torch.tensor(rows[lang], device=device)) for lang in sorted(rows)]
+
+
+class LanguageQueue:
+    """A FIFO of past embeddings per language, with their texts' keys: same-language negatives for the ranking loss.
+
+    In-batch negatives of a multilingual batch are mostly in other languages than the positive, while retrieval picks
+    among candidates of one language. The queue gives each anchor the last ``size`` embeddings of its positive's
+    language as extra negatives (detached, as MoCo's and XBM's queues are; Wang et al., 2020), leaving out queued rows
+    whose text equals the positive's (the same message from another source). Under DDP each rank keeps its own.
+    """
+
+    def __init__(self, size: int):
+        if size <= 0:
+            raise ValueError(f"a language queue needs size > 0, got {size}")
+        self.size = size
+        self.emb: dict[str, Tensor] = {}
+        self.keys: dict[str, Tensor] = {}
+
+    def logsumexp(self, x: Tensor, langs: Sequence[str], positive_keys: Tensor, scale: float | Tensor) -> Tensor:
+        """``[B]``: log-sum-exp of ``scale`` times the cosines of ``x [B, D]`` to the queued rows of each row's language
+        ``langs[i]``, leaving out queued rows whose key is ``positive_keys[i]`` (-inf for an empty queue; ~-1e30 where
+        every queued row is left out)."""
+        out = x.new_full((x.shape[0],), float("-inf"), dtype=torch.float32)
+        for lang, rows in _rows_by_lang(langs, x.device):
+            if lang in self.emb:
+                keys = self.keys[lang]
+                # Few rows a language: CPU bf16 products would cost more than they save.
+                with torch.autocast(x.device.type, enabled=False):
+                    sim = scale * (x[rows].float() @ self.emb[lang].T)  # [r, n]
+                # A huge finite logit, not -inf: a row with every queued entry left out must not get NaN gradients.
+                sim = sim.masked_fill(keys[None, :] == positive_keys[rows][:, None], -1e30)
+                out = out.index_put((rows,), torch.logsumexp(sim, dim=1))
+        return out
+
+    @torch.no_grad()
+    def push(self, x: Tensor, langs: Sequence[str], keys: Tensor) -> None:
+        """Queue ``x [B, D]`` (detached) under ``langs``, newest first, dropping the oldest beyond ``size``."""
+        for lang, rows in _rows_by_lang(langs, x.device):
+            old_emb = self.emb.get(lang, x.new_zeros(0, x.shape[1], dtype=torch.float32))
+            old_keys = self.keys.get(lang, keys.new_zeros(0))
+            self.emb[lang] = torch.cat([x[rows].detach().float(), old_emb])[: self.size]
+            self.keys[lang] = torch.cat([keys[rows], old_keys])[: self.size]
+
+
+class ContrastiveLoss(nn.Module):
+    """Bidirectional translation-ranking loss with additive margin, over the global batch under DDP.
+
+    With ``lang_queue > 0`` each anchor also ranks its positive above the last ``lang_queue`` embeddings of the
+    positive's language (``LanguageQueue``); ``forward`` then needs each side's languages and text keys.
+    """
+
+    def __init__(self, scale: float = 20.0, margin: float = 0.3, bidirectional: bool = True, gather: bool = True,
+                 lang_queue: int = 0):
         super().__init__()
         self.scale = scale
         self.margin = margin
         self.bidirectional = bidirectional
         self.gather = gather
+        self.queue = LanguageQueue(lang_queue) if lang_queue else None
 
-    def forward(self, a: Tensor, b: Tensor) -> Tensor:
-        """Loss of paired embeddings ``a [B, D]`` and ``b [B, D]`` (row i of each is one pair)."""
+    def forward(self, a: Tensor, b: Tensor, langs: tuple[Sequence[str], Sequence[str]] | None = None,
+                keys: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """Loss of paired embeddings ``a [B, D]`` and ``b [B, D]`` (row i of each is one pair); ``langs`` and ``keys``
+        (``text_keys``) of both sides are needed with a language queue and ignored without one."""
         if a.shape != b.shape:
             raise ValueError(f"paired embeddings must have equal shapes, got {tuple(a.shape)} and {tuple(b.shape)}")
-        if not self.gather:
+        if self.queue is None:
+            neg_a = neg_b = None
+        elif langs is None or keys is None:
+            raise ValueError("a loss with a language queue needs the languages and text keys of both sides")
+        else:
+            neg_a = self.queue.logsumexp(a, langs[1], keys[1], self.scale)  # a's anchors against b's language
+            neg_b = self.queue.logsumexp(b, langs[0], keys[0], self.scale)
+            if self.training:
+                self.queue.push(a, langs[0], keys[0])
+                self.queue.push(b, langs[1], keys[1])
+        if not self.gather and neg_a is None:
             return translation_ranking_loss(a, b, self.scale, self.margin, self.bidirectional)
-        all_b, offset = gather_with_grad(b)
-        loss = translation_ranking_loss(a, all_b, self.scale, self.margin, bidirectional=False, offset=offset)
+        all_b, offset = gather_with_grad(b) if self.gather else (b, 0)
+        loss = translation_ranking_loss(a, all_b, self.scale, self.margin, False, offset, neg_a)
         if not self.bidirectional:
             return loss
-        all_a, _ = gather_with_grad(a)
-        reverse = translation_ranking_loss(b, all_a, self.scale, self.margin, bidirectional=False, offset=offset)
+        all_a, _ = gather_with_grad(a) if self.gather else (a, 0)
+        reverse = translation_ranking_loss(b, all_a, self.scale, self.margin, False, offset, neg_b)
         return 0.5 * (loss + reverse)
 
 

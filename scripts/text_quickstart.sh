@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The text job on a fresh machine, 30 minutes on 2 cores: set up, build the generated text corpus (data/text) and the
-# real one (data/text_real_large, human translations from 1,386 Debian packages), train experiment=text_encoder_real,
+# real one (data/text_real_large, human translations from 1,386 Debian packages) and Chinese-English dictionary pairs
+# (data/text_dict, CC-CEDICT), train experiment=text_encoder_real,
 # and print xsim tables on the generated-grammar test and on the out-of-domain real test (held-out packages).
 #   bash scripts/text_quickstart.sh [train.py overrides ...]
 # Re-running resumes: built corpora are kept (delete <corpus>/stats.json to rebuild one) and training continues
@@ -13,7 +14,7 @@ py=.venv/bin/python
 source scripts/time_budget.sh
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
 
-for corpus in text text_real_large; do
+for corpus in text text_real_large text_dict; do
   if [ -f "data/$corpus/stats.json" ]; then
     echo "[text] data/$corpus exists; keeping it"
   else

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from common.losses import ContrastiveLoss, translation_ranking_loss
+from common.losses import ContrastiveLoss, text_keys, translation_ranking_loss
 from tests.text_data import LEXICON
 from text.sentence_encoder import SentenceEncoder, from_pretrained, save_pretrained, sentence_encoder_tiny
 from text.tokenizer import UNK_ID, SentencePieceTokenizer
@@ -125,6 +125,36 @@ def test_ranking_loss_prefers_aligned_pairs() -> None:
     assert x.grad is not None and torch.isfinite(x.grad).all()
     with pytest.raises(ValueError, match="equal shapes"):
         loss(a, a[:3])
+
+
+def test_language_queue_adds_past_rows_of_the_positives_language_by_hand() -> None:
+    torch.manual_seed(0)
+    a, b = F.normalize(torch.randn(4, 8), dim=-1), F.normalize(torch.randn(4, 8), dim=-1)
+    ids = torch.arange(12).view(4, 3)
+    keys = (text_keys(ids, torch.ones(4, 3)), text_keys(ids + 100, torch.ones(4, 3)))
+    padded = F.pad(ids, (0, 61)), F.pad(torch.ones(4, 3), (0, 61))  # padding, as a longer batch adds, changes no key
+    assert torch.equal(text_keys(*padded), keys[0]) and len(set(keys[0].tolist() + keys[1].tolist())) == 8
+    langs = (["deu", "deu", "cmn", "cmn"], ["eng", "eng", "eng", "fra"])
+    loss = ContrastiveLoss(10.0, 0.2, lang_queue=3).train()
+    first = loss(a, b, langs, keys)  # the queue is empty: the plain loss
+    torch.testing.assert_close(first, ContrastiveLoss(10.0, 0.2)(a, b))
+    # Now queued: eng <- b[0..2] (newest first, at most 3), fra <- b[3], deu <- a[0..1], cmn <- a[2..3].
+    assert loss.queue is not None and loss.queue.emb["eng"].shape == (3, 8) and loss.queue.emb["fra"].shape == (1, 8)
+    c, d = F.normalize(torch.randn(4, 8), dim=-1), F.normalize(torch.randn(4, 8), dim=-1)
+    new_keys = (text_keys(ids + 200, torch.ones(4, 3)), keys[1].clone())
+    new_keys[1][1] = 7  # d[1] is a new English text; d[0], d[2] repeat queued texts, which must not be negatives
+    logits = 10.0 * (c @ d.T - 0.2 * torch.eye(4))
+    queued = torch.full((4, 3), float("-inf"))
+    queued[0, 1:], queued[1, :], queued[2, :2] = c[0] @ b[1:3].T, c[1] @ b[:3].T, c[2] @ b[:2].T  # b rows: 0 1 2
+    queued[3, 0] = c[3] @ b[3]  # fra: its only queued row is d[3]'s own text
+    queued[3, 0] = float("-inf")
+    back = torch.full((4, 3), float("-inf"))
+    back[:2, :2], back[2:, :2] = d[:2] @ a[:2].T, d[2:] @ a[2:].T
+    forward = F.cross_entropy(torch.cat([logits, 10.0 * queued], 1), torch.arange(4))
+    backward = F.cross_entropy(torch.cat([logits.T, 10.0 * back], 1), torch.arange(4))
+    torch.testing.assert_close(loss(c, d, langs, new_keys), 0.5 * (forward + backward))
+    with pytest.raises(ValueError, match="languages and text keys"):
+        loss(c, d)
 
 
 def test_parallel_reader_names_the_file_and_line_of_a_bad_row(tmp_path: Path) -> None:

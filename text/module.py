@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
-from common.losses import ContrastiveLoss
+from common.losses import ContrastiveLoss, text_keys
 from common.optim import adamw_warmup_cosine, clip_dense_grad_norm, decay_groups
 from text.sentence_encoder import SentenceEncoder, SentenceEncoderConfig, save_pretrained
 from text.tokenizer import SentencePieceTokenizer
@@ -41,6 +41,7 @@ class SentenceEncoderModule(L.LightningModule):
         scale: float = 20.0,
         margin: float = 0.3,
         min_pair_rows: int = 20,
+        lang_queue: int = 0,
     ):
         super().__init__()
         enc = {**_as_dict(encoder), "vocab_size": vocab_size}
@@ -48,19 +49,20 @@ class SentenceEncoderModule(L.LightningModule):
             "encoder": enc, "vocab_size": vocab_size, "tokenizer_path": str(tokenizer_path),
             "langs": list(langs or []), "held_out": list(held_out or []), "lr": lr, "weight_decay": weight_decay,
             "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio, "scale": scale, "margin": margin,
-            "min_pair_rows": min_pair_rows,
+            "min_pair_rows": min_pair_rows, "lang_queue": lang_queue,
         })
         self.net = SentenceEncoder(SentenceEncoderConfig(**enc))
         if self.net.bag is not None and Path(tokenizer_path).exists():  # else the checkpoint's table fills it
             sp = SentencePieceTokenizer(tokenizer_path).sp
             self.net.set_pieces([sp.id_to_piece(i) for i in range(sp.get_piece_size())])
-        self.loss_fn = ContrastiveLoss(scale=scale, margin=margin)
+        self.loss_fn = ContrastiveLoss(scale=scale, margin=margin, lang_queue=lang_queue)
         self._eval: dict[str, list[tuple[int, Tensor]]] = defaultdict(list)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         a = self.net(batch["ids_a"], batch["mask_a"])  # [B, E]
         b = self.net(batch["ids_b"], batch["mask_b"])  # [B, E]
-        loss = self.loss_fn(a, b)
+        keys = (text_keys(batch["ids_a"], batch["mask_a"]), text_keys(batch["ids_b"], batch["mask_b"]))
+        loss = self.loss_fn(a, b, (batch["langs_a"], batch["langs_b"]), keys)
         bs = a.shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         with torch.no_grad():
