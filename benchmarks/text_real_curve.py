@@ -50,12 +50,14 @@ def count_rows(manifest: Path) -> int:
 
 def point_config(size: str, steps: int, out: Path, corpus: Path, overrides: list[str]) -> Any:
     """experiment=text_encoder_real for ``steps`` steps on the first ``size`` real rows (``all``, or 0: none)."""
+    # The curve is over real rows beside the generated ones: the dictionary source is left out.
     real = [f"data.train_manifest.real={corpus / 'parallel/train.jsonl'}", f"data.mono_dir.real={corpus / 'mono'}",
-            f"data.val_manifest={corpus / 'parallel/dev.jsonl'}"]
+            f"data.val_manifest={corpus / 'parallel/dev.jsonl'}",
+            "~data.train_manifest.dict", "~data.train_weights.dict"]
     if size == "all":
         data = ["data.train_weights=null"]
     elif int(size) == 0:
-        data = ["data.train_weights={real: 0, generated: 1}"]
+        data = ["data.train_weights.real=0", "data.train_weights.generated=1"]
     else:
         data = [f"+data.train_rows={{real: {int(size)}}}", "data.train_weights=null"]
     with runner.train_configs():
