@@ -261,6 +261,7 @@ def test_curve_points_use_the_chosen_corpus_for_fixed_steps(tmp_path: Path) -> N
     assert cfg.data.mono_dir.real == str(corpus / "mono")
     assert cfg.data.val_manifest == str(corpus / "parallel/dev.jsonl")
     assert cfg.data.train_rows == {"real": 4000} and cfg.data.train_weights is None
+    assert "dict" not in cfg.data.train_manifest  # the curve is over real rows beside the generated ones
     assert curve.point_config("0", 5, tmp_path, corpus, []).data.train_weights == {"real": 0, "generated": 1}
     # Inside the script's own @hydra.main (another config dir) too, which is put back afterwards.
     from hydra import initialize_config_dir
