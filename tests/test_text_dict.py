@@ -22,6 +22,7 @@ CEDICT = """# CC-CEDICT
 打開 打开 [da3 kai1] /to open/to switch on/
 AA制 AA制 [A A zhi4] /to split the bill/
 表 表 [biao3] /Open the file/
+this line is broken
 """
 
 
@@ -60,9 +61,25 @@ def test_build_keeps_heldout_and_reserved_text_out(tmp_path: Path, monkeypatch: 
     assert "balance" in english and all(set(r["texts"]) == {"eng_Latn", "cmn_Hans"} for r in rows)
     assert stats["splits"]["train"]["rows"] == len(rows) == 6
     assert stats["sources"][0]["licence"].startswith("CC-BY-SA-4.0")
+    assert stats["sources"][0]["errors"] == [f"{tmp_path / 'cedict_test.txt.gz'}:10: not a CEDICT entry "
+                                             "(traditional simplified [pinyin] /senses/)"]
     assert build_dict_corpus(cfg) == stats  # built: kept as it is
 
 
 def test_the_packaged_dictionary_reads() -> None:
     entries = dict(cedict_entries(text_dict.cedict_path(), max_senses=1))
     assert len(entries) > 90_000 and entries["发票"].startswith("invoice")
+
+
+def test_a_corrupt_dictionary_or_a_missing_test_manifest_is_named(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = tmp_path / "cedict_bad.txt.gz"
+    bad.write_bytes(b"not gzip at all")
+    with pytest.raises(ValueError, match=r"cedict_bad\.txt\.gz: not a readable gzipped CC-CEDICT file"):
+        list(cedict_entries(bad))
+    _fake_cedict(tmp_path, monkeypatch)
+    cfg = DictCorpusConfig(out_dir=str(tmp_path / "out"), exclude=[str(tmp_path / "gone.jsonl")],
+                           system_locale_dir=str(tmp_path / "locale"))
+    with pytest.raises(FileNotFoundError, match=r"gone\.jsonl"):
+        build_dict_corpus(cfg)
+    assert not (tmp_path / "out" / "stats.json").exists()

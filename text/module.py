@@ -61,8 +61,11 @@ class SentenceEncoderModule(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         a = self.net(batch["ids_a"], batch["mask_a"])  # [B, E]
         b = self.net(batch["ids_b"], batch["mask_b"])  # [B, E]
-        keys = (text_keys(batch["ids_a"], batch["mask_a"]), text_keys(batch["ids_b"], batch["mask_b"]))
-        loss = self.loss_fn(a, b, (batch["langs_a"], batch["langs_b"]), keys)
+        if self.loss_fn.queue is None:
+            loss = self.loss_fn(a, b)
+        else:  # the queue needs each side's languages, and its texts' keys to leave out equal texts
+            keys = (text_keys(batch["ids_a"], batch["mask_a"]), text_keys(batch["ids_b"], batch["mask_b"]))
+            loss = self.loss_fn(a, b, (batch["langs_a"], batch["langs_b"]), keys)
         bs = a.shape[0]
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         with torch.no_grad():

